@@ -1,0 +1,50 @@
+//! `roster:signals/signals`: signals to other workers, on granted topics only.
+
+use serde_json::json;
+
+use crate::bindings::roster::signals::signals::Host;
+use crate::bindings::roster::types::types::{Error, Receipt};
+use crate::gate::{ActionKind, Call};
+use crate::state::HostState;
+use crate::store::SignalEntry;
+
+impl Host for HostState {
+    fn emit(&mut self, topic: String, payload: String) -> wasmtime::Result<Result<Receipt, Error>> {
+        self.gate.enter(super::len(&topic) + super::len(&payload))?;
+        let call = Call::new(
+            "signals",
+            "emit",
+            ActionKind::Effect,
+            format!("topic:{topic}"),
+            json!({ "topic": topic, "payload_bytes": payload.len() }),
+        );
+        let Some(scope) = &self.worker.grant.capabilities.signals else {
+            return Ok(Err(self
+                .gate
+                .deny(call, "capability `signals` is not granted")));
+        };
+        if !scope.may_emit(&topic) {
+            let reason = format!("topic `{topic}` is outside the granted topics");
+            return Ok(Err(self.gate.deny(call, reason)));
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&payload) {
+            let error = Error::InvalidInput(format!("the payload is not JSON: {e}"));
+            return Ok(Err(self.gate.reject(call, error)));
+        }
+        let store = self.worker.services.store.clone();
+        let worker = self.worker.plugin.clone();
+        let result = self.gate.act(call, |id| {
+            let entry = SignalEntry {
+                id: id.to_string(),
+                worker,
+                topic,
+                payload,
+            };
+            store
+                .record_signal(&entry)
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+            Ok(((), json!({ "signal": id })))
+        })?;
+        Ok(result.map(|(_, receipt)| receipt))
+    }
+}

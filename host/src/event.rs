@@ -1,0 +1,172 @@
+//! Events as they arrive at the host (JSON), and their conversion into the WIT event a
+//! worker sees, reduced to what the worker's grant lets it read.
+//!
+//! ```json
+//! {"id": "evt-1", "trigger": {"type": "record-created"}, "object": "lead", "record-id": "L-1"}
+//! {"trigger": {"type": "record-updated", "changes": [{"field": "status", "old": "new", "new": "open"}]},
+//!  "object": "lead", "record-id": "L-1"}
+//! {"trigger": {"type": "named", "name": "form-submitted"}, "payload": {"form": "demo"}}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::roster::worker::types::{Event, FieldChange, Trigger};
+use crate::capability::records::{to_wit, visible};
+use crate::error::Error;
+use crate::state::WorkerContext;
+use crate::store::FieldValue;
+
+/// An event to run a worker on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventInput {
+    /// The event id; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// What happened.
+    pub trigger: TriggerInput,
+    /// The object type of the record the event is about.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The id of the record the event is about (read from the store).
+    #[serde(default)]
+    pub record_id: Option<String>,
+    /// Extra data (for example a webhook body).
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+    /// When it happened, in milliseconds since the Unix epoch; now when absent.
+    #[serde(default)]
+    pub occurred_at: Option<i64>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TriggerInput {
+    /// A record was created.
+    RecordCreated,
+    /// A record was updated.
+    RecordUpdated {
+        /// The changed fields.
+        #[serde(default)]
+        changes: Vec<ChangeInput>,
+    },
+    /// A record was deleted.
+    RecordDeleted,
+    /// A schedule fired.
+    Schedule {
+        /// The schedule's name.
+        name: String,
+    },
+    /// A named business event.
+    Named {
+        /// The event's name.
+        name: String,
+    },
+    /// A signal from another worker.
+    Signal {
+        /// The topic.
+        topic: String,
+    },
+    /// A threshold was crossed.
+    Threshold {
+        /// The threshold's name.
+        name: String,
+    },
+    /// A person ran the worker by hand.
+    Manual,
+}
+
+/// One changed field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeInput {
+    /// The field.
+    pub field: String,
+    /// Its old value.
+    pub old: FieldValue,
+    /// Its new value.
+    pub new: FieldValue,
+}
+
+impl EventInput {
+    /// Parses an event from JSON text (from `what`: a path or `<stdin>`).
+    pub fn parse(what: &str, text: &str) -> Result<EventInput, Error> {
+        crate::config_file::parse_json(what, text)
+    }
+
+    /// The event as `worker` may see it. Fails when the event refers to a record that does
+    /// not exist (except for deletions) or is malformed.
+    pub(crate) fn to_wit(
+        &self,
+        worker: &WorkerContext,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Event, Error> {
+        let object_scope = self.object.as_deref().and_then(|o| {
+            worker
+                .grant
+                .capabilities
+                .records
+                .as_ref()
+                .and_then(|r| r.object(o))
+        });
+        let record = match (&self.object, &self.record_id) {
+            (None, Some(_)) => {
+                return Err(Error::InvalidEvent("`record-id` needs `object`".into()));
+            }
+            (Some(object), Some(record_id)) => {
+                let stored = worker.services.store.get_record(object, record_id)?;
+                match (stored, object_scope) {
+                    (Some(r), Some(scope)) => Some(visible(&r, scope)),
+                    (Some(_), None) => None,
+                    (None, _) if self.trigger == TriggerInput::RecordDeleted => None,
+                    (None, _) => {
+                        return Err(Error::InvalidEvent(format!(
+                            "record {object}/{record_id} does not exist"
+                        )));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let trigger = match &self.trigger {
+            TriggerInput::RecordCreated => Trigger::RecordCreated,
+            TriggerInput::RecordUpdated { changes } => Trigger::RecordUpdated(
+                changes
+                    .iter()
+                    .filter(|c| object_scope.is_some_and(|s| s.may_read(&c.field)))
+                    .map(|c| FieldChange {
+                        field: c.field.clone(),
+                        old: to_wit(&c.old),
+                        new: to_wit(&c.new),
+                    })
+                    .collect(),
+            ),
+            TriggerInput::RecordDeleted => Trigger::RecordDeleted,
+            TriggerInput::Schedule { name } => Trigger::Schedule(name.clone()),
+            TriggerInput::Named { name } => Trigger::Named(name.clone()),
+            TriggerInput::Signal { topic } => Trigger::Signal(topic.clone()),
+            TriggerInput::Threshold { name } => Trigger::Threshold(name.clone()),
+            TriggerInput::Manual => Trigger::Manual,
+        };
+        Ok(Event {
+            id: id.to_string(),
+            trigger,
+            record,
+            payload: self.payload.as_ref().map(|p| p.to_string()),
+            occurred_at: self.occurred_at.unwrap_or(now_ms),
+        })
+    }
+}
+
+/// The bytes an event carries across the boundary.
+pub(crate) fn event_size(event: &Event) -> u64 {
+    let record = event.record.as_ref().map_or(0, |r| {
+        r.fields
+            .iter()
+            .map(|f| f.name.len() as u64 + crate::capability::records::to_stored(&f.value).size())
+            .sum::<u64>()
+    });
+    event.payload.as_ref().map_or(0, |p| p.len() as u64) + record + event.id.len() as u64
+}

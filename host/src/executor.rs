@@ -1,0 +1,195 @@
+//! Running one event in a fresh sandbox.
+//!
+//! Every execution gets a new `Store` instantiated from the worker's `InstancePre`, with its
+//! own fuel, epoch deadline, resource limiter and action gate, and is dropped afterwards: no
+//! state leaks from one execution into the next except through granted capabilities. Every
+//! way an execution can end is turned into a [`Status`]; none of them affects the host or
+//! other workers.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+use crate::error::Error;
+use crate::event::{EventInput, event_size};
+use crate::gate::{Gate, Mode, describe};
+use crate::limits::LimitExceeded;
+use crate::loader::LoadedWorker;
+use crate::report::{ExecutionReport, OutcomeReport, Status};
+use crate::state::{HostState, OutputCapture};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn limit_status(hit: LimitExceeded) -> Status {
+    match hit {
+        LimitExceeded::Memory { .. } => Status::MemoryLimit,
+        LimitExceeded::Table { .. } => Status::TableLimit,
+        LimitExceeded::Actions { .. } => Status::ActionLimit,
+        LimitExceeded::HostCalls { .. } => Status::HostCallLimit,
+        LimitExceeded::CallBytes { .. } => Status::PayloadLimit,
+    }
+}
+
+/// The status and message of a trap.
+fn classify(error: &wasmtime::Error, limiter_hit: Option<LimitExceeded>) -> (Status, String) {
+    if let Some(hit) = limiter_hit.or_else(|| error.downcast_ref::<LimitExceeded>().copied()) {
+        return (limit_status(hit), hit.to_string());
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        let status = match trap {
+            Trap::OutOfFuel => Status::OutOfFuel,
+            Trap::Interrupt => Status::Timeout,
+            Trap::StackOverflow => Status::StackOverflow,
+            _ => Status::Trapped,
+        };
+        return (status, trap.to_string());
+    }
+    (Status::Trapped, format!("{error:#}"))
+}
+
+/// A Rust panic's location and message, from what the guest printed to standard error.
+fn panic_message(printed: &str) -> Option<String> {
+    let mut lines = printed.lines().skip_while(|l| !l.contains("panicked at"));
+    let location = lines.next()?;
+    let message: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("note:") && !l.trim().is_empty())
+        .take(5)
+        .collect();
+    Some(
+        format!("{} {}", location.trim(), message.join(" "))
+            .trim()
+            .to_string(),
+    )
+}
+
+impl LoadedWorker {
+    /// Runs one event. `Err` only when the event itself is invalid (nothing ran); every way
+    /// the worker can fail is a status in the report.
+    pub fn execute(&self, input: &EventInput, mode: Mode) -> Result<ExecutionReport, Error> {
+        let ctx = &self.context;
+        let limits = ctx.limits;
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        let event_id = input.id.clone().unwrap_or_else(|| execution_id.clone());
+        let event = input.to_wit(ctx, &event_id, now_ms())?;
+        let size = event_size(&event);
+        if size > limits.call_bytes {
+            return Err(Error::InvalidEvent(format!(
+                "the event carries {size} bytes, more than the limit of {}",
+                limits.call_bytes
+            )));
+        }
+
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_millis(limits.timeout_ms);
+        let output = OutputCapture::new(limits.log_bytes as usize);
+        let gate = Gate::new(execution_id.clone(), limits, mode);
+        let state = HostState::new(ctx.clone(), gate, &output, deadline);
+        let mut store = Store::new(self.runtime.engine.wasmtime(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(limits.fuel)?;
+        store.set_epoch_deadline(self.runtime.engine.ticks_for(limits.timeout_ms));
+        store.epoch_deadline_trap();
+
+        let mut outcome = None;
+        let mut error = None;
+        let mut backtrace = None;
+        let status = match self.pre.instantiate(&mut store) {
+            Err(e) => {
+                let (status, message) = classify(&e, store.data().limiter.hit);
+                let status = if status == Status::Trapped {
+                    Status::InstantiationFailed
+                } else {
+                    status
+                };
+                error = Some(message);
+                status
+            }
+            Ok(worker) => match worker
+                .roster_worker_handler()
+                .call_handle(&mut store, &event)
+            {
+                Ok(Ok(o)) => {
+                    use crate::bindings::roster::worker::types::OutcomeStatus;
+                    let status = match o.status {
+                        OutcomeStatus::Success => Status::Success,
+                        OutcomeStatus::Partial => Status::Partial,
+                        OutcomeStatus::Skipped => Status::Skipped,
+                    };
+                    outcome = Some(OutcomeReport {
+                        status,
+                        summary: o.summary,
+                        confidence: o.confidence.map(|c| c.clamp(0.0, 1.0)),
+                    });
+                    status
+                }
+                Ok(Err(e)) => {
+                    error = Some(describe(&e));
+                    Status::Failed
+                }
+                Err(e) => {
+                    let (status, message) = classify(&e, store.data().limiter.hit);
+                    backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+                    error = Some(message);
+                    status
+                }
+            },
+        };
+
+        let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.into_data();
+        let (printed, output_truncated) = output.contents();
+        if status == Status::Trapped
+            && let Some(panic) = panic_message(&printed)
+        {
+            error = Some(format!("{}; {panic}", error.unwrap_or_default()));
+        }
+        let mut gate = state.gate;
+        let report = ExecutionReport {
+            execution_id,
+            worker: ctx.plugin.clone(),
+            version: ctx.version.clone(),
+            principal: ctx.grant.grant.principal.clone(),
+            grant_digest: ctx.grant_digest.clone(),
+            component_digest: ctx.component_digest.clone(),
+            event_id,
+            status,
+            outcome,
+            error,
+            backtrace,
+            host_calls: gate.host_calls(),
+            actions: gate.take_log(),
+            logs: state.logs.lines,
+            output: printed,
+            logs_truncated: state.logs.truncated || output_truncated,
+            fuel_consumed,
+            duration_us: started.elapsed().as_micros() as u64,
+        };
+        tracing::info!(
+            worker = %report.worker,
+            execution = %report.execution_id,
+            status = %report.status,
+            actions = report.actions.len(),
+            "execution finished"
+        );
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_taken_from_standard_error() {
+        let printed = "\nthread '<unnamed>' panicked at src/lib.rs:9:9:\nboom happened\nnote: run with RUST_BACKTRACE\n";
+        assert_eq!(
+            panic_message(printed).as_deref(),
+            Some("thread '<unnamed>' panicked at src/lib.rs:9:9: boom happened")
+        );
+        assert_eq!(panic_message("all fine"), None);
+    }
+}

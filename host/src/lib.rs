@@ -1,0 +1,47 @@
+//! `roster-host`: loads third-party worker components into a sandbox with exactly the
+//! capabilities an admin granted, within hard limits, and records everything they attempt.
+//!
+//! The pipeline of one execution, one module per stage:
+//!
+//! - [`manifest`] and [`grant`] read what a plugin requests and what an admin granted
+//!   ([`scope`] holds the per-capability scopes both use);
+//! - [`imports`] reads what the component *actually* imports from its binary;
+//! - [`loader`] refuses a component whose imports are not granted, links exactly the granted
+//!   [`capability`] interfaces and pre-instantiates it on the shared [`engine`];
+//! - [`executor`] runs one [`event`] in a fresh sandbox under [`limits`], with every
+//!   capability call passing through the action [`gate`], and returns a [`report`];
+//! - [`store`] is the embedded redb store behind the records, memory, notify and signals
+//!   capabilities; [`runtime`] ties engine, store and backends together; [`cli`] is the
+//!   `roster` command.
+
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod bindings;
+pub mod capability;
+pub mod cli;
+pub mod config_file;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod executor;
+pub mod gate;
+pub mod grant;
+pub mod imports;
+pub mod limits;
+pub mod loader;
+pub mod manifest;
+pub mod report;
+pub mod runtime;
+pub mod scope;
+pub mod state;
+pub mod store;
+
+pub use error::Error;
+pub use event::EventInput;
+pub use gate::Mode;
+pub use grant::Grant;
+pub use loader::LoadedWorker;
+pub use manifest::Manifest;
+pub use report::{ExecutionReport, Status};
+pub use runtime::{Runtime, RuntimeConfig};

@@ -1,0 +1,5 @@
+//! The `roster` command.
+
+fn main() -> std::process::ExitCode {
+    roster_host::cli::main()
+}

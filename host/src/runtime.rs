@@ -1,0 +1,84 @@
+//! The host runtime: the engine, the backends and the host's maximum limits, from which
+//! workers are loaded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::capability::http::HttpClient;
+use crate::engine::{Engine, EngineConfig};
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::state::Services;
+use crate::store::Store;
+
+/// How a runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The data directory: the store file and the compiled-component cache live here.
+    pub data_dir: PathBuf,
+    /// The engine's configuration; its cache directory defaults to `data_dir/cache`.
+    pub engine: EngineConfig,
+    /// The most any manifest or grant may raise a limit to.
+    pub max_limits: Limits,
+}
+
+impl RuntimeConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        RuntimeConfig {
+            data_dir: data_dir.into(),
+            engine: EngineConfig::default(),
+            max_limits: Limits::default(),
+        }
+    }
+}
+
+/// A running host: load workers from it and run them.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) services: Services,
+    pub(crate) max_limits: Limits,
+}
+
+impl Runtime {
+    /// Opens the data directory (creating it if needed) and starts the engine.
+    pub fn open(mut config: RuntimeConfig) -> Result<Runtime, Error> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        if config.engine.cache_dir.is_none() {
+            config.engine.cache_dir = Some(config.data_dir.join("cache"));
+        }
+        let store = Store::open(&config.data_dir.join("roster.redb"))?;
+        Self::with_store(config, store)
+    }
+
+    /// Starts the engine over an already open store.
+    pub fn with_store(config: RuntimeConfig, store: Store) -> Result<Runtime, Error> {
+        let engine = Engine::new(config.engine)?;
+        let http = HttpClient::new().map_err(|source| Error::Io {
+            path: PathBuf::from("<http client runtime>"),
+            source,
+        })?;
+        Ok(Runtime {
+            engine,
+            services: Services {
+                store,
+                http: Arc::new(http),
+            },
+            max_limits: config.max_limits,
+        })
+    }
+
+    /// The embedded store.
+    pub fn store(&self) -> &Store {
+        &self.services.store
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

@@ -1,0 +1,173 @@
+//! The data a worker's sandbox holds: what is fixed per installed worker
+//! ([`WorkerContext`]) and what lives for one execution ([`HostState`]).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capability::http::HttpClient;
+use crate::gate::Gate;
+use crate::grant::Grant;
+use crate::limits::{Limits, StoreLimiter};
+use crate::report::LogLine;
+use crate::store::Store;
+
+/// The backends capabilities talk to, shared by every worker of a host.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// The embedded store (records, memory, outbox, signals).
+    pub store: Store,
+    /// The outbound HTTP client.
+    pub http: Arc<HttpClient>,
+}
+
+/// What is fixed for one installed worker version.
+#[derive(Debug)]
+pub struct WorkerContext {
+    /// The plugin id.
+    pub plugin: String,
+    /// The plugin version.
+    pub version: String,
+    /// The grant in force.
+    pub grant: Grant,
+    /// The grant's digest.
+    pub grant_digest: String,
+    /// The component's digest.
+    pub component_digest: String,
+    /// The limits of every execution.
+    pub limits: Limits,
+    /// The backends.
+    pub services: Services,
+}
+
+/// Log lines and output kept for one execution, within the log limit.
+#[derive(Debug, Default)]
+pub struct LogBuffer {
+    /// The lines kept.
+    pub lines: Vec<LogLine>,
+    /// Bytes kept so far (lines and output).
+    pub bytes: u64,
+    /// Whether anything was dropped.
+    pub truncated: bool,
+}
+
+/// Standard output and error of one execution, shared with the WASI streams.
+#[derive(Clone, Debug, Default)]
+pub struct OutputCapture {
+    inner: Arc<Mutex<(Vec<u8>, bool)>>,
+    capacity: usize,
+}
+
+impl OutputCapture {
+    /// A capture keeping at most `capacity` bytes; the rest is dropped and noted.
+    pub fn new(capacity: usize) -> Self {
+        OutputCapture {
+            inner: Arc::default(),
+            capacity,
+        }
+    }
+
+    /// What was captured, and whether anything was dropped.
+    pub fn contents(&self) -> (String, bool) {
+        match self.inner.lock() {
+            Ok(g) => (String::from_utf8_lossy(&g.0).into_owned(), g.1),
+            Err(_) => (String::new(), true),
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for OutputCapture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for OutputCapture {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for OutputCapture {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(mut g) = self.inner.lock() {
+            let room = self.capacity.saturating_sub(g.0.len());
+            let keep = room.min(buf.len());
+            g.0.extend_from_slice(&buf[..keep]);
+            if keep < buf.len() {
+                g.1 = true;
+            }
+        }
+        // The worker is told everything was written: output beyond the cap is dropped, not
+        // an error the worker has to handle.
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The store data of one execution.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: StoreLimiter,
+    pub(crate) gate: Gate,
+    pub(crate) worker: Arc<WorkerContext>,
+    pub(crate) logs: LogBuffer,
+    pub(crate) deadline: Instant,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// A sandbox for one execution: no files, no environment, no network, no arguments;
+    /// output captured within the log limit.
+    pub(crate) fn new(
+        worker: Arc<WorkerContext>,
+        gate: Gate,
+        output: &OutputCapture,
+        deadline: Instant,
+    ) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: StoreLimiter::new(worker.limits),
+            gate,
+            logs: LogBuffer::default(),
+            worker,
+            deadline,
+        }
+    }
+}

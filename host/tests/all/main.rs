@@ -1,0 +1,28 @@
+//! Integration tests of the host, each with a real component built from `tests/programs`.
+//!
+//! One test binary for the whole crate (link time is the bottleneck); one module per area.
+
+mod cli;
+mod common;
+mod http;
+mod limits;
+mod loading;
+mod scopes;
+
+/// Every guest program must have a test named after it: `foreach_program!` lists the
+/// programs and this fails to compile when one has no test.
+macro_rules! require_test {
+    ($name:ident) => {
+        const _: fn() = by_program::$name;
+    };
+}
+test_programs_artifacts::foreach_program!(require_test);
+
+mod by_program {
+    pub use super::limits::{
+        fault_panic, limits_action_flood, limits_call_flood, limits_huge_string,
+        limits_memory_bomb, limits_recursion, limits_spin,
+    };
+    pub use super::loading::{bench_two_calls, worker_well_behaved};
+    pub use super::scopes::capability_probe;
+}

@@ -1,0 +1,224 @@
+//! Scopes: inside each granted capability, every call is checked against the grant; a
+//! denial returns `denied` to the plugin and is recorded.
+
+use roster_host::Status;
+use roster_host::gate::ActionResult;
+use roster_host::store::FieldValue;
+use serde_json::json;
+use test_programs_artifacts::CAPABILITY_PROBE;
+
+use crate::common::*;
+
+const REQUEST: &str = "\
+[records.objects.lead]
+read = [\"*\"]
+write = [\"*\"]
+create = true
+delete = true
+[records.objects.account]
+read = [\"*\"]
+[notify]
+channels = [\"email\", \"in-app\", \"sms\"]
+recipients = [\"*\"]
+[memory]
+quota-bytes = 100
+[signals]
+topics = [\"*\"]
+[http]
+allow = []
+";
+
+const GRANT: &str = "\
+[records.objects.lead]
+read = [\"name\", \"status\", \"score\"]
+write = [\"score\"]
+[notify]
+channels = [\"email\"]
+recipients = [\"*@example.com\"]
+[memory]
+quota-bytes = 40
+[signals]
+topics = [\"revenue.*\"]
+";
+
+fn probe(id: &str) -> roster_host::LoadedWorker {
+    let manifest = manifest_with(id, "optional-capabilities = [\"http\"]", REQUEST);
+    load(CAPABILITY_PROBE, &manifest, &grant(id, GRANT)).unwrap()
+}
+
+#[test]
+pub fn capability_probe() {
+    seed_lead(
+        "S-1",
+        "ann",
+        &[
+            ("name", "Scoped One"),
+            ("status", "open"),
+            ("ssn", "123-45-6789"),
+        ],
+    );
+    let worker = probe("test.scopes-granted");
+    let report = run(
+        &worker,
+        &payload_event(json!({"calls": [
+            {"op": "get", "object": "lead", "id": "S-1"},
+            {"op": "update", "object": "lead", "id": "S-1", "fields": {"score": 88}},
+            {"op": "find", "object": "lead", "field": "name", "value": "scoped one"},
+            {"op": "notify", "channel": "email", "to": ["ann@example.com"], "body": "hi"},
+            {"op": "mem-set", "key": "k", "value": "v"},
+            {"op": "mem-get", "key": "k"},
+            {"op": "emit", "topic": "revenue.closed-won", "payload": "{\"deal\": 1}"},
+            {"op": "get", "object": "lead", "id": "nope"},
+        ]})),
+    );
+    let lines = lines(&report);
+    assert_eq!(
+        lines[0], "ok S-1 fields=name,status",
+        "hidden fields are not returned"
+    );
+    assert!(lines[1].starts_with("ok "), "{lines:?}");
+    assert_eq!(lines[2], "ok S-1");
+    assert!(lines[3].starts_with("ok "), "{lines:?}");
+    assert_eq!(lines[4], "ok set");
+    assert_eq!(lines[5], "ok v");
+    assert!(lines[6].starts_with("ok "), "{lines:?}");
+    assert_eq!(lines[7], "not-found lead/nope");
+    let stored = runtime()
+        .store()
+        .get_record("lead", "S-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.fields["score"], FieldValue::Integer(88));
+    assert!(
+        runtime()
+            .store()
+            .signals()
+            .unwrap()
+            .iter()
+            .any(|s| s.topic == "revenue.closed-won")
+    );
+    assert_eq!(report.denials().count(), 0);
+}
+
+#[test]
+fn out_of_scope_objects_and_fields_are_denied_and_recorded() {
+    seed_lead(
+        "S-2",
+        "ann",
+        &[
+            ("name", "Scoped Two"),
+            ("status", "open"),
+            ("ssn", "123-45-6789"),
+        ],
+    );
+    let worker = probe("test.scopes-records");
+    let report = run(
+        &worker,
+        &payload_event(json!({"calls": [
+            {"op": "get", "object": "account", "id": "A-1"},
+            {"op": "update", "object": "lead", "id": "S-2", "fields": {"status": "won", "score": 1}},
+            {"op": "find", "object": "lead", "field": "ssn", "value": "123-45-6789"},
+            {"op": "create", "object": "lead", "fields": {"score": 1}},
+            {"op": "delete", "object": "lead", "id": "S-2"},
+        ]})),
+    );
+    let lines = lines(&report);
+    assert_eq!(lines[0], "denied object `account` is not granted");
+    assert_eq!(lines[1], "denied fields not writable on `lead`: status");
+    assert_eq!(
+        lines[2],
+        "denied filters name fields not readable on `lead`: ssn"
+    );
+    assert_eq!(lines[3], "denied creating `lead` records is not granted");
+    assert_eq!(lines[4], "denied deleting `lead` records is not granted");
+    assert_eq!(report.denials().count(), 5);
+    let stored = runtime()
+        .store()
+        .get_record("lead", "S-2")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.fields["status"],
+        FieldValue::Text("open".into()),
+        "a denied write changes nothing"
+    );
+    assert!(!stored.fields.contains_key("score"));
+}
+
+#[test]
+fn out_of_scope_recipients_channels_topics_and_quota_are_refused() {
+    let worker = probe("test.scopes-notify");
+    let report = run(
+        &worker,
+        &payload_event(json!({"calls": [
+            {"op": "notify", "channel": "email", "to": ["ann@example.com", "eve@evil.test"], "body": "x"},
+            {"op": "notify", "channel": "sms", "to": ["+15550100"], "body": "x"},
+            {"op": "notify", "channel": "email", "to": ["ann@example.com.evil.test"], "body": "x"},
+            {"op": "emit", "topic": "finance.invoice-paid", "payload": "{}"},
+            {"op": "emit", "topic": "revenue.won", "payload": "not json"},
+            {"op": "mem-set", "key": "big", "value": "0123456789012345678901234567890123456789"},
+        ]})),
+    );
+    let lines = lines(&report);
+    assert_eq!(
+        lines[0],
+        "denied recipients outside the granted patterns: eve@evil.test"
+    );
+    assert_eq!(lines[1], "denied channel `sms` is not granted");
+    assert_eq!(
+        lines[2],
+        "denied recipients outside the granted patterns: ann@example.com.evil.test"
+    );
+    assert_eq!(
+        lines[3],
+        "denied topic `finance.invoice-paid` is outside the granted topics"
+    );
+    assert!(
+        lines[4].starts_with("invalid-input the payload is not JSON"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[5].starts_with("budget-exceeded memory quota of 40 bytes"),
+        "{lines:?}"
+    );
+    assert_eq!(report.denials().count(), 4);
+    let outbox = runtime().store().outbox().unwrap();
+    assert!(
+        !outbox.iter().any(|n| n.worker == "test.scopes-notify"),
+        "nothing was sent"
+    );
+    let recorded: Vec<&str> = report
+        .actions
+        .iter()
+        .filter_map(|a| match &a.result {
+            ActionResult::Denied { .. } => Some(a.target.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "email:ann@example.com,eve@evil.test",
+            "sms:+15550100",
+            "email:ann@example.com.evil.test",
+            "topic:finance.invoice-paid"
+        ]
+    );
+}
+
+#[test]
+fn memory_is_private_to_each_worker() {
+    let writer = probe("test.scopes-mem-a");
+    let reader = probe("test.scopes-mem-b");
+    let w = run(
+        &writer,
+        &payload_event(json!({"calls": [{"op": "mem-set", "key": "secret", "value": "a"}]})),
+    );
+    assert_eq!(lines(&w), ["ok set"]);
+    let r = run(
+        &reader,
+        &payload_event(json!({"calls": [{"op": "mem-get", "key": "secret"}]})),
+    );
+    assert_eq!(lines(&r), ["ok <none>"]);
+    assert_eq!(r.status, Status::Success);
+}

@@ -1,0 +1,3 @@
+//! The signals capability: emit signals that trigger other workers.
+
+pub use crate::bindings::roster::signals::signals::emit;
