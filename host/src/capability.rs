@@ -1,9 +1,9 @@
 //! Capabilities: one file per WIT interface, each implementing the interface's host trait.
 //!
 //! A capability file answers three questions for its interface: how it is linked
-//! ([`link`]), how a grant's scope is checked on every call (inside each host function,
+//! (`link`), how a grant's scope is checked on every call (inside each host function,
 //! through the [`crate::gate::Gate`]), and which backend it talks to
-//! ([`crate::state::Services`]). The baseline ([`link_baseline`]) is what every worker gets:
+//! ([`crate::state::Services`]). The baseline (`link_baseline`) is what every worker gets:
 //! WASI with no files, environment or network, the shared type interfaces and logging.
 
 pub mod http;

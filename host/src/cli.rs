@@ -358,6 +358,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 
 fn demo(data_dir: &Path, repo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let repo = repo.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let repo = std::fs::canonicalize(&repo).with_context(|| format!("{}", repo.display()))?;
     let plugins = build(&repo.join("plugins"))?;
     println!("built {} first-party plugin(s):", plugins.len());
     for p in &plugins {

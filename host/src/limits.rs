@@ -112,8 +112,8 @@ impl LimitsOverride {
             ("memories", self.memories.map(u64::from)),
             ("actions", self.actions.map(u64::from)),
             ("host-calls", self.host_calls.map(u64::from)),
-            ("call-bytes", self.call_bytes.map(u64::from)),
-            ("log-bytes", self.log_bytes.map(u64::from)),
+            ("call-bytes", self.call_bytes),
+            ("log-bytes", self.log_bytes),
         ];
         fields
             .iter()

@@ -210,3 +210,35 @@ impl Outcome {
         }
     }
 }
+
+impl WorkerError {
+    /// The error's case as named in the contract: `denied`, `not-found`, `invalid-input`,
+    /// `unavailable`, `budget-exceeded` or `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkerError::Denied(_) => "denied",
+            WorkerError::NotFound(_) => "not-found",
+            WorkerError::InvalidInput(_) => "invalid-input",
+            WorkerError::Unavailable(_) => "unavailable",
+            WorkerError::BudgetExceeded(_) => "budget-exceeded",
+            WorkerError::Other(_) => "other",
+        }
+    }
+
+    /// The reason the host (or the worker) gave.
+    pub fn reason(&self) -> &str {
+        match self {
+            WorkerError::Denied(r)
+            | WorkerError::NotFound(r)
+            | WorkerError::InvalidInput(r)
+            | WorkerError::Unavailable(r)
+            | WorkerError::BudgetExceeded(r)
+            | WorkerError::Other(r) => r,
+        }
+    }
+
+    /// `kind: reason`, for log lines and summaries.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.kind(), self.reason())
+    }
+}

@@ -81,7 +81,10 @@ impl Worker for LeadTriage {
         {
             match http::get(&format!("https://enrich.example.com/v1/companies/{domain}")) {
                 Ok(r) => log::info(&format!("enrichment answered {}", r.status)),
-                Err(e) => log::warn(&format!("no enrichment ({e}); scoring from CRM data")),
+                Err(e) => log::warn(&format!(
+                    "no enrichment ({}); scoring from CRM data",
+                    e.describe()
+                )),
             }
         }
 

@@ -51,28 +51,6 @@ fn channel(name: &str) -> Channel {
     }
 }
 
-fn kind(e: &WorkerError) -> &'static str {
-    match e {
-        WorkerError::Denied(_) => "denied",
-        WorkerError::NotFound(_) => "not-found",
-        WorkerError::InvalidInput(_) => "invalid-input",
-        WorkerError::Unavailable(_) => "unavailable",
-        WorkerError::BudgetExceeded(_) => "budget-exceeded",
-        WorkerError::Other(_) => "other",
-    }
-}
-
-fn reason(e: &WorkerError) -> &str {
-    match e {
-        WorkerError::Denied(r)
-        | WorkerError::NotFound(r)
-        | WorkerError::InvalidInput(r)
-        | WorkerError::Unavailable(r)
-        | WorkerError::BudgetExceeded(r)
-        | WorkerError::Other(r) => r,
-    }
-}
-
 fn perform(call: &Json) -> Result<String, WorkerError> {
     let object = text(call, "object");
     let id = text(call, "id");
@@ -169,7 +147,7 @@ impl Worker for Probe {
             .iter()
             .map(|call| match perform(call) {
                 Ok(detail) => format!("ok {detail}"),
-                Err(e) => format!("{} {}", kind(&e), reason(&e)),
+                Err(e) => format!("{} {}", e.kind(), e.reason()),
             })
             .collect();
         Ok(Outcome::success(lines.join("\n")))
