@@ -51,6 +51,19 @@ fn classify(error: &wasmtime::Error, limiter_hit: Option<LimitExceeded>) -> (Sta
     (Status::Trapped, format!("{error:#}"))
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), marked when cut.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" [truncated]");
+    }
+    text
+}
+
 /// A Rust panic's location and message, from what the guest printed to standard error.
 fn panic_message(printed: &str) -> Option<String> {
     let mut lines = printed.lines().skip_while(|l| !l.contains("panicked at"));
@@ -121,7 +134,7 @@ impl LoadedWorker {
                     };
                     outcome = Some(OutcomeReport {
                         status,
-                        summary: o.summary,
+                        summary: truncated(o.summary, limits.call_bytes as usize),
                         confidence: o.confidence.map(|c| c.clamp(0.0, 1.0)),
                     });
                     status
@@ -191,5 +204,11 @@ mod tests {
             Some("thread '<unnamed>' panicked at src/lib.rs:9:9: boom happened")
         );
         assert_eq!(panic_message("all fine"), None);
+    }
+
+    #[test]
+    fn long_summaries_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("héllo".into(), 2), "h [truncated]");
+        assert_eq!(truncated("short".into(), 10), "short");
     }
 }

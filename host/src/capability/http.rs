@@ -520,11 +520,13 @@ impl Host for HostState {
                 "body_bytes": request.body.as_ref().map_or(0, Vec::len),
             }),
         );
-        let Some(scope) = self.worker.grant.capabilities.http.clone() else {
+        let Some(mut scope) = self.worker.grant.capabilities.http.clone() else {
             return Ok(Err(self
                 .gate
                 .deny(call, "capability `http` is not granted")));
         };
+        // What crosses back into the sandbox is bounded by the per-call byte limit too.
+        scope.max_response_bytes = scope.max_response_bytes.min(self.worker.limits.call_bytes);
         let headers: Vec<(String, String)> = request
             .headers
             .into_iter()

@@ -166,6 +166,7 @@ fn granted_origins_are_reached_and_everything_else_is_denied() {
         "nothing reached the other server"
     );
     assert_eq!(report.denials().count(), 3);
+    assert_host_still_healthy("granted_origins_are_reached_and_everything_else_is_denied");
 }
 
 #[test]
@@ -207,6 +208,7 @@ fn private_loopback_and_metadata_addresses_are_refused_unless_granted() {
         "no request reached the server"
     );
     assert_eq!(report.denials().count(), 5);
+    assert_host_still_healthy("private_loopback_and_metadata_addresses_are_refused_unless_granted");
 }
 
 #[test]
@@ -257,6 +259,7 @@ fn redirects_are_checked_at_every_hop() {
         }
         other => panic!("{other:?}"),
     }
+    assert_host_still_healthy("redirects_are_checked_at_every_hop");
 }
 
 #[test]
@@ -287,6 +290,7 @@ fn the_host_header_cannot_be_set_by_the_worker() {
         vec![format!("/host host=127.0.0.1:{}", server.port)]
     );
     assert_eq!(report.denials().count(), 2);
+    assert_host_still_healthy("the_host_header_cannot_be_set_by_the_worker");
 }
 
 #[test]
@@ -304,4 +308,5 @@ fn responses_larger_than_granted_are_refused() {
         "{lines:?}"
     );
     assert_eq!(lines[1], "ok 200 hello");
+    assert_host_still_healthy("responses_larger_than_granted_are_refused");
 }

@@ -139,3 +139,27 @@ pub fn fault_panic() {
     assert!(backtrace.contains("check_invariant"), "{backtrace}");
     assert_host_still_healthy("panic");
 }
+
+#[test]
+fn table_and_instance_caps_end_instantiation_cleanly() {
+    let report = run_program(
+        WORKER_WELL_BEHAVED,
+        "test.tables",
+        WELL_BEHAVED_CAPS,
+        "table-elements = 1",
+    );
+    assert_eq!(report.status, Status::TableLimit, "{report:#?}");
+    let report = run_program(
+        WORKER_WELL_BEHAVED,
+        "test.instances",
+        WELL_BEHAVED_CAPS,
+        "instances = 1",
+    );
+    assert_eq!(report.status, Status::InstantiationFailed, "{report:#?}");
+    assert!(
+        report.error.as_deref().unwrap().contains("instance"),
+        "{:?}",
+        report.error
+    );
+    assert_host_still_healthy("tables");
+}

@@ -90,6 +90,7 @@ fn a_component_importing_ungranted_capabilities_is_refused_naming_them() {
     }
     assert_eq!(missing.len(), 3, "{missing:?}");
     assert!(text.contains("roster:http/outbound@0.1.0"), "{text}");
+    assert_host_still_healthy("refused-import");
 }
 
 #[test]

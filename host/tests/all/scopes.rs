@@ -98,6 +98,7 @@ pub fn capability_probe() {
             .any(|s| s.topic == "revenue.closed-won")
     );
     assert_eq!(report.denials().count(), 0);
+    assert_host_still_healthy("capability_probe");
 }
 
 #[test]
@@ -143,6 +144,7 @@ fn out_of_scope_objects_and_fields_are_denied_and_recorded() {
         "a denied write changes nothing"
     );
     assert!(!stored.fields.contains_key("score"));
+    assert_host_still_healthy("out_of_scope_objects_and_fields_are_denied_and_recorded");
 }
 
 #[test]
@@ -204,6 +206,7 @@ fn out_of_scope_recipients_channels_topics_and_quota_are_refused() {
             "topic:finance.invoice-paid"
         ]
     );
+    assert_host_still_healthy("out_of_scope_recipients_channels_topics_and_quota_are_refused");
 }
 
 #[test]
@@ -221,4 +224,5 @@ fn memory_is_private_to_each_worker() {
     );
     assert_eq!(lines(&r), ["ok <none>"]);
     assert_eq!(r.status, Status::Success);
+    assert_host_still_healthy("memory_is_private_to_each_worker");
 }
