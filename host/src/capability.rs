@@ -6,6 +6,17 @@
 //! ([`crate::state::Services`]). The baseline (`link_baseline`) is what every worker gets:
 //! WASI with no files, environment or network, the shared type interfaces and logging.
 
+/// Inside a host function: unwraps a plugin-level result, or returns its WIT error to the
+/// plugin (never as a trap).
+macro_rules! wit_try {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(error) => return Ok(Err(error)),
+        }
+    };
+}
+
 pub mod http;
 mod logging;
 mod memory;

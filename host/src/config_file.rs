@@ -6,13 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 
-/// Reads and parses a TOML file; errors carry `path:line:column`.
-pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
-    let text = read_text(path)?;
-    parse_toml(path, &text)
-}
-
-/// Parses TOML text that came from `path`.
+/// Parses TOML text that came from `path`; errors carry `path:line:column`.
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
     toml::from_str(text).map_err(|e| {
         let location = e

@@ -60,9 +60,7 @@ fn default_principal() -> String {
 impl Grant {
     /// Reads and validates a grant file.
     pub fn load(path: &Path) -> Result<Grant, Error> {
-        let grant: Grant = config_file::read_toml(path)?;
-        grant.validate(path)?;
-        Ok(grant)
+        Self::parse(path, &config_file::read_text(path)?)
     }
 
     /// Parses and validates grant text (from `origin`, used in error messages).

@@ -98,12 +98,7 @@ pub struct Owners {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, Error> {
-        let manifest: Manifest = config_file::read_toml(path)?;
-        manifest.validate().map_err(|problems| Error::Config {
-            location: path.display().to_string(),
-            reason: problems.join("; "),
-        })?;
-        Ok(manifest)
+        Self::parse(path, &config_file::read_text(path)?)
     }
 
     /// Parses and validates manifest text (from `origin`, used in error messages).

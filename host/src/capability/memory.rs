@@ -67,9 +67,7 @@ impl Host for HostState {
         }
         // Reads of the worker's own memory are counted as host calls but not logged one by
         // one: they reach nothing outside the worker.
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+        wit_try!(check_key(&key));
         Ok(self
             .worker
             .services
@@ -80,10 +78,7 @@ impl Host for HostState {
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
         self.gate.enter(super::len(&key) + value.len() as u64)?;
-        let call = match self.memory_call("set", ActionKind::State, &key) {
-            Ok(call) => call,
-            Err(e) => return Ok(Err(e)),
-        };
+        let call = wit_try!(self.memory_call("set", ActionKind::State, &key));
         let quota = self
             .worker
             .grant
@@ -104,10 +99,7 @@ impl Host for HostState {
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
         self.gate.enter(super::len(&key))?;
-        let call = match self.memory_call("delete", ActionKind::State, &key) {
-            Ok(call) => call,
-            Err(e) => return Ok(Err(e)),
-        };
+        let call = wit_try!(self.memory_call("delete", ActionKind::State, &key));
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
         Ok(self.gate.read(call, || {

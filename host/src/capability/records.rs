@@ -190,10 +190,7 @@ impl Host for HostState {
             format!("{object}/{id}"),
             json!({}),
         );
-        let (scope, call) = match self.object_scope(call, &object) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (scope, call) = wit_try!(self.object_scope(call, &object));
         let store = self.worker.services.store.clone();
         Ok(self.gate.read(call, || {
             let record = store
@@ -221,10 +218,7 @@ impl Host for HostState {
             q.object.clone(),
             json!({ "filters": q.filters.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), "limit": q.limit }),
         );
-        let (scope, call) = match self.object_scope(call, &q.object) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (scope, call) = wit_try!(self.object_scope(call, &q.object));
         let hidden: Vec<&str> = q
             .filters
             .iter()
@@ -280,18 +274,12 @@ impl Host for HostState {
             object.clone(),
             json!({ "fields": field_names(&fields) }),
         );
-        let (scope, call) = match self.object_scope(call, &object) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (scope, call) = wit_try!(self.object_scope(call, &object));
         if !scope.create {
             let reason = format!("creating `{object}` records is not granted");
             return Ok(Err(self.gate.deny(call, reason)));
         }
-        let call = match self.check_writable(call, &object, &scope, &fields) {
-            Ok(call) => call,
-            Err(e) => return Ok(Err(e)),
-        };
+        let call = wit_try!(self.check_writable(call, &object, &scope, &fields));
         let id = uuid::Uuid::now_v7().to_string();
         let record = Record {
             object: object.clone(),
@@ -324,14 +312,8 @@ impl Host for HostState {
             format!("{object}/{id}"),
             json!({ "fields": field_names(&fields) }),
         );
-        let (scope, call) = match self.object_scope(call, &object) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let call = match self.check_writable(call, &object, &scope, &fields) {
-            Ok(call) => call,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (scope, call) = wit_try!(self.object_scope(call, &object));
+        let call = wit_try!(self.check_writable(call, &object, &scope, &fields));
         let store = self.worker.services.store.clone();
         let changes = fields_map(&fields);
         let result = self.gate.act(call, |_| {
@@ -353,10 +335,7 @@ impl Host for HostState {
             format!("{object}/{id}"),
             json!({}),
         );
-        let (scope, call) = match self.object_scope(call, &object) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (scope, call) = wit_try!(self.object_scope(call, &object));
         if !scope.delete {
             let reason = format!("deleting `{object}` records is not granted");
             return Ok(Err(self.gate.deny(call, reason)));

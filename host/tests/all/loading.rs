@@ -160,35 +160,25 @@ fn compiled_components_are_cached_on_disk_across_restarts() {
     let m = manifest("test.cached", WELL_BEHAVED_CAPS);
     let g = grant("test.cached", WELL_BEHAVED_CAPS);
     let cache = dir.path().join("cache");
-    let cached_files = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    // The single cached file and its modification time.
+    let cached = || {
+        let entries: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(entries.len(), 1, "one compiled component in the cache");
+        entries[0].metadata().unwrap().modified().unwrap()
+    };
     {
         let first = Runtime::open(RuntimeConfig::new(dir.path())).unwrap();
         first.load(&bytes, &m, &g).unwrap();
     }
-    assert_eq!(cached_files(), 1);
-    let modified = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .metadata()
-        .unwrap()
-        .modified()
-        .unwrap();
+    let written = cached();
     let second = Runtime::open(RuntimeConfig::new(dir.path())).unwrap();
     let worker = second.load(&bytes, &m, &g).unwrap();
-    assert_eq!(cached_files(), 1);
-    let again = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .metadata()
-        .unwrap()
-        .modified()
-        .unwrap();
     assert_eq!(
-        modified, again,
+        written,
+        cached(),
         "the restart reused the compiled file instead of rewriting it"
     );
     second
