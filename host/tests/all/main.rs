@@ -1,4 +1,5 @@
-//! Integration tests of the host, each with a real component built from `tests/programs`.
+//! Integration tests of the host, each with a real component built from `tests/programs` or
+//! `plugins`.
 //!
 //! One test binary for the whole crate (link time is the bottleneck); one module per area.
 
@@ -7,6 +8,7 @@ mod common;
 mod http;
 mod limits;
 mod loading;
+mod plugins;
 mod scopes;
 
 /// Every guest program must have a test named after it: `foreach_program!` lists the
@@ -24,5 +26,6 @@ mod by_program {
         limits_memory_bomb, limits_recursion, limits_spin,
     };
     pub use super::loading::{bench_two_calls, worker_well_behaved};
+    pub use super::plugins::stale_lead_alerter;
     pub use super::scopes::capability_probe;
 }

@@ -1,5 +1,5 @@
-//! Paths of the guest programs in `tests/programs`, built from source by this crate's build
-//! script (no `.wasm` file is committed).
+//! Paths of the guest programs in `tests/programs` and of the first-party plugins in
+//! `plugins`, built from source by this crate's build script (no `.wasm` file is committed).
 //!
 //! Each program is a `pub const` named after its package in upper case (`records_granted`
 //! becomes `RECORDS_GRANTED`). [`foreach_program!`] names every program, so a test suite can

@@ -1,0 +1,103 @@
+//! First-party plugins, run under their own manifests.
+
+use std::path::Path;
+
+use roster_host::event::TriggerInput;
+use roster_host::store::{FieldValue, Record};
+use roster_host::{EventInput, Manifest, Status};
+use test_programs_artifacts::STALE_LEAD_ALERTER;
+
+use crate::common::*;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const NOW: i64 = 1_800_000_000_000;
+
+fn plugin_manifest(name: &str) -> Manifest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(name)
+        .join("worker.toml");
+    Manifest::load(&path).unwrap()
+}
+
+fn lead(id: &str, owner: &str, status: &str, idle_days: i64) -> Record {
+    Record {
+        object: "lead".into(),
+        id: id.into(),
+        owner: Some(owner.into()),
+        fields: [
+            ("name".to_string(), FieldValue::Text(format!("Lead {id}"))),
+            ("status".to_string(), FieldValue::Text(status.into())),
+            (
+                "last_activity_at".to_string(),
+                FieldValue::Timestamp {
+                    timestamp: NOW - idle_days * DAY_MS,
+                },
+            ),
+        ]
+        .into(),
+    }
+}
+
+#[test]
+pub fn stale_lead_alerter() {
+    runtime()
+        .store()
+        .put_records(&[
+            lead("stale-1", "ann", "open", 20),
+            lead("stale-2", "bob", "open", 40),
+            lead("stale-fresh", "ann", "open", 3),
+            lead("stale-closed", "ann", "closed", 90),
+        ])
+        .unwrap();
+    let manifest = plugin_manifest("stale-lead-alerter");
+    let grant_text = format!(
+        "[grant]\nplugin = \"{}\"\n[capabilities.records.objects.lead]\nread = [\"name\", \"status\", \"last_activity_at\", \"stale\"]\nwrite = [\"stale\"]\n[capabilities.notify]\nchannels = [\"in-app\"]\nrecipients = [\"*\"]\n[capabilities.memory]\n",
+        manifest.plugin.id
+    );
+    let grant = roster_host::Grant::parse(Path::new("grant.toml"), &grant_text).unwrap();
+    let worker = load(STALE_LEAD_ALERTER, &manifest, &grant).unwrap();
+    let event = EventInput {
+        id: None,
+        trigger: TriggerInput::Schedule {
+            name: "daily".into(),
+        },
+        object: None,
+        record_id: None,
+        payload: Some(serde_json::json!({"days": 14})),
+        occurred_at: Some(NOW),
+    };
+
+    let first = run(&worker, &event);
+    assert_eq!(first.status, Status::Success, "{first:#?}");
+    assert_eq!(
+        first.outcome.as_ref().unwrap().summary,
+        "alerted owners of 2 stale leads (idle > 14 days)"
+    );
+    for id in ["stale-1", "stale-2"] {
+        let r = runtime().store().get_record("lead", id).unwrap().unwrap();
+        assert_eq!(r.fields["stale"], FieldValue::Boolean(true), "{id}");
+    }
+    for id in ["stale-fresh", "stale-closed"] {
+        let r = runtime().store().get_record("lead", id).unwrap().unwrap();
+        assert!(!r.fields.contains_key("stale"), "{id}");
+    }
+    let alerts: Vec<_> = runtime()
+        .store()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.worker == manifest.plugin.id)
+        .collect();
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts.iter().any(
+        |n| n.recipients == ["bob"] && n.body == "Lead stale-2 has had no activity for 40 days"
+    ));
+
+    let second = run(&worker, &event);
+    assert_eq!(
+        second.status,
+        Status::Skipped,
+        "each stale lead is alerted once: {second:#?}"
+    );
+}
