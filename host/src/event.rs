@@ -117,6 +117,17 @@ impl EventInput {
             }
             (Some(object), Some(record_id)) => {
                 let stored = worker.services.store.get_record(object, record_id)?;
+                if let Some(r) = &stored
+                    && !worker
+                        .services
+                        .directory
+                        .can_see(&worker.grant.grant.principal, r)
+                {
+                    return Err(Error::InvalidEvent(format!(
+                        "record {object}/{record_id} is not visible to `{}`",
+                        worker.grant.grant.principal
+                    )));
+                }
                 match (stored, object_scope) {
                     (Some(r), Some(scope)) => Some(visible(&r, scope)),
                     (Some(_), None) => None,

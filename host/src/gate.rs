@@ -175,6 +175,19 @@ impl Gate {
         WitError::Denied(reason)
     }
 
+    /// Records a denial but gives the plugin `error` instead of `denied` (a read outside the
+    /// principal's visibility is recorded as denied yet reads as not found, so the worker
+    /// cannot tell hidden records from missing ones).
+    pub fn deny_with(
+        &mut self,
+        call: Call,
+        reason: impl Into<String>,
+        error: WitError,
+    ) -> WitError {
+        self.deny(call, reason);
+        error
+    }
+
     /// Records a call that failed validation before it could be performed.
     pub fn reject(&mut self, call: Call, error: WitError) -> WitError {
         self.push(

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::capability::http::HttpClient;
+use crate::clock::{SharedClock, SystemClock};
+use crate::directory::Directory;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::schema::Schema;
 use crate::state::Services;
 use crate::store::Store;
 
@@ -20,6 +23,12 @@ pub struct RuntimeConfig {
     pub engine: EngineConfig,
     /// The most any manifest or grant may raise a limit to.
     pub max_limits: Limits,
+    /// The record schema (standard objects plus configured custom ones).
+    pub schema: Schema,
+    /// The principals and their visibility.
+    pub directory: Directory,
+    /// The clock.
+    pub clock: SharedClock,
 }
 
 impl RuntimeConfig {
@@ -29,6 +38,9 @@ impl RuntimeConfig {
             data_dir: data_dir.into(),
             engine: EngineConfig::default(),
             max_limits: Limits::default(),
+            schema: Schema::standard(),
+            directory: Directory::open(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -51,7 +63,11 @@ impl Runtime {
         if config.engine.cache_dir.is_none() {
             config.engine.cache_dir = Some(config.data_dir.join("cache"));
         }
-        let store = Store::open(&config.data_dir.join("roster.redb"))?;
+        let store = Store::open_with(
+            &config.data_dir.join("roster.redb"),
+            config.schema.clone(),
+            config.clock.clone(),
+        )?;
         Self::with_store(config, store)
     }
 
@@ -67,6 +83,7 @@ impl Runtime {
             services: Services {
                 store,
                 http: Arc::new(http),
+                directory: Arc::new(config.directory),
             },
             max_limits: config.max_limits,
         })
@@ -75,6 +92,11 @@ impl Runtime {
     /// The embedded store.
     pub fn store(&self) -> &Store {
         &self.services.store
+    }
+
+    /// The principals.
+    pub fn directory(&self) -> &Directory {
+        &self.services.directory
     }
 
     /// The engine.

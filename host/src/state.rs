@@ -21,6 +21,8 @@ pub struct Services {
     pub store: Store,
     /// The outbound HTTP client.
     pub http: Arc<HttpClient>,
+    /// The principals and their visibility.
+    pub directory: Arc<crate::directory::Directory>,
 }
 
 /// What is fixed for one installed worker version.

@@ -1,19 +1,36 @@
-//! The embedded store (redb): records of the system of record, per-worker memory, the
-//! notification outbox and emitted signals.
+//! The embedded store (redb): the system of record (records, secondary indexes and the
+//! change log), per-worker memory, the notification outbox and emitted signals.
 //!
-//! One redb file in the data directory. Every write is one ACID transaction committed with
-//! `Durability::Immediate`. Keys are `object \x1f id` for records and `worker \x1f key` for
-//! memory, so a range scan over a prefix lists one object type or one worker's keys.
-//! See `docs/adr/0001-embedded-store-redb.md` for why redb.
+//! One redb file in the data directory. Reads run on snapshots from any thread; every
+//! write goes through the group-commit [`writer`] thread and is durable when it returns.
+//! Record writes are checked against the [`Schema`], maintain the secondary indexes
+//! ([`index`]) and append to the change log in the same transaction, so the trigger engine
+//! sees every change exactly once. See `docs/adr/0001-embedded-store-redb.md` for why redb.
+//!
+//! Layout: this file holds the handle, the shared types and the small tables; `records.rs`
+//! the system of record and its queries; `index.rs` the index key encoding; `writer.rs` the
+//! group-commit thread.
+
+mod index;
+mod records;
+mod writer;
+
+pub use records::{Change, ChangeKind, FieldChange, RecordQuery};
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{SharedClock, SystemClock};
+use crate::schema::{Schema, SchemaError};
+
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const MEMORY: TableDefinition<&str, &[u8]> = TableDefinition::new("memory");
 const MEMORY_USAGE: TableDefinition<&str, u64> = TableDefinition::new("memory_usage");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
@@ -46,6 +63,20 @@ pub enum StoreError {
     /// An identifier or key contains the reserved separator character.
     #[error("identifier `{0}` contains a reserved control character")]
     BadKey(String),
+    /// A record write does not fit the schema.
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    /// A record to create already exists.
+    #[error("{object}/{id} already exists")]
+    Exists {
+        /// The object.
+        object: String,
+        /// The identifier.
+        id: String,
+    },
+    /// The group-commit writer failed or stopped.
+    #[error("write failed: {0}")]
+    Writer(String),
 }
 
 macro_rules! from_redb {
@@ -168,6 +199,9 @@ pub struct SignalEntry {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    writer: writer::Writer,
+    schema: Arc<Schema>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,114 +236,66 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Reads and increments a named counter inside a write transaction; returns the old value.
+fn next_counter(tx: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut counters = tx.open_table(COUNTERS)?;
+    let current = counters.get(name)?.map(|v| v.value()).unwrap_or(0);
+    counters.insert(name, current + 1)?;
+    Ok(current)
+}
+
 impl Store {
-    /// Opens (or creates) the store file at `path`.
+    /// Opens (or creates) the store file at `path` with the standard schema and the system
+    /// clock.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
-        let store = Store { db: Arc::new(db) };
-        store.create_tables()?;
+        Self::open_with(path, Schema::standard(), Arc::new(SystemClock))
+    }
+
+    /// Opens (or creates) the store file at `path`.
+    pub fn open_with(path: &Path, schema: Schema, clock: SharedClock) -> Result<Store, StoreError> {
+        let db = Arc::new(Database::create(path)?);
+        let writer = writer::Writer::start(db.clone())?;
+        let store = Store {
+            db,
+            writer,
+            schema: Arc::new(schema),
+            clock,
+        };
+        store.write(|tx| {
+            tx.open_table(RECORDS)?;
+            tx.open_table(INDEX)?;
+            tx.open_table(CHANGES)?;
+            tx.open_table(COUNTERS)?;
+            tx.open_table(MEMORY)?;
+            tx.open_table(MEMORY_USAGE)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(SIGNALS)?;
+            Ok(())
+        })?;
         Ok(store)
     }
 
-    fn create_tables(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(RECORDS)?;
-        tx.open_table(MEMORY)?;
-        tx.open_table(MEMORY_USAGE)?;
-        tx.open_table(OUTBOX)?;
-        tx.open_table(SIGNALS)?;
-        tx.commit()?;
-        Ok(())
+    /// The schema records are checked against.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
-    /// Reads one record.
-    pub fn get_record(&self, object: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        let k = key(object, id)?;
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(RECORDS)?;
-        match table.get(k.as_str())? {
-            Some(v) => Ok(Some(decode(&k, v.value())?)),
-            None => Ok(None),
-        }
+    /// The clock that stamps records and changes.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
-    /// Inserts or replaces records (one transaction for all of them).
-    pub fn put_records(&self, records: &[Record]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(RECORDS)?;
-            for r in records {
-                let k = key(&r.object, &r.id)?;
-                table.insert(k.as_str(), encode(r).as_slice())?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Sets some fields of an existing record; returns the updated record, or `None` when it
-    /// does not exist.
-    pub fn update_record(
+    /// Runs `job` in a write transaction (group committed); returns once it is durable.
+    pub fn write<R: Send + 'static>(
         &self,
-        object: &str,
-        id: &str,
-        fields: &BTreeMap<String, FieldValue>,
-    ) -> Result<Option<Record>, StoreError> {
-        let k = key(object, id)?;
-        let tx = self.db.begin_write()?;
-        let updated = {
-            let mut table = tx.open_table(RECORDS)?;
-            let current: Option<Record> = match table.get(k.as_str())? {
-                Some(v) => Some(decode(&k, v.value())?),
-                None => None,
-            };
-            match current {
-                Some(mut record) => {
-                    for (name, value) in fields {
-                        record.fields.insert(name.clone(), value.clone());
-                    }
-                    table.insert(k.as_str(), encode(&record).as_slice())?;
-                    Some(record)
-                }
-                None => None,
-            }
-        };
-        tx.commit()?;
-        Ok(updated)
+        job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer.write(job)
     }
 
-    /// Deletes a record; returns whether it existed.
-    pub fn delete_record(&self, object: &str, id: &str) -> Result<bool, StoreError> {
-        let k = key(object, id)?;
-        let tx = self.db.begin_write()?;
-        let existed = tx.open_table(RECORDS)?.remove(k.as_str())?.is_some();
-        tx.commit()?;
-        Ok(existed)
-    }
-
-    /// Scans the records of one object type, keeping those `keep` accepts, up to `limit`.
-    pub fn scan_records(
-        &self,
-        object: &str,
-        limit: usize,
-        mut keep: impl FnMut(&Record) -> bool,
-    ) -> Result<Vec<Record>, StoreError> {
-        let start = key(object, "")?;
-        let end = prefix_end(&start);
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(RECORDS)?;
-        let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str())? {
-            let (k, v) = entry?;
-            let record: Record = decode(k.value(), v.value())?;
-            if keep(&record) {
-                out.push(record);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+    /// A read transaction on the current snapshot.
+    pub fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
     }
 
     /// Reads one key of a worker's memory.
@@ -329,43 +315,41 @@ impl Store {
         quota: u64,
     ) -> Result<(), StoreError> {
         let full = key(worker, k)?;
-        let tx = self.db.begin_write()?;
-        {
+        let (worker, size, value) = (worker.to_string(), k.len() as u64, value.to_vec());
+        self.write(move |tx| {
             let mut table = tx.open_table(MEMORY)?;
             let mut usage = tx.open_table(MEMORY_USAGE)?;
             let old = table
                 .get(full.as_str())?
-                .map(|v| (k.len() + v.value().len()) as u64)
+                .map(|v| size + v.value().len() as u64)
                 .unwrap_or(0);
-            let current = usage.get(worker)?.map(|v| v.value()).unwrap_or(0);
-            let would_use = current.saturating_sub(old) + (k.len() + value.len()) as u64;
+            let current = usage.get(worker.as_str())?.map(|v| v.value()).unwrap_or(0);
+            let would_use = current.saturating_sub(old) + size + value.len() as u64;
             if would_use > quota {
                 return Err(StoreError::QuotaExceeded { quota, would_use });
             }
-            table.insert(full.as_str(), value)?;
-            usage.insert(worker, would_use)?;
-        }
-        tx.commit()?;
-        Ok(())
+            table.insert(full.as_str(), value.as_slice())?;
+            usage.insert(worker.as_str(), would_use)?;
+            Ok(())
+        })
     }
 
     /// Removes one key of a worker's memory.
     pub fn memory_delete(&self, worker: &str, k: &str) -> Result<(), StoreError> {
         let full = key(worker, k)?;
-        let tx = self.db.begin_write()?;
-        {
+        let (worker, size) = (worker.to_string(), k.len() as u64);
+        self.write(move |tx| {
             let mut table = tx.open_table(MEMORY)?;
             let mut usage = tx.open_table(MEMORY_USAGE)?;
             let removed = table
                 .remove(full.as_str())?
-                .map(|v| (k.len() + v.value().len()) as u64);
-            if let Some(size) = removed {
-                let current = usage.get(worker)?.map(|v| v.value()).unwrap_or(0);
-                usage.insert(worker, current.saturating_sub(size))?;
+                .map(|v| size + v.value().len() as u64);
+            if let Some(freed) = removed {
+                let current = usage.get(worker.as_str())?.map(|v| v.value()).unwrap_or(0);
+                usage.insert(worker.as_str(), current.saturating_sub(freed))?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Lists a worker's keys that start with `prefix`, in order, at most `limit`.
@@ -393,7 +377,7 @@ impl Store {
 
     /// Accepts a notification into the outbox.
     pub fn enqueue_notification(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.put(OUTBOX, &entry.id, &encode(entry))
+        self.put(OUTBOX, &entry.id, encode(entry))
     }
 
     /// Every notification in the outbox, oldest first.
@@ -403,7 +387,7 @@ impl Store {
 
     /// Records an emitted signal.
     pub fn record_signal(&self, entry: &SignalEntry) -> Result<(), StoreError> {
-        self.put(SIGNALS, &entry.id, &encode(entry))
+        self.put(SIGNALS, &entry.id, encode(entry))
     }
 
     /// Every emitted signal, oldest first.
@@ -413,14 +397,15 @@ impl Store {
 
     fn put(
         &self,
-        table: TableDefinition<&str, &[u8]>,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
         k: &str,
-        v: &[u8],
+        v: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(table)?.insert(k, v)?;
-        tx.commit()?;
-        Ok(())
+        let k = k.to_string();
+        self.write(move |tx| {
+            tx.open_table(table)?.insert(k.as_str(), v.as_slice())?;
+            Ok(())
+        })
     }
 
     fn all<T: for<'de> Deserialize<'de>>(
@@ -446,46 +431,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
         (dir, store)
-    }
-
-    fn lead(id: &str, status: &str) -> Record {
-        Record {
-            object: "lead".into(),
-            id: id.into(),
-            owner: Some("ann".into()),
-            fields: [("status".to_string(), FieldValue::Text(status.into()))].into(),
-        }
-    }
-
-    #[test]
-    fn records_round_trip_and_scan_by_object() {
-        let (_d, s) = store();
-        s.put_records(&[lead("1", "new"), lead("2", "old")])
-            .unwrap();
-        s.put_records(&[Record {
-            object: "leads".into(),
-            ..lead("3", "x")
-        }])
-        .unwrap();
-        assert_eq!(s.get_record("lead", "1").unwrap(), Some(lead("1", "new")));
-        let all = s.scan_records("lead", 10, |_| true).unwrap();
-        assert_eq!(all.len(), 2, "the scan must not spill into `leads`");
-        let updated = s
-            .update_record(
-                "lead",
-                "2",
-                &[("status".into(), FieldValue::Text("hot".into()))].into(),
-            )
-            .unwrap()
-            .unwrap();
-        assert_eq!(updated.fields["status"], FieldValue::Text("hot".into()));
-        assert!(s.delete_record("lead", "2").unwrap());
-        assert!(!s.delete_record("lead", "2").unwrap());
-        assert!(
-            s.update_record("lead", "2", &BTreeMap::new())
-                .unwrap()
-                .is_none()
-        );
     }
 
     #[test]

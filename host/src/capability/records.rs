@@ -2,7 +2,9 @@
 //!
 //! Reads return only readable fields; filters may only name readable fields (a filter on a
 //! hidden field would leak its value); writes may only name writable fields; create and
-//! delete need their own flag on the object.
+//! delete need their own flag on the object. Records outside the worker principal's
+//! visibility read as not found (the attempt is recorded as a denial) and cannot be
+//! written; values must fit the record schema.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +12,19 @@ use serde_json::json;
 
 use crate::bindings::roster::records::records::{Comparison, Created, Filter, Host, Query};
 use crate::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
+use crate::filter::{self, Op};
 use crate::gate::{ActionKind, Call};
 use crate::scope::ObjectScope;
 use crate::state::HostState;
-use crate::store::{FieldValue, Record};
+use crate::store::{FieldValue, Record, RecordQuery, StoreError};
 
 /// The most records one `find` returns.
 const MAX_FIND: usize = 1000;
+
+/// The actor recorded in the change log for a worker's writes.
+fn actor(plugin: &str) -> String {
+    format!("worker:{plugin}")
+}
 
 /// Converts a WIT value to a stored value.
 pub(crate) fn to_stored(v: &Value) -> FieldValue {
@@ -73,62 +81,50 @@ fn fields_size(fields: &[Field]) -> u64 {
         .sum()
 }
 
-/// Whether a stored value satisfies a filter.
-pub(crate) fn matches(
-    value: Option<&FieldValue>,
-    comparison: Comparison,
-    target: &FieldValue,
-) -> bool {
-    let empty = value.is_none_or(FieldValue::is_empty);
-    match comparison {
-        Comparison::IsEmpty => empty,
-        Comparison::IsNotEmpty => !empty,
-        Comparison::Equals => value.is_some_and(|v| equal(v, target)),
-        Comparison::NotEquals => !value.is_some_and(|v| equal(v, target)),
-        Comparison::Contains => match (value, target) {
-            (Some(FieldValue::Text(t)), FieldValue::Text(s)) => {
-                t.to_lowercase().contains(&s.to_lowercase())
-            }
-            (Some(FieldValue::TextList(l)), FieldValue::Text(s)) => {
-                l.iter().any(|i| i.eq_ignore_ascii_case(s))
-            }
-            _ => false,
-        },
-        Comparison::StartsWith => match (value, target) {
-            (Some(FieldValue::Text(t)), FieldValue::Text(s)) => {
-                t.to_lowercase().starts_with(&s.to_lowercase())
-            }
-            _ => false,
-        },
-        Comparison::EndsWith => match (value, target) {
-            (Some(FieldValue::Text(t)), FieldValue::Text(s)) => {
-                t.to_lowercase().ends_with(&s.to_lowercase())
-            }
-            _ => false,
-        },
-        Comparison::GreaterThan => order(value, target) == Some(std::cmp::Ordering::Greater),
-        Comparison::LessThan => order(value, target) == Some(std::cmp::Ordering::Less),
-    }
-}
-
-fn equal(a: &FieldValue, b: &FieldValue) -> bool {
-    match (a, b) {
-        (FieldValue::Text(x), FieldValue::Text(y)) => x.eq_ignore_ascii_case(y),
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        },
-    }
-}
-
-fn order(a: Option<&FieldValue>, b: &FieldValue) -> Option<std::cmp::Ordering> {
-    match (a?, b) {
-        (FieldValue::Text(x), FieldValue::Text(y)) => Some(x.cmp(y)),
-        (x, y) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+/// The comparison operator of a WIT filter.
+fn op(c: Comparison) -> Op {
+    match c {
+        Comparison::Equals => Op::Equals,
+        Comparison::NotEquals => Op::NotEquals,
+        Comparison::Contains => Op::Contains,
+        Comparison::StartsWith => Op::StartsWith,
+        Comparison::EndsWith => Op::EndsWith,
+        Comparison::IsEmpty => Op::IsEmpty,
+        Comparison::IsNotEmpty => Op::IsNotEmpty,
+        Comparison::GreaterThan => Op::GreaterThan,
+        Comparison::LessThan => Op::LessThan,
     }
 }
 
 impl HostState {
+    /// The principal the worker acts as.
+    pub(crate) fn principal(&self) -> &str {
+        &self.worker.grant.grant.principal
+    }
+
+    /// Denies a write to a record outside the principal's visibility.
+    fn check_visible_for_write(
+        &mut self,
+        call: Call,
+        object: &str,
+        id: &str,
+    ) -> Result<Call, Error> {
+        let record = match self.worker.services.store.get_record(object, id) {
+            Ok(r) => r,
+            Err(e) => return Err(self.gate.reject(call, store_error(e))),
+        };
+        match record {
+            Some(r) if !self.worker.services.directory.can_see(self.principal(), &r) => {
+                let reason = format!(
+                    "{object}/{id} is outside the visibility of `{}`",
+                    self.principal()
+                );
+                Err(self.gate.deny(call, reason))
+            }
+            _ => Ok(call),
+        }
+    }
+
     /// The object's scope, or the denial already recorded.
     fn object_scope(&mut self, call: Call, object: &str) -> Result<(ObjectScope, Call), Error> {
         let Some(records) = &self.worker.grant.capabilities.records else {
@@ -176,8 +172,12 @@ fn fields_map(fields: &[Field]) -> BTreeMap<String, FieldValue> {
         .collect()
 }
 
-fn unavailable(e: crate::store::StoreError) -> Error {
-    Error::Unavailable(e.to_string())
+fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Schema(e) => Error::InvalidInput(e.to_string()),
+        StoreError::Exists { .. } => Error::InvalidInput(e.to_string()),
+        other => Error::Unavailable(other.to_string()),
+    }
 }
 
 impl Host for HostState {
@@ -192,11 +192,22 @@ impl Host for HostState {
         );
         let (scope, call) = wit_try!(self.object_scope(call, &object));
         let store = self.worker.services.store.clone();
+        let record = match store.get_record(&object, &id) {
+            Ok(record) => record,
+            Err(e) => return Ok(Err(self.gate.reject(call, store_error(e)))),
+        };
+        if let Some(r) = &record
+            && !self.worker.services.directory.can_see(self.principal(), r)
+        {
+            let reason = format!(
+                "{object}/{id} is outside the visibility of `{}`",
+                self.principal()
+            );
+            let error = Error::NotFound(format!("{object}/{id}"));
+            return Ok(Err(self.gate.deny_with(call, reason, error)));
+        }
         Ok(self.gate.read(call, || {
-            let record = store
-                .get_record(&object, &id)
-                .map_err(unavailable)?
-                .ok_or_else(|| Error::NotFound(format!("{object}/{id}")))?;
+            let record = record.ok_or_else(|| Error::NotFound(format!("{object}/{id}")))?;
             let seen = visible(&record, &scope);
             let names: Vec<&str> = seen.fields.iter().map(|f| f.name.as_str()).collect();
             let output = json!({ "fields": names });
@@ -233,27 +244,33 @@ impl Host for HostState {
             );
             return Ok(Err(self.gate.deny(call, reason)));
         }
+        let query = RecordQuery {
+            object: q.object.clone(),
+            filters: q
+                .filters
+                .iter()
+                .map(
+                    |Filter {
+                         field,
+                         comparison,
+                         value,
+                     }| filter::Filter {
+                        field: field.clone(),
+                        op: op(*comparison),
+                        value: to_stored(value),
+                    },
+                )
+                .collect(),
+            owners: self
+                .worker
+                .services
+                .directory
+                .visible_owners(self.principal()),
+            limit: (q.limit as usize).clamp(1, MAX_FIND),
+        };
         let store = self.worker.services.store.clone();
-        let filters: Vec<(String, Comparison, FieldValue)> = q
-            .filters
-            .iter()
-            .map(
-                |Filter {
-                     field,
-                     comparison,
-                     value,
-                 }| (field.clone(), *comparison, to_stored(value)),
-            )
-            .collect();
-        let limit = (q.limit as usize).clamp(1, MAX_FIND);
         Ok(self.gate.read(call, || {
-            let found = store
-                .scan_records(&q.object, limit, |r| {
-                    filters
-                        .iter()
-                        .all(|(f, c, v)| matches(r.fields.get(f), *c, v))
-                })
-                .map_err(unavailable)?;
+            let found = store.query(&query).map_err(store_error)?;
             let seen: Vec<CrmRecord> = found.iter().map(|r| visible(r, &scope)).collect();
             let output = json!({ "count": seen.len() });
             Ok((seen, output))
@@ -284,14 +301,24 @@ impl Host for HostState {
         let record = Record {
             object: object.clone(),
             id: id.clone(),
-            owner: Some(self.worker.grant.grant.principal.clone()),
+            owner: Some(self.principal().to_string()),
             fields: fields_map(&fields),
         };
         let store = self.worker.services.store.clone();
+        if let Err(e) = store.check_record(record.clone()) {
+            return Ok(Err(self.gate.reject(call, store_error(e))));
+        }
+        let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |_| {
             store
-                .put_records(std::slice::from_ref(&record))
-                .map_err(unavailable)?;
+                .create_record(
+                    &object,
+                    Some(record.id.clone()),
+                    record.owner.clone(),
+                    record.fields.clone(),
+                    &actor,
+                )
+                .map_err(store_error)?;
             Ok(((), json!({ "id": record.id })))
         })?;
         Ok(result.map(|(_, receipt)| Created { receipt, id }))
@@ -314,12 +341,17 @@ impl Host for HostState {
         );
         let (scope, call) = wit_try!(self.object_scope(call, &object));
         let call = wit_try!(self.check_writable(call, &object, &scope, &fields));
+        let call = wit_try!(self.check_visible_for_write(call, &object, &id));
         let store = self.worker.services.store.clone();
         let changes = fields_map(&fields);
+        if let Err(e) = store.schema().coerce_all(&object, changes.clone()) {
+            return Ok(Err(self.gate.reject(call, store_error(e.into()))));
+        }
+        let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |_| {
             store
-                .update_record(&object, &id, &changes)
-                .map_err(unavailable)?
+                .update_record(&object, &id, &changes, &actor)
+                .map_err(store_error)?
                 .ok_or_else(|| Error::NotFound(format!("{object}/{id}")))?;
             Ok(((), json!({ "updated": changes.len() })))
         })?;
@@ -340,54 +372,19 @@ impl Host for HostState {
             let reason = format!("deleting `{object}` records is not granted");
             return Ok(Err(self.gate.deny(call, reason)));
         }
+        let call = wit_try!(self.check_visible_for_write(call, &object, &id));
         let store = self.worker.services.store.clone();
+        let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |_| {
-            if store.delete_record(&object, &id).map_err(unavailable)? {
+            if store
+                .delete_record(&object, &id, &actor)
+                .map_err(store_error)?
+            {
                 Ok(((), json!("deleted")))
             } else {
                 Err(Error::NotFound(format!("{object}/{id}")))
             }
         })?;
         Ok(result.map(|(_, receipt)| receipt))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn comparisons_follow_the_documented_rules() {
-        let t = |s: &str| FieldValue::Text(s.into());
-        assert!(matches(
-            Some(&t("Acme Corp")),
-            Comparison::Contains,
-            &t("acme")
-        ));
-        assert!(matches(Some(&t("Acme")), Comparison::Equals, &t("ACME")));
-        assert!(matches(None, Comparison::IsEmpty, &FieldValue::Null));
-        assert!(matches(
-            Some(&t("")),
-            Comparison::IsEmpty,
-            &FieldValue::Null
-        ));
-        assert!(matches(None, Comparison::NotEquals, &t("x")));
-        assert!(matches(
-            Some(&FieldValue::Integer(5)),
-            Comparison::GreaterThan,
-            &FieldValue::Number(4.5)
-        ));
-        assert!(!matches(
-            Some(&t("5")),
-            Comparison::GreaterThan,
-            &FieldValue::Integer(4)
-        ));
-        let list = FieldValue::TextList(vec!["vip".into()]);
-        assert!(matches(Some(&list), Comparison::Contains, &t("VIP")));
-        assert!(matches(
-            Some(&t("lead@x.test")),
-            Comparison::EndsWith,
-            &t("@X.TEST")
-        ));
     }
 }

@@ -54,7 +54,7 @@ pub fn capability_probe() {
         &[
             ("name", "Scoped One"),
             ("status", "open"),
-            ("ssn", "123-45-6789"),
+            ("phone", "+1 555 0100"),
         ],
     );
     let worker = probe("test.scopes-granted");
@@ -88,7 +88,7 @@ pub fn capability_probe() {
         .get_record("lead", "S-1")
         .unwrap()
         .unwrap();
-    assert_eq!(stored.fields["score"], FieldValue::Integer(88));
+    assert_eq!(stored.fields["score"], FieldValue::Number(88.0));
     assert!(
         runtime()
             .store()
@@ -109,7 +109,7 @@ fn out_of_scope_objects_and_fields_are_denied_and_recorded() {
         &[
             ("name", "Scoped Two"),
             ("status", "open"),
-            ("ssn", "123-45-6789"),
+            ("phone", "+1 555 0100"),
         ],
     );
     let worker = probe("test.scopes-records");
@@ -118,7 +118,7 @@ fn out_of_scope_objects_and_fields_are_denied_and_recorded() {
         &payload_event(json!({"calls": [
             {"op": "get", "object": "account", "id": "A-1"},
             {"op": "update", "object": "lead", "id": "S-2", "fields": {"status": "won", "score": 1}},
-            {"op": "find", "object": "lead", "field": "ssn", "value": "123-45-6789"},
+            {"op": "find", "object": "lead", "field": "phone", "value": "+1 555 0100"},
             {"op": "create", "object": "lead", "fields": {"score": 1}},
             {"op": "delete", "object": "lead", "id": "S-2"},
         ]})),
@@ -128,7 +128,7 @@ fn out_of_scope_objects_and_fields_are_denied_and_recorded() {
     assert_eq!(lines[1], "denied fields not writable on `lead`: status");
     assert_eq!(
         lines[2],
-        "denied filters name fields not readable on `lead`: ssn"
+        "denied filters name fields not readable on `lead`: phone"
     );
     assert_eq!(lines[3], "denied creating `lead` records is not granted");
     assert_eq!(lines[4], "denied deleting `lead` records is not granted");

@@ -1,0 +1,513 @@
+//! The record schema: the standard CRM objects, custom objects from `roster.toml`, typed
+//! fields and which fields are indexed.
+//!
+//! Every write that comes from outside the store (imports, the API, workers) is checked
+//! here: an unknown object or field, or a value of the wrong type, is rejected with a clear
+//! error before anything is written. Values are coerced where the intent is unambiguous
+//! (an integer into a number field, an RFC 3339 or `YYYY-MM-DD` text into a timestamp, text
+//! digits from a CSV cell into a number).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::FieldValue;
+
+/// The type of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldType {
+    /// Free text.
+    Text,
+    /// A whole number.
+    Integer,
+    /// A decimal number (integers accepted).
+    Number,
+    /// True or false.
+    Boolean,
+    /// A point in time (milliseconds since the Unix epoch).
+    Timestamp,
+    /// A multi-select list of text options.
+    TextList,
+}
+
+impl FieldType {
+    /// The type's name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Timestamp => "timestamp",
+            FieldType::TextList => "text-list",
+        }
+    }
+}
+
+/// One field of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FieldDef {
+    /// The field's type.
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// Whether queries on this field use an index.
+    #[serde(default)]
+    pub indexed: bool,
+}
+
+/// One object type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDef {
+    /// Fields by name.
+    pub fields: BTreeMap<String, FieldDef>,
+    /// Whether it was declared in configuration rather than built in.
+    pub custom: bool,
+}
+
+/// Why a write does not fit the schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// The object type does not exist.
+    #[error("unknown object `{0}`")]
+    UnknownObject(String),
+    /// The field does not exist on the object.
+    #[error("unknown field `{field}` on `{object}`")]
+    UnknownField {
+        /// The object.
+        object: String,
+        /// The field.
+        field: String,
+    },
+    /// The value does not have the field's type.
+    #[error("`{object}.{field}` is a {expected} field; got {got}")]
+    WrongType {
+        /// The object.
+        object: String,
+        /// The field.
+        field: String,
+        /// The field's type.
+        expected: &'static str,
+        /// What was given.
+        got: String,
+    },
+    /// A custom object definition is invalid.
+    #[error("custom object `{object}`: {reason}")]
+    BadDefinition {
+        /// The object.
+        object: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The fields every record of every object has, besides its own.
+pub const SYSTEM_FIELDS: &[(&str, FieldType)] = &[
+    ("created_at", FieldType::Timestamp),
+    ("updated_at", FieldType::Timestamp),
+    ("last_activity_at", FieldType::Timestamp),
+];
+
+/// The schema of the system of record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    objects: BTreeMap<String, ObjectDef>,
+}
+
+/// Builds a field map: `"name": Type;` or `"name": Type, idx;` for an indexed field.
+macro_rules! object {
+    ($($name:literal: $ty:ident $(, $idx:ident)?;)*) => {{
+        let mut fields = BTreeMap::new();
+        $(
+            fields.insert($name.to_string(), FieldDef { ty: FieldType::$ty, indexed: object!(@idx $($idx)?) });
+        )*
+        fields
+    }};
+    (@idx) => { false };
+    (@idx idx) => { true };
+}
+
+impl Default for Schema {
+    fn default() -> Self {
+        Schema::standard()
+    }
+}
+
+impl Schema {
+    /// The standard objects: lead, contact, account, opportunity, task, activity, note,
+    /// meeting, ticket and invoice.
+    pub fn standard() -> Schema {
+        let mut objects = BTreeMap::new();
+        let mut add = |name: &str, fields: BTreeMap<String, FieldDef>| {
+            objects.insert(
+                name.to_string(),
+                ObjectDef {
+                    fields,
+                    custom: false,
+                },
+            );
+        };
+        add(
+            "lead",
+            object! {
+                "name": Text; "email": Text, idx; "phone": Text; "title": Text; "company": Text, idx;
+                "employees": Integer; "source": Text, idx; "status": Text, idx; "score": Number, idx;
+                "rating": Text, idx; "stale": Boolean; "country": Text, idx; "tags": TextList;
+            },
+        );
+        add(
+            "contact",
+            object! {
+                "name": Text; "email": Text, idx; "phone": Text; "title": Text; "account_id": Text, idx;
+                "status": Text, idx;
+            },
+        );
+        add(
+            "account",
+            object! {
+                "name": Text, idx; "domain": Text, idx; "industry": Text, idx; "employees": Integer;
+                "annual_revenue": Number; "tier": Text, idx; "renewal_date": Timestamp, idx;
+                "health_score": Number, idx; "country": Text, idx;
+            },
+        );
+        add(
+            "opportunity",
+            object! {
+                "name": Text; "account_id": Text, idx; "stage": Text, idx; "status": Text, idx;
+                "amount": Number, idx; "close_date": Timestamp, idx; "probability": Number;
+                "loss_reason": Text;
+            },
+        );
+        add(
+            "task",
+            object! {
+                "subject": Text; "status": Text, idx; "due_date": Timestamp, idx; "priority": Text, idx;
+                "related_to": Text, idx; "assignee": Text, idx;
+            },
+        );
+        add(
+            "activity",
+            object! {
+                "type": Text, idx; "subject": Text; "related_to": Text, idx; "occurred_at": Timestamp, idx;
+                "outcome": Text;
+            },
+        );
+        add(
+            "note",
+            object! {
+                "body": Text; "related_to": Text, idx;
+            },
+        );
+        add(
+            "meeting",
+            object! {
+                "subject": Text; "related_to": Text, idx; "starts_at": Timestamp, idx; "status": Text, idx;
+                "attendees": TextList;
+            },
+        );
+        add(
+            "ticket",
+            object! {
+                "subject": Text; "status": Text, idx; "priority": Text, idx; "account_id": Text, idx;
+                "opened_at": Timestamp, idx; "category": Text, idx;
+            },
+        );
+        add(
+            "invoice",
+            object! {
+                "number": Text, idx; "account_id": Text, idx; "amount": Number, idx; "status": Text, idx;
+                "due_date": Timestamp, idx; "paid_at": Timestamp;
+            },
+        );
+        let mut schema = Schema { objects };
+        schema.add_system_fields();
+        schema
+    }
+
+    fn add_system_fields(&mut self) {
+        for def in self.objects.values_mut() {
+            for (name, ty) in SYSTEM_FIELDS {
+                def.fields.insert(
+                    name.to_string(),
+                    FieldDef {
+                        ty: *ty,
+                        indexed: true,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Adds custom objects (or extra fields on standard objects) from configuration.
+    pub fn extend(
+        &mut self,
+        custom: &BTreeMap<String, BTreeMap<String, FieldDef>>,
+    ) -> Result<(), SchemaError> {
+        for (object, fields) in custom {
+            let valid_name = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 64
+                    && n.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            };
+            if !valid_name(object) {
+                return Err(SchemaError::BadDefinition {
+                    object: object.clone(),
+                    reason: "names use 1 to 64 lower-case letters, digits or `_`".into(),
+                });
+            }
+            if let Some(bad) = fields.keys().find(|f| !valid_name(f)) {
+                return Err(SchemaError::BadDefinition {
+                    object: object.clone(),
+                    reason: format!("field `{bad}`: names use lower-case letters, digits or `_`"),
+                });
+            }
+            let entry = self
+                .objects
+                .entry(object.clone())
+                .or_insert_with(|| ObjectDef {
+                    fields: BTreeMap::new(),
+                    custom: true,
+                });
+            for (name, def) in fields {
+                if let Some(existing) = entry.fields.get(name)
+                    && existing.ty != def.ty
+                {
+                    return Err(SchemaError::BadDefinition {
+                        object: object.clone(),
+                        reason: format!(
+                            "field `{name}` is already a {} field",
+                            existing.ty.as_str()
+                        ),
+                    });
+                }
+                entry.fields.insert(name.clone(), *def);
+            }
+        }
+        self.add_system_fields();
+        Ok(())
+    }
+
+    /// The object's definition.
+    pub fn object(&self, object: &str) -> Result<&ObjectDef, SchemaError> {
+        self.objects
+            .get(object)
+            .ok_or_else(|| SchemaError::UnknownObject(object.to_string()))
+    }
+
+    /// Every object type's name.
+    pub fn objects(&self) -> impl Iterator<Item = (&String, &ObjectDef)> {
+        self.objects.iter()
+    }
+
+    /// A field's definition.
+    pub fn field(&self, object: &str, field: &str) -> Result<FieldDef, SchemaError> {
+        self.object(object)?
+            .fields
+            .get(field)
+            .copied()
+            .ok_or_else(|| SchemaError::UnknownField {
+                object: object.to_string(),
+                field: field.to_string(),
+            })
+    }
+
+    /// Whether `object.field` is indexed.
+    pub fn is_indexed(&self, object: &str, field: &str) -> bool {
+        self.field(object, field).is_ok_and(|f| f.indexed)
+    }
+
+    /// Checks a value against a field's type, converting it where the intent is clear.
+    pub fn coerce(
+        &self,
+        object: &str,
+        field: &str,
+        value: FieldValue,
+    ) -> Result<FieldValue, SchemaError> {
+        let def = self.field(object, field)?;
+        let wrong = |got: &FieldValue| SchemaError::WrongType {
+            object: object.to_string(),
+            field: field.to_string(),
+            expected: def.ty.as_str(),
+            got: describe(got),
+        };
+        let coerced = match (def.ty, value) {
+            (_, FieldValue::Null) => FieldValue::Null,
+            (FieldType::Text, FieldValue::Text(t)) => FieldValue::Text(t),
+            (FieldType::Integer, FieldValue::Integer(n)) => FieldValue::Integer(n),
+            (FieldType::Integer, FieldValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                FieldValue::Integer(n as i64)
+            }
+            (FieldType::Integer, FieldValue::Text(t)) => FieldValue::Integer(
+                t.trim()
+                    .parse()
+                    .map_err(|_| wrong(&FieldValue::Text(t.clone())))?,
+            ),
+            (FieldType::Number, FieldValue::Number(n)) => FieldValue::Number(n),
+            (FieldType::Number, FieldValue::Integer(n)) => FieldValue::Number(n as f64),
+            (FieldType::Number, FieldValue::Text(t)) => {
+                let n: f64 = t
+                    .trim()
+                    .parse()
+                    .map_err(|_| wrong(&FieldValue::Text(t.clone())))?;
+                if !n.is_finite() {
+                    return Err(wrong(&FieldValue::Text(t)));
+                }
+                FieldValue::Number(n)
+            }
+            (FieldType::Boolean, FieldValue::Boolean(b)) => FieldValue::Boolean(b),
+            (FieldType::Boolean, FieldValue::Text(t)) => {
+                match t.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => FieldValue::Boolean(true),
+                    "false" | "no" | "0" => FieldValue::Boolean(false),
+                    _ => return Err(wrong(&FieldValue::Text(t))),
+                }
+            }
+            (FieldType::Timestamp, FieldValue::Timestamp { timestamp }) => {
+                FieldValue::Timestamp { timestamp }
+            }
+            (FieldType::Timestamp, FieldValue::Integer(n)) => {
+                FieldValue::Timestamp { timestamp: n }
+            }
+            (FieldType::Timestamp, FieldValue::Text(t)) => FieldValue::Timestamp {
+                timestamp: parse_time(&t).ok_or_else(|| wrong(&FieldValue::Text(t.clone())))?,
+            },
+            (FieldType::TextList, FieldValue::TextList(l)) => FieldValue::TextList(l),
+            (FieldType::TextList, FieldValue::Text(t)) => FieldValue::TextList(
+                t.split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            (_, other) => return Err(wrong(&other)),
+        };
+        if let FieldValue::Number(n) = coerced
+            && !n.is_finite()
+        {
+            return Err(wrong(&coerced));
+        }
+        Ok(coerced)
+    }
+
+    /// Checks and converts every field of a write.
+    pub fn coerce_all(
+        &self,
+        object: &str,
+        fields: BTreeMap<String, FieldValue>,
+    ) -> Result<BTreeMap<String, FieldValue>, SchemaError> {
+        self.object(object)?;
+        fields
+            .into_iter()
+            .map(|(name, value)| {
+                let value = self.coerce(object, &name, value)?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+}
+
+fn describe(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Null => "null".into(),
+        FieldValue::Boolean(b) => format!("boolean {b}"),
+        FieldValue::Integer(n) => format!("integer {n}"),
+        FieldValue::Number(n) => format!("number {n}"),
+        FieldValue::Text(t) if t.len() > 40 => {
+            format!("text \"{}…\"", &t[..t.floor_char_boundary(40)])
+        }
+        FieldValue::Text(t) => format!("text \"{t}\""),
+        FieldValue::TextList(_) => "a list".into(),
+        FieldValue::Timestamp { .. } => "a timestamp".into(),
+    }
+}
+
+/// Parses RFC 3339 (`2026-11-21T10:00:00Z`) or a date (`2026-11-21`, midnight UTC) into
+/// milliseconds since the Unix epoch.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(dt.timestamp_millis());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_objects_fields_and_types_are_named() {
+        let s = Schema::standard();
+        assert_eq!(
+            s.coerce("widget", "x", FieldValue::Null)
+                .unwrap_err()
+                .to_string(),
+            "unknown object `widget`"
+        );
+        assert_eq!(
+            s.coerce("lead", "ssn", FieldValue::Null)
+                .unwrap_err()
+                .to_string(),
+            "unknown field `ssn` on `lead`"
+        );
+        let err = s
+            .coerce("lead", "employees", FieldValue::Text("many".into()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`lead.employees` is a integer field; got text \"many\""
+        );
+    }
+
+    #[test]
+    fn values_are_coerced_where_the_intent_is_clear() {
+        let s = Schema::standard();
+        assert_eq!(
+            s.coerce("lead", "employees", FieldValue::Text(" 42 ".into())),
+            Ok(FieldValue::Integer(42))
+        );
+        assert_eq!(
+            s.coerce("opportunity", "amount", FieldValue::Integer(5)),
+            Ok(FieldValue::Number(5.0))
+        );
+        assert_eq!(
+            s.coerce(
+                "account",
+                "renewal_date",
+                FieldValue::Text("1970-01-02".into())
+            ),
+            Ok(FieldValue::Timestamp {
+                timestamp: 86_400_000
+            })
+        );
+        assert_eq!(
+            s.coerce("lead", "tags", FieldValue::Text("a; b".into())),
+            Ok(FieldValue::TextList(vec!["a".into(), "b".into()]))
+        );
+        assert!(
+            s.coerce("opportunity", "amount", FieldValue::Text("NaN".into()))
+                .is_err()
+        );
+        assert!(s.is_indexed("lead", "last_activity_at"));
+        assert!(!s.is_indexed("lead", "name"));
+    }
+
+    #[test]
+    fn custom_objects_extend_the_schema() {
+        let mut s = Schema::standard();
+        let custom: BTreeMap<String, BTreeMap<String, FieldDef>> = toml::from_str(
+            "[subscription]\nplan = { type = \"text\", indexed = true }\nseats = { type = \"integer\" }\n[lead]\nregion = { type = \"text\" }\n",
+        )
+        .unwrap();
+        s.extend(&custom).unwrap();
+        assert!(s.object("subscription").unwrap().custom);
+        assert!(s.is_indexed("subscription", "plan"));
+        assert!(s.field("lead", "region").is_ok());
+        let clash: BTreeMap<String, BTreeMap<String, FieldDef>> =
+            toml::from_str("[lead]\nemployees = { type = \"text\" }\n").unwrap();
+        assert!(s.extend(&clash).is_err());
+    }
+}

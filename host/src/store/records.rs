@@ -1,0 +1,866 @@
+//! The system of record: records, their secondary indexes and the change log.
+//!
+//! Every write checks the schema, stamps `created_at` / `updated_at`, updates the index
+//! entries of changed indexed fields (and the owner index) and appends one [`Change`] to the
+//! change log, all in one transaction. A write that changes nothing appends nothing.
+//!
+//! Queries pick one index when a filter allows it — equality, starts-with, a range on one
+//! field (both bounds merged, e.g. "a date within 30 days"), list membership, or the owner
+//! set of a visibility rule — and check every other filter on the records found. Without a
+//! usable index they scan the object's records in key order.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::index::{self, OWNER};
+use super::{
+    CHANGES, FieldValue, INDEX, RECORDS, Record, Store, StoreError, decode, encode, key,
+    next_counter, prefix_end,
+};
+use crate::filter::{Filter, Op, matches};
+
+/// The most records one query returns.
+pub const MAX_QUERY: usize = 10_000;
+
+/// A query over one object type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordQuery {
+    /// The object type.
+    pub object: String,
+    /// Every filter must hold.
+    pub filters: Vec<Filter>,
+    /// When set, only records owned by one of these principals (a visibility rule).
+    pub owners: Option<Vec<String>>,
+    /// The most records returned (capped at [`MAX_QUERY`]).
+    pub limit: usize,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// The record was created.
+    Created,
+    /// Some fields (or the owner) changed.
+    Updated,
+    /// The record was deleted.
+    Deleted,
+}
+
+/// One field's change (the owner appears as field `owner`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field.
+    pub field: String,
+    /// The value before.
+    pub old: FieldValue,
+    /// The value after.
+    pub new: FieldValue,
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the log (from 1, without gaps).
+    pub seq: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: i64,
+    /// The object type.
+    pub object: String,
+    /// The record id.
+    pub id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The fields that changed (all set fields for a creation; empty for a deletion).
+    pub changes: Vec<FieldChange>,
+    /// The record after the change (before it, for a deletion).
+    pub record: Record,
+    /// Who made the change (a principal, a worker, `import`).
+    pub actor: String,
+}
+
+fn record_key(object: &str, id: &str) -> Result<String, StoreError> {
+    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(StoreError::BadKey(id.to_string()));
+    }
+    key(object, id)
+}
+
+/// Updates the index entries of `object/id` from `old` to `new` (either may be absent).
+fn reindex(
+    tx: &WriteTransaction,
+    store: &Store,
+    object: &str,
+    id: &str,
+    old: Option<&Record>,
+    new: Option<&Record>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(INDEX)?;
+    let def = store.schema.object(object)?;
+    let value_of = |r: Option<&Record>, f: &str| r.and_then(|r| r.fields.get(f)).cloned();
+    for (field, fd) in &def.fields {
+        if !fd.indexed {
+            continue;
+        }
+        let (before, after) = (value_of(old, field), value_of(new, field));
+        if before == after {
+            continue;
+        }
+        if let Some(v) = before {
+            for k in index::keys(object, field, &v, id) {
+                table.remove(k.as_slice())?;
+            }
+        }
+        if let Some(v) = after {
+            for k in index::keys(object, field, &v, id) {
+                table.insert(k.as_slice(), ())?;
+            }
+        }
+    }
+    let owner = |r: Option<&Record>| r.and_then(|r| r.owner.clone());
+    let (before, after) = (owner(old), owner(new));
+    if before != after {
+        if let Some(o) = before {
+            for k in index::keys(object, OWNER, &FieldValue::Text(o), id) {
+                table.remove(k.as_slice())?;
+            }
+        }
+        if let Some(o) = after {
+            for k in index::keys(object, OWNER, &FieldValue::Text(o), id) {
+                table.insert(k.as_slice(), ())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn owner_value(owner: &Option<String>) -> FieldValue {
+    owner.clone().map_or(FieldValue::Null, FieldValue::Text)
+}
+
+/// The field changes from `old` to `new`.
+fn diff(old: Option<&Record>, new: &Record) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let old_owner = old.map_or(FieldValue::Null, |r| owner_value(&r.owner));
+    if old_owner != owner_value(&new.owner) {
+        out.push(FieldChange {
+            field: "owner".into(),
+            old: old_owner,
+            new: owner_value(&new.owner),
+        });
+    }
+    for (field, value) in &new.fields {
+        if field == "updated_at" {
+            continue;
+        }
+        let before = old
+            .and_then(|r| r.fields.get(field))
+            .cloned()
+            .unwrap_or(FieldValue::Null);
+        if &before != value {
+            out.push(FieldChange {
+                field: field.clone(),
+                old: before,
+                new: value.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn append_change(tx: &WriteTransaction, mut change: Change) -> Result<u64, StoreError> {
+    let seq = next_counter(tx, "changes")? + 1;
+    change.seq = seq;
+    tx.open_table(CHANGES)?
+        .insert(seq, encode(&change).as_slice())?;
+    Ok(seq)
+}
+
+/// Writes `new` over whatever is stored at its key, maintaining indexes and the change log.
+/// Returns the stored record, or `None` when nothing changed.
+fn upsert_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    mut new: Record,
+    merge: bool,
+    actor: &str,
+    now: i64,
+) -> Result<Option<Record>, StoreError> {
+    let k = record_key(&new.object, &new.id)?;
+    let mut table = tx.open_table(RECORDS)?;
+    let old: Option<Record> = match table.get(k.as_str())? {
+        Some(v) => Some(decode(&k, v.value())?),
+        None => None,
+    };
+    if merge && let Some(old) = &old {
+        let mut fields = old.fields.clone();
+        fields.extend(new.fields);
+        new.fields = fields;
+        if new.owner.is_none() {
+            new.owner = old.owner.clone();
+        }
+    }
+    // Setting a field to null clears it.
+    new.fields.retain(|_, v| *v != FieldValue::Null);
+    let created_at = old
+        .as_ref()
+        .and_then(|o| o.fields.get("created_at").cloned())
+        .or_else(|| new.fields.get("created_at").cloned())
+        .unwrap_or(FieldValue::Timestamp { timestamp: now });
+    new.fields.insert("created_at".into(), created_at);
+    let changes = diff(old.as_ref(), &new);
+    if old.is_some() && changes.is_empty() {
+        return Ok(None);
+    }
+    new.fields.insert(
+        "updated_at".into(),
+        FieldValue::Timestamp { timestamp: now },
+    );
+    table.insert(k.as_str(), encode(&new).as_slice())?;
+    drop(table);
+    reindex(tx, store, &new.object, &new.id, old.as_ref(), Some(&new))?;
+    append_change(
+        tx,
+        Change {
+            seq: 0,
+            at: now,
+            object: new.object.clone(),
+            id: new.id.clone(),
+            kind: if old.is_some() {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Created
+            },
+            changes,
+            record: new.clone(),
+            actor: actor.to_string(),
+        },
+    )?;
+    Ok(Some(new))
+}
+
+impl Store {
+    /// Checks a record against the schema, converting values where the intent is clear.
+    pub fn check_record(&self, mut record: Record) -> Result<Record, StoreError> {
+        record_key(&record.object, &record.id)?;
+        record.fields = self.schema.coerce_all(&record.object, record.fields)?;
+        Ok(record)
+    }
+
+    /// Reads one record.
+    pub fn get_record(&self, object: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        let k = key(object, id)?;
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(RECORDS)?;
+        match table.get(k.as_str())? {
+            Some(v) => Ok(Some(decode(&k, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a record; fails if it exists. The id is generated when `None`.
+    pub fn create_record(
+        &self,
+        object: &str,
+        id: Option<String>,
+        owner: Option<String>,
+        fields: BTreeMap<String, FieldValue>,
+        actor: &str,
+    ) -> Result<Record, StoreError> {
+        let record = self.check_record(Record {
+            object: object.to_string(),
+            id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            owner,
+            fields,
+        })?;
+        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
+        self.write(move |tx| {
+            let k = record_key(&record.object, &record.id)?;
+            if tx.open_table(RECORDS)?.get(k.as_str())?.is_some() {
+                return Err(StoreError::Exists {
+                    object: record.object.clone(),
+                    id: record.id.clone(),
+                });
+            }
+            upsert_in(tx, &store, record.clone(), false, &actor, now)?
+                .ok_or_else(|| StoreError::Writer("a new record must change something".into()))
+        })
+    }
+
+    /// Inserts or merges records in one transaction (all checked first: one bad record
+    /// writes nothing). Fields given replace stored ones; fields not given are kept.
+    /// Returns how many records changed.
+    pub fn import_records(&self, records: Vec<Record>, actor: &str) -> Result<usize, StoreError> {
+        let records = records
+            .into_iter()
+            .map(|r| self.check_record(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
+        self.write(move |tx| {
+            let mut changed = 0;
+            for r in &records {
+                if upsert_in(tx, &store, r.clone(), true, &actor, now)?.is_some() {
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Inserts or merges records as the `system` actor (see [`Store::import_records`]).
+    pub fn put_records(&self, records: &[Record]) -> Result<(), StoreError> {
+        self.import_records(records.to_vec(), "system").map(|_| ())
+    }
+
+    /// Sets some fields of an existing record; returns the record after the update, or
+    /// `None` when it does not exist.
+    pub fn update_record(
+        &self,
+        object: &str,
+        id: &str,
+        fields: &BTreeMap<String, FieldValue>,
+        actor: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let fields = self.schema.coerce_all(object, fields.clone())?;
+        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
+        let (object, id) = (object.to_string(), id.to_string());
+        self.write(move |tx| {
+            let k = record_key(&object, &id)?;
+            let current: Option<Record> = match tx.open_table(RECORDS)?.get(k.as_str())? {
+                Some(v) => Some(decode(&k, v.value())?),
+                None => None,
+            };
+            let Some(current) = current else {
+                return Ok(None);
+            };
+            let update = Record {
+                fields: fields.clone(),
+                owner: None,
+                ..current.clone()
+            };
+            Ok(Some(
+                upsert_in(tx, &store, update, true, &actor, now)?.unwrap_or(current),
+            ))
+        })
+    }
+
+    /// Deletes a record; returns whether it existed.
+    pub fn delete_record(&self, object: &str, id: &str, actor: &str) -> Result<bool, StoreError> {
+        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
+        let k = record_key(object, id)?;
+        let object = object.to_string();
+        self.write(move |tx| {
+            let old: Option<Record> = match tx.open_table(RECORDS)?.remove(k.as_str())? {
+                Some(v) => Some(decode(&k, v.value())?),
+                None => None,
+            };
+            let Some(old) = old else {
+                return Ok(false);
+            };
+            reindex(tx, &store, &object, &old.id, Some(&old), None)?;
+            append_change(
+                tx,
+                Change {
+                    seq: 0,
+                    at: now,
+                    object: object.clone(),
+                    id: old.id.clone(),
+                    kind: ChangeKind::Deleted,
+                    changes: Vec::new(),
+                    record: old,
+                    actor: actor.clone(),
+                },
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// The changes after position `after`, oldest first, at most `limit`.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CHANGES)?;
+        let mut out = Vec::new();
+        for entry in table.range((Bound::Excluded(after), Bound::Unbounded))? {
+            let (k, v) = entry?;
+            out.push(decode(&k.value().to_string(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a query (see the module documentation for how an index is chosen).
+    pub fn query(&self, q: &RecordQuery) -> Result<Vec<Record>, StoreError> {
+        self.schema.object(&q.object)?;
+        for f in &q.filters {
+            self.schema.field(&q.object, &f.field)?;
+        }
+        let filters: Vec<Filter> = q
+            .filters
+            .iter()
+            .map(|f| {
+                let value = if f.op.is_unary() {
+                    FieldValue::Null
+                } else {
+                    self.schema.coerce(&q.object, &f.field, f.value.clone())?
+                };
+                Ok(Filter {
+                    field: f.field.clone(),
+                    op: f.op,
+                    value,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let limit = q.limit.clamp(1, MAX_QUERY);
+        let accept = |r: &Record| {
+            q.owners
+                .as_ref()
+                .is_none_or(|o| r.owner.as_ref().is_some_and(|owner| o.contains(owner)))
+                && filters
+                    .iter()
+                    .all(|f| matches(r.fields.get(&f.field), f.op, &f.value))
+        };
+
+        let tx = self.db.begin_read()?;
+        let records = tx.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        let visit = |id: &str, out: &mut Vec<Record>| -> Result<bool, StoreError> {
+            let k = key(&q.object, id)?;
+            if let Some(v) = records.get(k.as_str())? {
+                let record: Record = decode(&k, v.value())?;
+                if accept(&record) {
+                    out.push(record);
+                }
+            }
+            Ok(out.len() < limit)
+        };
+
+        let plan = self.plan(&q.object, &filters, q.owners.as_deref());
+        match plan {
+            Plan::Ranges(ranges) => {
+                let index = tx.open_table(INDEX)?;
+                let value_start = ranges.first().map_or(0, |r| r.value_start);
+                let mut seen = std::collections::HashSet::new();
+                'ranges: for range in &ranges {
+                    for entry in index.range::<&[u8]>((
+                        Bound::Included(range.start.as_slice()),
+                        Bound::Excluded(range.end.as_slice()),
+                    ))? {
+                        let (k, ()) = entry.map(|(k, v)| (k, v.value()))?;
+                        let Some(id) = index::id_of(k.value(), value_start) else {
+                            continue;
+                        };
+                        if seen.insert(id.to_string()) && !visit(id, &mut out)? {
+                            break 'ranges;
+                        }
+                    }
+                }
+            }
+            Plan::Scan => {
+                let start = key(&q.object, "")?;
+                let end = prefix_end(&start);
+                for entry in records.range(start.as_str()..end.as_str())? {
+                    let (k, v) = entry?;
+                    let record: Record = decode(k.value(), v.value())?;
+                    if accept(&record) {
+                        out.push(record);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Chooses how to run a query.
+    fn plan(&self, object: &str, filters: &[Filter], owners: Option<&[String]>) -> Plan {
+        let indexed = |f: &Filter| self.schema.is_indexed(object, &f.field);
+        // 1. Equality (or list membership) on an indexed field.
+        for f in filters.iter().filter(|f| indexed(f)) {
+            let list = matches!(
+                self.schema.field(object, &f.field).map(|d| d.ty),
+                Ok(crate::schema::FieldType::TextList)
+            );
+            if f.op == Op::Equals || (f.op == Op::Contains && list) {
+                let base = index::prefix(object, &f.field);
+                let mut start = base.clone();
+                if index::encode(&f.value, &mut start) {
+                    let end = index::prefix_end(&start);
+                    return Plan::Ranges(vec![Range {
+                        start,
+                        end,
+                        value_start: base.len(),
+                    }]);
+                }
+            }
+        }
+        // 2. Starts-with on an indexed text field.
+        for f in filters
+            .iter()
+            .filter(|f| indexed(f) && f.op == Op::StartsWith)
+        {
+            if let FieldValue::Text(t) = &f.value {
+                let base = index::prefix(object, &f.field);
+                let mut start = base.clone();
+                index::encode_text(t, false, &mut start);
+                let end = index::prefix_end(&start);
+                return Plan::Ranges(vec![Range {
+                    start,
+                    end,
+                    value_start: base.len(),
+                }]);
+            }
+        }
+        // 3. A range on one indexed field, with every bound on that field merged.
+        if let Some(f) = filters
+            .iter()
+            .find(|f| indexed(f) && matches!(f.op, Op::GreaterThan | Op::LessThan))
+        {
+            let base = index::prefix(object, &f.field);
+            let mut lower: Option<Vec<u8>> = None;
+            let mut upper: Option<Vec<u8>> = None;
+            for g in filters.iter().filter(|g| g.field == f.field) {
+                let mut enc = base.clone();
+                if !index::encode(&g.value, &mut enc) {
+                    continue;
+                }
+                match g.op {
+                    Op::GreaterThan => {
+                        let bound = index::prefix_end(&enc);
+                        if lower.as_ref().is_none_or(|l| &bound > l) {
+                            lower = Some(bound);
+                        }
+                    }
+                    Op::LessThan if upper.as_ref().is_none_or(|u| &enc < u) => {
+                        upper = Some(enc);
+                    }
+                    _ => {}
+                }
+            }
+            // The tag byte keeps a range inside one value type.
+            let mut type_start = base.clone();
+            index::encode(&f.value, &mut type_start);
+            type_start.truncate(base.len() + 1);
+            let type_end = index::prefix_end(&type_start);
+            let start = lower.unwrap_or(type_start);
+            let end = upper.unwrap_or(type_end);
+            return Plan::Ranges(if start < end {
+                vec![Range {
+                    start,
+                    end,
+                    value_start: base.len(),
+                }]
+            } else {
+                Vec::new()
+            });
+        }
+        // 4. The owners of a visibility rule.
+        if let Some(owners) = owners
+            && owners.len() <= 64
+        {
+            let base = index::prefix(object, OWNER);
+            let ranges = owners
+                .iter()
+                .filter_map(|o| {
+                    let mut start = base.clone();
+                    index::encode(&FieldValue::Text(o.clone()), &mut start).then(|| {
+                        let end = index::prefix_end(&start);
+                        Range {
+                            start,
+                            end,
+                            value_start: base.len(),
+                        }
+                    })
+                })
+                .collect();
+            return Plan::Ranges(ranges);
+        }
+        Plan::Scan
+    }
+}
+
+/// How a query reads records.
+enum Plan {
+    /// Index key ranges; every id found is looked up and checked.
+    Ranges(Vec<Range>),
+    /// A scan of every record of the object.
+    Scan,
+}
+
+struct Range {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    value_start: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::schema::Schema;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, Store, ManualClock) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_000);
+        let store = Store::open_with(
+            &dir.path().join("db.redb"),
+            Schema::standard(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        (dir, store, clock)
+    }
+
+    fn fields(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn text(s: &str) -> FieldValue {
+        FieldValue::Text(s.into())
+    }
+
+    fn q(object: &str, filters: Vec<Filter>) -> RecordQuery {
+        RecordQuery {
+            object: object.into(),
+            filters,
+            owners: None,
+            limit: 100,
+        }
+    }
+
+    fn f(field: &str, op: Op, value: FieldValue) -> Filter {
+        Filter {
+            field: field.into(),
+            op,
+            value,
+        }
+    }
+
+    fn ids(records: Vec<Record>) -> Vec<String> {
+        let mut ids: Vec<String> = records.into_iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn writes_are_checked_stamped_and_logged() {
+        let (_d, s, clock) = store();
+        let err = s
+            .create_record(
+                "lead",
+                Some("1".into()),
+                None,
+                fields(&[("ssn", text("x"))]),
+                "t",
+            )
+            .unwrap_err();
+        assert_eq!(err.to_string(), "unknown field `ssn` on `lead`");
+        assert!(
+            s.changes_after(0, 10).unwrap().is_empty(),
+            "a rejected write logs nothing"
+        );
+
+        let r = s
+            .create_record(
+                "lead",
+                Some("1".into()),
+                Some("ann".into()),
+                fields(&[("status", text("new"))]),
+                "t",
+            )
+            .unwrap();
+        assert_eq!(
+            r.fields["created_at"],
+            FieldValue::Timestamp { timestamp: 1_000 }
+        );
+        assert!(matches!(
+            s.create_record("lead", Some("1".into()), None, BTreeMap::new(), "t"),
+            Err(StoreError::Exists { .. })
+        ));
+        clock.advance(500);
+        let updated = s
+            .update_record(
+                "lead",
+                "1",
+                &fields(&[("status", text("open"))]),
+                "worker:x",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            updated.fields["updated_at"],
+            FieldValue::Timestamp { timestamp: 1_500 }
+        );
+        assert_eq!(
+            updated.fields["created_at"],
+            FieldValue::Timestamp { timestamp: 1_000 }
+        );
+        // An update that changes nothing logs nothing.
+        s.update_record("lead", "1", &fields(&[("status", text("open"))]), "t")
+            .unwrap();
+        assert!(s.delete_record("lead", "1", "t").unwrap());
+
+        let log = s.changes_after(0, 10).unwrap();
+        let kinds: Vec<ChangeKind> = log.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ChangeKind::Created,
+                ChangeKind::Updated,
+                ChangeKind::Deleted
+            ]
+        );
+        assert_eq!(log.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            log[1].changes,
+            vec![FieldChange {
+                field: "status".into(),
+                old: text("new"),
+                new: text("open")
+            }]
+        );
+        assert_eq!(log[1].actor, "worker:x");
+        assert_eq!(s.changes_after(2, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn queries_use_indexes_and_agree_with_scans() {
+        let (_d, s, _clock) = store();
+        let mut batch = Vec::new();
+        for i in 0..200i64 {
+            batch.push(Record {
+                object: "opportunity".into(),
+                id: format!("o{i:03}"),
+                owner: Some(if i % 2 == 0 { "ann" } else { "bob" }.into()),
+                fields: fields(&[
+                    (
+                        "stage",
+                        text(if i % 3 == 0 { "Proposal" } else { "Discovery" }),
+                    ),
+                    ("amount", FieldValue::Number(i as f64 * 100.0)),
+                    (
+                        "close_date",
+                        FieldValue::Timestamp {
+                            timestamp: i * 1000,
+                        },
+                    ),
+                    ("name", text(&format!("Deal {i}"))),
+                ]),
+            });
+        }
+        assert_eq!(s.import_records(batch, "import").unwrap(), 200);
+
+        let eq = s
+            .query(&q(
+                "opportunity",
+                vec![f("stage", Op::Equals, text("proposal"))],
+            ))
+            .unwrap();
+        assert_eq!(eq.len(), 67);
+        let range = s
+            .query(&q(
+                "opportunity",
+                vec![
+                    f(
+                        "close_date",
+                        Op::GreaterThan,
+                        FieldValue::Timestamp { timestamp: 10_000 },
+                    ),
+                    f(
+                        "close_date",
+                        Op::LessThan,
+                        FieldValue::Timestamp { timestamp: 15_000 },
+                    ),
+                ],
+            ))
+            .unwrap();
+        assert_eq!(ids(range), ["o011", "o012", "o013", "o014"]);
+        let amount = s
+            .query(&q(
+                "opportunity",
+                vec![f("amount", Op::GreaterThan, FieldValue::Integer(19_500))],
+            ))
+            .unwrap();
+        assert_eq!(ids(amount), ["o196", "o197", "o198", "o199"]);
+        let mut owned = q(
+            "opportunity",
+            vec![f("stage", Op::Equals, text("Discovery"))],
+        );
+        owned.owners = Some(vec!["ann".into()]);
+        let owned = s.query(&owned).unwrap();
+        assert!(owned.iter().all(|r| r.owner.as_deref() == Some("ann")));
+        assert_eq!(owned.len(), 66);
+        let mut by_owner = q("opportunity", vec![]);
+        by_owner.owners = Some(vec!["bob".into()]);
+        assert_eq!(s.query(&by_owner).unwrap().len(), 100);
+        // A non-indexed filter scans and gives the same answer.
+        let scanned = s
+            .query(&q("opportunity", vec![f("name", Op::EndsWith, text(" 7"))]))
+            .unwrap();
+        assert_eq!(ids(scanned), ["o007"]);
+        // Moving a record out of a range updates the index.
+        s.update_record(
+            "opportunity",
+            "o012",
+            &fields(&[(
+                "close_date",
+                FieldValue::Timestamp {
+                    timestamp: 99_000_000,
+                },
+            )]),
+            "t",
+        )
+        .unwrap();
+        let range = s
+            .query(&q(
+                "opportunity",
+                vec![
+                    f(
+                        "close_date",
+                        Op::GreaterThan,
+                        FieldValue::Timestamp { timestamp: 10_000 },
+                    ),
+                    f(
+                        "close_date",
+                        Op::LessThan,
+                        FieldValue::Timestamp { timestamp: 15_000 },
+                    ),
+                ],
+            ))
+            .unwrap();
+        assert_eq!(ids(range), ["o011", "o013", "o014"]);
+        let err = s
+            .query(&q("opportunity", vec![f("nope", Op::Equals, text("x"))]))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "unknown field `nope` on `opportunity`");
+    }
+
+    #[test]
+    fn one_bad_record_in_an_import_writes_nothing() {
+        let (_d, s, _clock) = store();
+        let good = Record {
+            object: "lead".into(),
+            id: "g".into(),
+            owner: None,
+            fields: fields(&[("status", text("new"))]),
+        };
+        let bad = Record {
+            id: "b".into(),
+            fields: fields(&[("employees", text("lots"))]),
+            ..good.clone()
+        };
+        assert!(s.import_records(vec![good, bad], "import").is_err());
+        assert!(s.get_record("lead", "g").unwrap().is_none());
+        assert!(s.changes_after(0, 10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,127 @@
+//! Group commit: one thread owns every write transaction.
+//!
+//! Writers hand the thread a job (a closure over the write transaction) and wait for its
+//! reply. The thread takes every job waiting, runs them all in one transaction and commits
+//! once with `Durability::Immediate`, so each caller's write is durable when `write`
+//! returns, while one fsync is shared by everyone who arrived during the previous commit.
+//! A job that fails is taken out and the rest of the batch is run again without it, so one
+//! bad write never takes others down with it.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use redb::{Database, WriteTransaction};
+
+use super::StoreError;
+
+/// The most jobs committed together.
+const MAX_BATCH: usize = 512;
+
+type Output = Box<dyn Any + Send>;
+type Job = Box<dyn FnMut(&WriteTransaction) -> Result<Output, StoreError> + Send>;
+
+struct Request {
+    job: Job,
+    reply: SyncSender<Result<Output, StoreError>>,
+}
+
+/// The handle writers use; cloning it shares the one writer thread.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: SyncSender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `db`.
+    pub(crate) fn start(db: Arc<Database>) -> Result<Writer, StoreError> {
+        let (tx, rx) = sync_channel::<Request>(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("roster-store-writer".into())
+            .spawn(move || run(&db, &rx))
+            .map_err(|e| StoreError::Writer(e.to_string()))?;
+        Ok(Writer { tx })
+    }
+
+    /// Runs `job` in a write transaction and returns its result once it is durable.
+    pub(crate) fn write<R: Send + 'static>(
+        &self,
+        mut job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = sync_channel(1);
+        let job: Job = Box::new(move |tx| job(tx).map(|r| Box::new(r) as Output));
+        self.tx
+            .send(Request { job, reply })
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
+        let output = answer
+            .recv()
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))??;
+        output
+            .downcast::<R>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Writer("a job returned the wrong type".into()))
+    }
+}
+
+fn run(db: &Database, rx: &Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        commit(db, batch);
+    }
+}
+
+fn commit(db: &Database, mut batch: Vec<Request>) {
+    while !batch.is_empty() {
+        let tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let message = e.to_string();
+                for r in batch {
+                    let _ = r.reply.send(Err(StoreError::Writer(message.clone())));
+                }
+                return;
+            }
+        };
+        let mut outputs = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for (i, request) in batch.iter_mut().enumerate() {
+            match (request.job)(&tx) {
+                Ok(out) => outputs.push(out),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                match tx.commit() {
+                    Ok(()) => {
+                        for (r, out) in batch.into_iter().zip(outputs) {
+                            let _ = r.reply.send(Ok(out));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for r in batch {
+                            let _ = r.reply.send(Err(StoreError::Writer(message.clone())));
+                        }
+                    }
+                }
+                return;
+            }
+            Some((i, error)) => {
+                // Undo the whole batch, answer the failed job, run the others again.
+                let _ = tx.abort();
+                let request = batch.remove(i);
+                let _ = request.reply.send(Err(error));
+            }
+        }
+    }
+}
