@@ -21,6 +21,7 @@ pub mod bindings;
 pub mod capability;
 pub mod cli;
 pub mod clock;
+pub mod condition;
 pub mod config_file;
 pub mod directory;
 pub mod engine;
@@ -40,6 +41,7 @@ pub mod schema;
 pub mod scope;
 pub mod state;
 pub mod store;
+pub mod trigger;
 
 pub use error::Error;
 pub use event::EventInput;
