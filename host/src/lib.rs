@@ -22,6 +22,7 @@ pub mod capability;
 pub mod cli;
 pub mod clock;
 pub mod condition;
+pub mod config;
 pub mod config_file;
 pub mod directory;
 pub mod engine;

@@ -1,0 +1,557 @@
+//! Configuration: `roster.toml` for the host, and one file per installed worker.
+//!
+//! ```toml
+//! # roster.toml
+//! data-dir = ".roster"
+//! listen = "127.0.0.1:7878"
+//! plan = "professional"          # starter, professional, enterprise, or one defined below
+//! api-token-env = "ROSTER_API_TOKEN"
+//! webhook-secret-env = "ROSTER_WEBHOOK_SECRET"
+//! workers = ["workers/lead-triage.toml"]
+//!
+//! [capacity-alert]
+//! hits = 3                       # alert when the cap was hit in 3...
+//! windows = 6                    # ...of the last 6 hourly windows
+//!
+//! [[principals]]
+//! id = "ann"
+//! teams = ["emea"]
+//! roles = ["ae", "admin"]
+//!
+//! [objects.subscription]         # custom objects (or extra fields on standard ones)
+//! plan = { type = "text", indexed = true }
+//! ```
+//!
+//! ```toml
+//! # workers/lead-triage.toml
+//! [worker]
+//! name = "lead-triage"
+//! component = "../target/guests/wasm32-wasip2/release/lead_triage.wasm"
+//! manifest = "../examples/lead-triage/worker.toml"
+//! grant = "../examples/lead-triage/grant.toml"
+//! principal = "svc-revops"       # overrides the grant's principal
+//!
+//! [[triggers]]
+//! on = "record-created"
+//! object = "lead"
+//!
+//! [conditions]
+//! all = [{ field = "status", op = "equals", value = "new" }]
+//!
+//! [limits]
+//! timeout-ms = 2000
+//! ```
+//!
+//! Every problem is reported with the file, line and reason, and a configuration with any
+//! problem is rejected whole: nothing is started and nothing is written.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::condition::{Condition, ConditionSpec};
+use crate::config_file;
+use crate::directory::{Directory, Principal};
+use crate::error::Error;
+use crate::grant::Grant;
+use crate::limits::{Limits, LimitsOverride};
+use crate::manifest::Manifest;
+use crate::schema::{FieldDef, Schema};
+use crate::trigger::{Trigger, TriggerSpec};
+
+/// A capacity plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Plan {
+    /// The most installed workers (unlimited when absent).
+    pub workers: Option<u32>,
+    /// The most executions per worker in any rolling hour.
+    pub executions_per_hour: u32,
+    /// The most actions in one execution.
+    pub actions_per_execution: u32,
+}
+
+/// The built-in plans: starter, professional and enterprise.
+pub fn builtin_plans() -> BTreeMap<String, Plan> {
+    BTreeMap::from([
+        (
+            "starter".to_string(),
+            Plan {
+                workers: Some(10),
+                executions_per_hour: 500,
+                actions_per_execution: 5,
+            },
+        ),
+        (
+            "professional".to_string(),
+            Plan {
+                workers: Some(50),
+                executions_per_hour: 5_000,
+                actions_per_execution: 10,
+            },
+        ),
+        (
+            "enterprise".to_string(),
+            Plan {
+                workers: None,
+                executions_per_hour: 50_000,
+                actions_per_execution: 25,
+            },
+        ),
+    ])
+}
+
+/// When to alert admins about a worker that keeps hitting its hourly cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CapacityAlert {
+    /// In how many of the last `windows` hourly windows the cap was hit.
+    pub hits: u32,
+    /// How many hourly windows to look back over.
+    pub windows: u32,
+    /// The role whose holders are alerted (in-app); `admin` by default.
+    #[serde(default = "admin")]
+    pub role: String,
+}
+
+fn admin() -> String {
+    "admin".into()
+}
+
+impl Default for CapacityAlert {
+    fn default() -> Self {
+        CapacityAlert {
+            hits: 3,
+            windows: 6,
+            role: admin(),
+        }
+    }
+}
+
+/// `roster.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HostFile {
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_plan")]
+    plan: String,
+    #[serde(default)]
+    plans: BTreeMap<String, Plan>,
+    #[serde(default)]
+    capacity_alert: Option<CapacityAlert>,
+    #[serde(default)]
+    api_token_env: Option<String>,
+    #[serde(default)]
+    webhook_secret_env: Option<String>,
+    #[serde(default)]
+    webhook_tolerance_s: Option<u64>,
+    #[serde(default)]
+    executors: Option<usize>,
+    #[serde(default)]
+    limits: LimitsOverride,
+    #[serde(default)]
+    principals: Vec<Principal>,
+    #[serde(default)]
+    objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
+    #[serde(default)]
+    workers: Vec<Spanned<String>>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".roster")
+}
+fn default_listen() -> String {
+    "127.0.0.1:7878".into()
+}
+fn default_plan() -> String {
+    "professional".into()
+}
+
+/// A worker's file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WorkerFile {
+    worker: WorkerSection,
+    #[serde(default)]
+    triggers: Vec<Spanned<TriggerSpec>>,
+    #[serde(default)]
+    conditions: Option<Spanned<ConditionSpec>>,
+    #[serde(default)]
+    limits: LimitsOverride,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WorkerSection {
+    name: String,
+    component: PathBuf,
+    manifest: PathBuf,
+    grant: PathBuf,
+    #[serde(default)]
+    principal: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A validated installed worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The installation's name (unique on the host).
+    pub name: String,
+    /// Where its configuration file is.
+    pub path: PathBuf,
+    /// The component file.
+    pub component: PathBuf,
+    /// The plugin manifest.
+    pub manifest: Manifest,
+    /// The grant, with the principal from the worker file applied.
+    pub grant: Grant,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Its triggers.
+    pub triggers: Vec<Trigger>,
+    /// Its conditions (always true when absent).
+    pub conditions: Condition,
+    /// Limits set in the worker file.
+    pub limits: LimitsOverride,
+}
+
+/// A validated host configuration.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where the configuration file is (`None` for the built-in defaults).
+    pub path: Option<PathBuf>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// The plan's name.
+    pub plan_name: String,
+    /// The plan in force.
+    pub plan: Plan,
+    /// When to alert about capped workers.
+    pub capacity_alert: CapacityAlert,
+    /// The bearer token of the HTTP API (from the environment), if set.
+    pub api_token: Option<String>,
+    /// The webhook signing secret (from the environment), if set.
+    pub webhook_secret: Option<String>,
+    /// How old a signed webhook may be, in seconds.
+    pub webhook_tolerance_s: u64,
+    /// Threads that run executions.
+    pub executors: usize,
+    /// The host's maximum limits.
+    pub max_limits: Limits,
+    /// The principals.
+    pub directory: Directory,
+    /// The record schema.
+    pub schema: Schema,
+    /// The installed workers.
+    pub workers: Vec<WorkerConfig>,
+}
+
+fn problem(
+    path: &Path,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    reason: impl Into<String>,
+) -> Error {
+    let location = match span {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            format!("{}:{line}", path.display())
+        }
+        None => path.display().to_string(),
+    };
+    Error::Config {
+        location,
+        reason: reason.into(),
+    }
+}
+
+impl HostConfig {
+    /// The built-in defaults: no workers, an open directory, the professional plan.
+    pub fn defaults() -> HostConfig {
+        HostConfig {
+            path: None,
+            data_dir: default_data_dir(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            plan_name: default_plan(),
+            plan: builtin_plans()["professional"],
+            capacity_alert: CapacityAlert::default(),
+            api_token: None,
+            webhook_secret: None,
+            webhook_tolerance_s: 300,
+            executors: default_executors(),
+            max_limits: Limits::default(),
+            directory: Directory::open(),
+            schema: Schema::standard(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Reads and validates `roster.toml` and every worker file it names.
+    pub fn load(path: &Path) -> Result<HostConfig, Error> {
+        let text = config_file::read_text(path)?;
+        let file: HostFile = config_file::parse_toml(path, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let bad = |reason: String| problem(path, &text, None, reason);
+
+        let mut plans = builtin_plans();
+        plans.extend(file.plans.clone());
+        let plan = *plans.get(&file.plan).ok_or_else(|| {
+            bad(format!(
+                "plan `{}` is not defined (known: {})",
+                file.plan,
+                plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if plan.executions_per_hour == 0 || plan.actions_per_execution == 0 {
+            return Err(bad(format!("plan `{}` allows nothing", file.plan)));
+        }
+        let listen: SocketAddr = file
+            .listen
+            .parse()
+            .map_err(|e| bad(format!("listen `{}`: {e}", file.listen)))?;
+        let capacity_alert = file.capacity_alert.clone().unwrap_or_default();
+        if capacity_alert.hits == 0 || capacity_alert.hits > capacity_alert.windows {
+            return Err(bad("capacity-alert: need 1 <= hits <= windows".into()));
+        }
+        let problems = file.limits.validate();
+        if !problems.is_empty() {
+            return Err(bad(problems.join("; ")));
+        }
+        let directory = Directory::new(file.principals.clone()).map_err(bad)?;
+        let mut schema = Schema::standard();
+        schema
+            .extend(&file.objects)
+            .map_err(|e| bad(e.to_string()))?;
+        let env = |name: &Option<String>| -> Result<Option<String>, Error> {
+            match name {
+                None => Ok(None),
+                Some(var) => std::env::var(var)
+                    .map(Some)
+                    .map_err(|_| bad(format!("environment variable `{var}` is not set"))),
+            }
+        };
+        let mut max_limits = file.limits.apply(Limits::default());
+        max_limits.actions = max_limits.actions.min(plan.actions_per_execution);
+
+        let mut workers = Vec::new();
+        for entry in &file.workers {
+            let worker_path = base.join(entry.get_ref());
+            if !worker_path.is_file() {
+                return Err(problem(
+                    path,
+                    &text,
+                    Some(entry.span()),
+                    format!("worker file {} does not exist", worker_path.display()),
+                ));
+            }
+            let worker = load_worker(&worker_path, &schema, &directory)?;
+            if workers.iter().any(|w: &WorkerConfig| w.name == worker.name) {
+                return Err(problem(
+                    path,
+                    &text,
+                    Some(entry.span()),
+                    format!("two workers are named `{}`", worker.name),
+                ));
+            }
+            workers.push(worker);
+        }
+        if let Some(max) = plan.workers
+            && workers.len() > max as usize
+        {
+            return Err(bad(format!(
+                "{} workers installed; plan `{}` allows {max}",
+                workers.len(),
+                file.plan
+            )));
+        }
+        Ok(HostConfig {
+            path: Some(path.to_path_buf()),
+            data_dir: base.join(&file.data_dir),
+            listen,
+            plan_name: file.plan.clone(),
+            plan,
+            capacity_alert,
+            api_token: env(&file.api_token_env)?,
+            webhook_secret: env(&file.webhook_secret_env)?,
+            webhook_tolerance_s: file.webhook_tolerance_s.unwrap_or(300),
+            executors: file
+                .executors
+                .unwrap_or_else(default_executors)
+                .clamp(1, 256),
+            max_limits,
+            directory,
+            schema,
+            workers,
+        })
+    }
+}
+
+fn default_executors() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<WorkerConfig, Error> {
+    let text = config_file::read_text(path)?;
+    let file: WorkerFile = config_file::parse_toml(path, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let bad = |reason: String| problem(path, &text, None, reason);
+    let name = &file.worker.name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+    {
+        return Err(bad(format!(
+            "worker.name `{name}`: use lower-case letters, digits, `-`, `_` or `.`"
+        )));
+    }
+    let component = base.join(&file.worker.component);
+    if !component.is_file() {
+        return Err(bad(format!(
+            "worker.component {} does not exist (build it with `roster build`)",
+            component.display()
+        )));
+    }
+    let manifest = Manifest::load(&base.join(&file.worker.manifest))?;
+    let mut grant = Grant::load(&base.join(&file.worker.grant))?;
+    if let Some(principal) = &file.worker.principal {
+        grant.grant.principal = principal.clone();
+    }
+    grant.check_against(&manifest)?;
+    if !directory.knows(&grant.grant.principal) {
+        return Err(bad(format!(
+            "principal `{}` is not in roster.toml's [[principals]]",
+            grant.grant.principal
+        )));
+    }
+    let problems = file.limits.validate();
+    if !problems.is_empty() {
+        return Err(bad(problems.join("; ")));
+    }
+    if file.triggers.is_empty() {
+        return Err(bad("a worker needs at least one [[triggers]] entry".into()));
+    }
+    let mut triggers = Vec::new();
+    for spec in &file.triggers {
+        let trigger = spec
+            .get_ref()
+            .compile(schema)
+            .map_err(|reason| problem(path, &text, Some(spec.span()), reason))?;
+        triggers.push(trigger);
+    }
+    // Field conditions are checked against the object the record triggers are about.
+    let objects: Vec<&str> = triggers.iter().filter_map(|t| t.kind.object()).collect();
+    let object = objects.first().copied();
+    let conditions = match &file.conditions {
+        None => Condition::All(Vec::new()),
+        Some(spec) => {
+            if objects.iter().any(|o| Some(*o) != object) {
+                return Err(problem(
+                    path,
+                    &text,
+                    Some(spec.span()),
+                    "conditions need every trigger to be about the same object",
+                ));
+            }
+            spec.get_ref()
+                .compile(object, schema)
+                .map_err(|reason| problem(path, &text, Some(spec.span()), reason))?
+        }
+    };
+    Ok(WorkerConfig {
+        name: name.clone(),
+        path: path.to_path_buf(),
+        component,
+        manifest,
+        grant,
+        enabled: file.worker.enabled,
+        triggers,
+        conditions,
+        limits: file.limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const MANIFEST: &str = "[plugin]\nid = \"t.w\"\nname = \"w\"\nversion = \"1.0.0\"\ndomain = \"revenue\"\ndescription = \"d\"\n[owners]\nbusiness = \"b\"\ntechnical = \"t\"\n[capabilities.records.objects.lead]\nread = [\"*\"]\n";
+    const GRANT: &str =
+        "[grant]\nplugin = \"t.w\"\n[capabilities.records.objects.lead]\nread = [\"*\"]\n";
+
+    fn setup(worker: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "worker.toml", MANIFEST);
+        write(dir.path(), "grant.toml", GRANT);
+        write(dir.path(), "w.wasm", "not checked here");
+        write(dir.path(), "w.toml", worker);
+        let host = write(
+            dir.path(),
+            "roster.toml",
+            "plan = \"starter\"\nworkers = [\"w.toml\"]\n[[principals]]\nid = \"svc\"\nsees = \"all\"\n",
+        );
+        (dir, host)
+    }
+
+    const WORKER: &str = "[worker]\nname = \"w\"\ncomponent = \"w.wasm\"\nmanifest = \"worker.toml\"\ngrant = \"grant.toml\"\nprincipal = \"svc\"\n\n[[triggers]]\non = \"record-created\"\nobject = \"lead\"\n\n[conditions]\nfield = \"status\"\nop = \"equals\"\nvalue = \"new\"\n";
+
+    #[test]
+    fn a_valid_configuration_loads() {
+        let (_d, host) = setup(WORKER);
+        let c = HostConfig::load(&host).unwrap();
+        assert_eq!(c.plan.executions_per_hour, 500);
+        assert_eq!(
+            c.max_limits.actions, 5,
+            "the plan caps actions per execution"
+        );
+        assert_eq!(c.workers[0].grant.grant.principal, "svc");
+        assert_eq!(c.workers[0].triggers.len(), 1);
+    }
+
+    #[test]
+    fn problems_name_the_file_line_and_reason() {
+        let (_d, host) =
+            setup(&WORKER.replace("object = \"lead\"", "object = \"lead\"\nfields = [\"x\"]"));
+        let err = HostConfig::load(&host).unwrap_err().to_string();
+        assert!(err.contains("w.toml:8"), "{err}");
+        assert!(err.contains("does not apply"), "{err}");
+
+        let (_d, host) = setup(&WORKER.replace("value = \"new\"", "value = 5\nextra = 1"));
+        let err = HostConfig::load(&host).unwrap_err().to_string();
+        assert!(err.contains("w.toml:"), "{err}");
+        assert!(err.contains("unknown field `extra`"), "{err}");
+
+        let (_d, host) = setup(&WORKER.replace("principal = \"svc\"", "principal = \"ghost\""));
+        let err = HostConfig::load(&host).unwrap_err().to_string();
+        assert!(err.contains("principal `ghost`"), "{err}");
+
+        let (d, host) = setup(WORKER);
+        std::fs::write(&host, "plan = \"platinum\"\n").unwrap();
+        let err = HostConfig::load(&host).unwrap_err().to_string();
+        assert!(err.contains("plan `platinum` is not defined"), "{err}");
+        std::fs::write(&host, "listen = 7878\n").unwrap();
+        let err = HostConfig::load(&host).unwrap_err().to_string();
+        assert!(err.contains("roster.toml:1:"), "{err}");
+        drop(d);
+    }
+}
