@@ -167,14 +167,21 @@ impl Condition {
         results: &mut Vec<ConditionResult>,
     ) -> bool {
         match self {
-            Condition::All(items) => items
-                .iter()
-                .map(|c| c.evaluate(record, ctx, results))
-                .fold(true, |a, b| a && b),
-            Condition::Any(items) => items
-                .iter()
-                .map(|c| c.evaluate(record, ctx, results))
-                .fold(false, |a, b| a || b),
+            // Every item is evaluated (no short circuit) so that each leaf is logged.
+            Condition::All(items) => {
+                let held: Vec<bool> = items
+                    .iter()
+                    .map(|c| c.evaluate(record, ctx, results))
+                    .collect();
+                held.into_iter().all(|h| h)
+            }
+            Condition::Any(items) => {
+                let held: Vec<bool> = items
+                    .iter()
+                    .map(|c| c.evaluate(record, ctx, results))
+                    .collect();
+                held.into_iter().any(|h| h)
+            }
             Condition::Not(inner) => {
                 let mut inner_results = Vec::new();
                 let held = inner.evaluate(record, ctx, &mut inner_results);

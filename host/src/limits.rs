@@ -100,6 +100,23 @@ impl LimitsOverride {
         }
     }
 
+    /// These values, with `top`'s wherever `top` sets one.
+    pub fn overlay(&self, top: &LimitsOverride) -> LimitsOverride {
+        LimitsOverride {
+            fuel: top.fuel.or(self.fuel),
+            timeout_ms: top.timeout_ms.or(self.timeout_ms),
+            memory_bytes: top.memory_bytes.or(self.memory_bytes),
+            table_elements: top.table_elements.or(self.table_elements),
+            instances: top.instances.or(self.instances),
+            tables: top.tables.or(self.tables),
+            memories: top.memories.or(self.memories),
+            actions: top.actions.or(self.actions),
+            host_calls: top.host_calls.or(self.host_calls),
+            call_bytes: top.call_bytes.or(self.call_bytes),
+            log_bytes: top.log_bytes.or(self.log_bytes),
+        }
+    }
+
     /// Rejects zero values, which would make every execution fail.
     pub fn validate(&self) -> Vec<String> {
         let fields: [(&str, Option<u64>); 11] = [

@@ -12,10 +12,15 @@
 //! group-commit thread.
 
 mod index;
+mod queue;
 mod records;
 mod writer;
 
-pub use records::{Change, ChangeKind, FieldChange, RecordQuery};
+pub use queue::{Alert, ExecutionEntry, QueueItem};
+pub(crate) use queue::{
+    enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
+};
+pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,8 +38,8 @@ const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const MEMORY: TableDefinition<&str, &[u8]> = TableDefinition::new("memory");
 const MEMORY_USAGE: TableDefinition<&str, u64> = TableDefinition::new("memory_usage");
-const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
-const SIGNALS: TableDefinition<&str, &[u8]> = TableDefinition::new("signals");
+pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+const SIGNALS: TableDefinition<u64, &[u8]> = TableDefinition::new("signals");
 
 const SEP: char = '\u{1f}';
 
@@ -185,6 +190,9 @@ pub struct OutboxEntry {
 /// A signal emitted by a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalEntry {
+    /// Position in the signal log (assigned when recorded).
+    #[serde(default)]
+    pub seq: u64,
     /// The action id.
     pub id: String,
     /// The emitting worker.
@@ -270,6 +278,7 @@ impl Store {
             tx.open_table(MEMORY_USAGE)?;
             tx.open_table(OUTBOX)?;
             tx.open_table(SIGNALS)?;
+            Store::create_queue_tables(tx)?;
             Ok(())
         })?;
         Ok(store)
@@ -291,6 +300,16 @@ impl Store {
         job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         self.writer.write(job)
+    }
+
+    /// The current value of a named counter (`changes`, `signals`, `queue`, cursors).
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx
+            .open_table(COUNTERS)?
+            .get(name)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// A read transaction on the current snapshot.
@@ -385,14 +404,37 @@ impl Store {
         self.all(OUTBOX)
     }
 
-    /// Records an emitted signal.
-    pub fn record_signal(&self, entry: &SignalEntry) -> Result<(), StoreError> {
-        self.put(SIGNALS, &entry.id, encode(entry))
+    /// Records an emitted signal; returns its position in the signal log.
+    pub fn record_signal(&self, entry: &SignalEntry) -> Result<u64, StoreError> {
+        let entry = entry.clone();
+        self.write(move |tx| {
+            let seq = next_counter(tx, "signals")? + 1;
+            let mut entry = entry.clone();
+            entry.seq = seq;
+            tx.open_table(SIGNALS)?
+                .insert(seq, encode(&entry).as_slice())?;
+            Ok(seq)
+        })
+    }
+
+    /// Emitted signals after position `after`, oldest first, at most `limit`.
+    pub fn signals_after(&self, after: u64, limit: usize) -> Result<Vec<SignalEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(SIGNALS)?;
+        let mut out = Vec::new();
+        for entry in table.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))? {
+            let (k, v) = entry?;
+            out.push(decode(&k.value().to_string(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Every emitted signal, oldest first.
     pub fn signals(&self) -> Result<Vec<SignalEntry>, StoreError> {
-        self.all(SIGNALS)
+        self.signals_after(0, usize::MAX)
     }
 
     fn put(

@@ -35,6 +35,7 @@ impl Host for HostState {
         let worker = self.worker.plugin.clone();
         let result = self.gate.act(call, |id| {
             let entry = SignalEntry {
+                seq: 0,
                 id: id.to_string(),
                 worker,
                 topic,

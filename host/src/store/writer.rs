@@ -26,21 +26,46 @@ struct Request {
     reply: SyncSender<Result<Output, StoreError>>,
 }
 
-/// The handle writers use; cloning it shares the one writer thread.
+/// The handle writers use; cloning it shares the one writer thread. When the last handle
+/// is dropped the thread finishes its batch and is joined, so the database is closed by
+/// the time the last `Store` is gone (a restart in the same process can reopen it).
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: SyncSender<Request>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: std::sync::Mutex<Option<SyncSender<Request>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(t) = thread.take()
+        {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Writer {
     /// Starts the writer thread for `db`.
     pub(crate) fn start(db: Arc<Database>) -> Result<Writer, StoreError> {
         let (tx, rx) = sync_channel::<Request>(4 * MAX_BATCH);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("roster-store-writer".into())
             .spawn(move || run(&db, &rx))
             .map_err(|e| StoreError::Writer(e.to_string()))?;
-        Ok(Writer { tx })
+        Ok(Writer {
+            inner: Arc::new(Inner {
+                tx: std::sync::Mutex::new(Some(tx)),
+                thread: std::sync::Mutex::new(Some(thread)),
+            }),
+        })
     }
 
     /// Runs `job` in a write transaction and returns its result once it is durable.
@@ -50,7 +75,14 @@ impl Writer {
     ) -> Result<R, StoreError> {
         let (reply, answer) = sync_channel(1);
         let job: Job = Box::new(move |tx| job(tx).map(|r| Box::new(r) as Output));
-        self.tx
+        let sender = self
+            .inner
+            .tx
+            .lock()
+            .ok()
+            .and_then(|tx| tx.clone())
+            .ok_or_else(|| StoreError::Writer("the writer thread has stopped".into()))?;
+        sender
             .send(Request { job, reply })
             .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
         let output = answer

@@ -10,6 +10,7 @@ mod limits;
 mod loading;
 mod plugins;
 mod scopes;
+mod serve;
 
 /// Every guest program must have a test named after it: `foreach_program!` lists the
 /// programs and this fails to compile when one has no test.
@@ -28,4 +29,5 @@ mod by_program {
     pub use super::loading::{bench_two_calls, worker_well_behaved};
     pub use super::plugins::stale_lead_alerter;
     pub use super::scopes::capability_probe;
+    pub use super::serve::serve_recorder;
 }

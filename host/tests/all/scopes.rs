@@ -226,3 +226,76 @@ fn memory_is_private_to_each_worker() {
     assert_eq!(r.status, Status::Success);
     assert_host_still_healthy("memory_is_private_to_each_worker");
 }
+
+#[test]
+fn records_outside_the_principals_visibility_are_hidden_and_protected() {
+    use roster_host::directory::{Directory, Principal, PrincipalKind, Sees};
+    use roster_host::{Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RuntimeConfig::new(dir.path());
+    let person = |id: &str, team: &str| Principal {
+        id: id.into(),
+        kind: PrincipalKind::User,
+        teams: vec![team.into()],
+        roles: vec![],
+        sees: Sees::Team,
+        email: None,
+    };
+    config.directory = Directory::new(vec![
+        person("svc-test", "emea"),
+        person("ann", "emea"),
+        person("cat", "apac"),
+    ])
+    .unwrap();
+    let runtime = Runtime::open(config).unwrap();
+    let lead = |id: &str, owner: &str| roster_host::store::Record {
+        object: "lead".into(),
+        id: id.into(),
+        owner: Some(owner.into()),
+        fields: [("name".to_string(), FieldValue::Text(format!("Lead {id}")))].into(),
+    };
+    runtime
+        .store()
+        .put_records(&[lead("mine", "ann"), lead("theirs", "cat")])
+        .unwrap();
+    let id = "test.visibility";
+    let manifest = manifest_with(id, "optional-capabilities = [\"http\"]", REQUEST);
+    let bytes = std::fs::read(CAPABILITY_PROBE).unwrap();
+    let worker = runtime.load(&bytes, &manifest, &grant(id, GRANT)).unwrap();
+    let report = worker
+        .execute(
+            &payload_event(json!({"calls": [
+                {"op": "get", "object": "lead", "id": "mine"},
+                {"op": "get", "object": "lead", "id": "theirs"},
+                {"op": "find", "object": "lead", "field": "name", "value": "Lead theirs"},
+                {"op": "update", "object": "lead", "id": "theirs", "fields": {"score": 1}},
+                {"op": "find", "object": "lead", "field": "name", "value": "Lead mine"},
+            ]})),
+            roster_host::Mode::Live,
+        )
+        .unwrap();
+    let lines = lines(&report);
+    assert_eq!(lines[0], "ok mine fields=name");
+    assert_eq!(
+        lines[1], "not-found lead/theirs",
+        "a hidden record looks missing"
+    );
+    assert_eq!(lines[2], "ok ", "find does not return hidden records");
+    assert_eq!(lines[4], "ok mine");
+    assert_eq!(
+        lines[3],
+        "denied lead/theirs is outside the visibility of `svc-test`"
+    );
+    let denied: Vec<&str> = report.denials().map(|a| a.target.as_str()).collect();
+    assert_eq!(
+        denied,
+        ["lead/theirs", "lead/theirs"],
+        "both attempts are recorded as denials"
+    );
+    let theirs = runtime
+        .store()
+        .get_record("lead", "theirs")
+        .unwrap()
+        .unwrap();
+    assert!(!theirs.fields.contains_key("score"));
+}
