@@ -1,24 +1,28 @@
-//! The `roster` command line: run a worker on one event, inspect a component, build guest
-//! code, and the demo.
+//! The `roster` command line.
+//!
+//! This file holds the argument definitions and the dispatch; each group of commands lives
+//! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
+//! service), `records.rs` (records and workers, on the data directory) and `remote.rs`
+//! (commands that talk to a running service: events, queue).
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+mod records;
+mod remote;
+mod run;
+mod serve;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::gate::{ActionResult, Mode};
-use crate::imports;
-use crate::report::ExecutionReport;
-use crate::store::Record;
-use crate::{EventInput, Grant, Manifest, Runtime, RuntimeConfig};
+pub use run::print_report;
 
 /// Roster: a runtime for governed digital workers.
 #[derive(Debug, Parser)]
 #[command(name = "roster", version, about)]
 pub struct Cli {
-    /// The data directory (embedded store and compiled-component cache).
+    /// The data directory (embedded store and compiled-component cache) for commands that
+    /// run without a `roster.toml`.
     #[arg(
         long,
         env = "ROSTER_DATA_DIR",
@@ -26,6 +30,14 @@ pub struct Cli {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// The host configuration file.
+    #[arg(
+        long,
+        env = "ROSTER_CONFIG",
+        default_value = "roster.toml",
+        global = true
+    )]
+    pub config: PathBuf,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -48,6 +60,32 @@ pub enum Command {
         /// The repository root (defaults to the one this binary was built from).
         #[arg(long)]
         repo: Option<PathBuf>,
+    },
+    /// Run the service: triggers, the queue, the executors and the HTTP API.
+    Serve,
+    /// Import, export and look at records (on the data directory; stop the service first).
+    Records {
+        /// What to do.
+        #[command(subcommand)]
+        command: records::RecordsCommand,
+    },
+    /// List and show installed workers.
+    Workers {
+        /// What to do.
+        #[command(subcommand)]
+        command: records::WorkersCommand,
+    },
+    /// Send events to a running service.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        command: remote::EventsCommand,
+    },
+    /// Look at a running service's queue.
+    Queue {
+        /// What to do.
+        #[command(subcommand)]
+        command: remote::QueueCommand,
     },
 }
 
@@ -111,275 +149,44 @@ pub fn main() -> ExitCode {
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Run(args) => run(&cli.data_dir, args),
-        Command::Inspect(args) => inspect(args),
+    let Cli {
+        data_dir,
+        config,
+        command,
+    } = cli;
+    let paths = Paths { config, data_dir };
+    match command {
+        Command::Run(args) => run::run(&paths.data_dir, args),
+        Command::Inspect(args) => run::inspect(args),
         Command::Build { dir } => {
-            for built in build(&dir)? {
+            for built in run::build(&dir)? {
                 println!("{}  {}", built.package, built.path.display());
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { repo } => demo(&cli.data_dir, repo),
+        Command::Demo { repo } => run::demo(&paths.data_dir, repo),
+        Command::Serve => serve::serve(&paths.config),
+        Command::Records { command } => records::records(&paths, command),
+        Command::Workers { command } => records::workers(&paths, command),
+        Command::Events { command } => remote::events(&paths.config, command),
+        Command::Queue { command } => remote::queue(&paths.config, command),
     }
 }
 
-/// The directory beside which default files are looked up.
-fn plugin_home(plugin: &Path) -> PathBuf {
-    if plugin.is_dir() {
-        plugin.to_path_buf()
+/// The configuration file and data directory given on the command line.
+struct Paths {
+    config: PathBuf,
+    data_dir: PathBuf,
+}
+
+/// The host configuration: `roster.toml` when it exists, otherwise the built-in defaults
+/// over `--data-dir`.
+fn host_config(paths: &Paths) -> anyhow::Result<crate::config::HostConfig> {
+    if paths.config.is_file() {
+        Ok(crate::config::HostConfig::load(&paths.config)?)
     } else {
-        plugin.parent().map(Path::to_path_buf).unwrap_or_default()
+        let mut config = crate::config::HostConfig::defaults();
+        config.data_dir = paths.data_dir.clone();
+        Ok(config)
     }
-}
-
-/// The component bytes: the file itself, or the result of building a source directory.
-fn component_bytes(plugin: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = if plugin.is_dir() {
-        let built = build(plugin)?;
-        match built.as_slice() {
-            [one] => one.path.clone(),
-            [] => bail!("{} builds no component", plugin.display()),
-            _ => bail!(
-                "{} builds several components; pass one .wasm file",
-                plugin.display()
-            ),
-        }
-    } else {
-        plugin.to_path_buf()
-    };
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn build(dir: &Path) -> anyhow::Result<Vec<roster_guest_build::Built>> {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("guests");
-    let target_dir = std::path::absolute(&target_dir).context("resolving the target directory")?;
-    eprintln!(
-        "building {} for {} ...",
-        dir.display(),
-        roster_guest_build::TARGET
-    );
-    roster_guest_build::build(dir, &target_dir).map_err(anyhow::Error::from)
-}
-
-fn load_records(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let text = crate::config_file::read_text(path)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str::<Record>(line)
-                .with_context(|| format!("{}:{}: not a record", path.display(), i + 1))
-        })
-        .collect()
-}
-
-fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let home = plugin_home(&args.plugin);
-    let manifest = Manifest::load(&args.manifest.unwrap_or_else(|| home.join("worker.toml")))?;
-    let grant = Grant::load(&args.grant.unwrap_or_else(|| home.join("grant.toml")))?;
-    let event_path = args.event.unwrap_or_else(|| home.join("event.json"));
-    let event = if event_path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the event from standard input")?;
-        EventInput::parse("<stdin>", &text)?
-    } else {
-        let text = crate::config_file::read_text(&event_path)?;
-        EventInput::parse(&event_path.display().to_string(), &text)?
-    };
-    let records = match args.records {
-        Some(path) => Some(load_records(&path)?),
-        None => {
-            let default = home.join("records.jsonl");
-            default
-                .is_file()
-                .then(|| load_records(&default))
-                .transpose()?
-        }
-    };
-    // Check everything the command was given before anything is changed.
-    let bytes = component_bytes(&args.plugin)?;
-    let info = imports::inspect(&bytes)?;
-    crate::loader::plan(&info, &manifest, &grant)?;
-    grant.check_against(&manifest)?;
-    let runtime = Runtime::open(RuntimeConfig::new(data_dir))?;
-    let worker = runtime.load(&bytes, &manifest, &grant)?;
-    if let Some(records) = records {
-        runtime.store().put_records(&records)?;
-    }
-    let mode = if args.dry_run {
-        Mode::DryRun
-    } else {
-        Mode::Live
-    };
-    let report = worker.execute(&event, mode)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
-    Ok(if report.status.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
-}
-
-/// Prints a report for a person.
-pub fn print_report(r: &ExecutionReport) {
-    println!("worker    {} {} (as {})", r.worker, r.version, r.principal);
-    println!("event     {}", r.event_id);
-    println!("status    {}", r.status);
-    if let Some(o) = &r.outcome {
-        let confidence = o
-            .confidence
-            .map(|c| format!(" (confidence {c:.2})"))
-            .unwrap_or_default();
-        println!("outcome   {}{confidence}", o.summary);
-    }
-    if let Some(e) = &r.error {
-        println!("error     {e}");
-    }
-    println!("actions   {}", r.actions.len());
-    for a in &r.actions {
-        let result = match &a.result {
-            ActionResult::Performed { output } => format!("performed {output}"),
-            ActionResult::DryRun => "dry-run (not performed)".into(),
-            ActionResult::Denied { reason } => format!("DENIED: {reason}"),
-            ActionResult::Failed { error } => format!("failed: {error}"),
-        };
-        println!(
-            "  {:<3} {}.{} {}  {result}",
-            a.id.rsplit('/').next().unwrap_or(""),
-            a.capability,
-            a.operation,
-            a.target
-        );
-    }
-    if !r.logs.is_empty() {
-        println!("logs");
-        for l in &r.logs {
-            println!("  {:<5} {}", l.level, l.message);
-        }
-    }
-    if !r.output.is_empty() {
-        println!("output");
-        for line in r.output.lines() {
-            println!("  {line}");
-        }
-    }
-    if let Some(bt) = &r.backtrace {
-        println!("backtrace");
-        for line in bt.lines() {
-            println!("  {line}");
-        }
-    }
-    println!(
-        "fuel {}  host calls {}  duration {:.2} ms",
-        r.fuel_consumed,
-        r.host_calls,
-        r.duration_us as f64 / 1000.0
-    );
-}
-
-fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let home = plugin_home(&args.plugin);
-    let manifest = Manifest::load(&args.manifest.unwrap_or_else(|| home.join("worker.toml")))?;
-    let grant_path = args.grant.unwrap_or_else(|| home.join("grant.toml"));
-    let grant = grant_path
-        .is_file()
-        .then(|| Grant::load(&grant_path))
-        .transpose()?;
-    let bytes = component_bytes(&args.plugin)?;
-    let info = imports::inspect(&bytes)?;
-
-    println!(
-        "plugin    {} {} ({:?} domain)",
-        manifest.plugin.id, manifest.plugin.version, manifest.plugin.domain
-    );
-    println!("exports");
-    for e in &info.exports {
-        println!("  {e}");
-    }
-    println!("imports   (class / requested by manifest / granted)");
-    for name in &info.imports {
-        let class = imports::classify(name);
-        let (requested, granted) = match &class {
-            imports::ImportClass::Capability(cap) => (
-                if manifest.capabilities.has(*cap) {
-                    if manifest.is_optional(*cap) {
-                        "requested (optional)"
-                    } else {
-                        "requested"
-                    }
-                } else {
-                    "NOT REQUESTED"
-                },
-                match &grant {
-                    Some(g) if g.capabilities.has(*cap) => "granted",
-                    Some(_) => "NOT GRANTED",
-                    None => "-",
-                },
-            ),
-            _ => ("-", "-"),
-        };
-        println!("  {name}\n      {class} / {requested} / {granted}");
-    }
-    let requested_unused: Vec<&str> = crate::scope::CapabilityName::ALL
-        .iter()
-        .filter(|c| manifest.capabilities.has(**c))
-        .filter(|c| {
-            !info
-                .imports
-                .iter()
-                .any(|i| imports::split_version(i).0 == c.interface())
-        })
-        .map(|c| c.as_str())
-        .collect();
-    if !requested_unused.is_empty() {
-        println!(
-            "requested but not imported: {}",
-            requested_unused.join(", ")
-        );
-    }
-    if let Some(grant) = &grant {
-        match crate::loader::plan(&info, &manifest, grant) {
-            Ok(_) => println!("verdict   loads under {}", grant_path.display()),
-            Err(e) => println!("verdict   {e}"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn demo(data_dir: &Path, repo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let repo = repo.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    let repo = std::fs::canonicalize(&repo).with_context(|| format!("{}", repo.display()))?;
-    let plugins = build(&repo.join("plugins"))?;
-    println!("built {} first-party plugin(s):", plugins.len());
-    for p in &plugins {
-        println!("  {}", p.package);
-    }
-    let example = repo.join("examples/lead-triage");
-    println!(
-        "\nrunning {} on {}\n",
-        example.display(),
-        example.join("event.json").display()
-    );
-    run(
-        data_dir,
-        RunArgs {
-            plugin: example,
-            manifest: None,
-            grant: None,
-            event: None,
-            records: None,
-            dry_run: false,
-            json: false,
-        },
-    )
 }

@@ -40,6 +40,7 @@ pub mod report;
 pub mod runtime;
 pub mod schema;
 pub mod scope;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;

@@ -80,7 +80,7 @@ pub struct QueueStatus {
 /// A running service. Dropping it stops it (see [`Service::shutdown`]).
 pub struct Service {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What an executor reports back.
@@ -148,7 +148,10 @@ impl Service {
             let mut d = Dispatcher::new(dispatcher_shared, work_tx, done_rx);
             d.run();
         })?);
-        Ok(Service { shared, threads })
+        Ok(Service {
+            shared,
+            threads: Mutex::new(threads),
+        })
     }
 
     /// The store.
@@ -255,14 +258,20 @@ impl Service {
             && store.queue_len().ok() == Some(status.waiting_for_capacity + status.delayed)
     }
 
-    /// Stops taking work, lets running executions finish, and stops every thread.
-    pub fn shutdown(mut self) {
-        self.stop_threads();
+    /// Stops taking work, lets running executions finish and be recorded, and stops every
+    /// thread. Queued items stay queued for the next start.
+    pub fn shutdown(self) {
+        self.stop();
     }
 
-    fn stop_threads(&mut self) {
+    /// Like [`Service::shutdown`], through a shared reference.
+    pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
+        let threads: Vec<JoinHandle<()>> = match self.threads.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for t in threads {
             let _ = t.join();
         }
     }
@@ -270,7 +279,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        self.stop_threads();
+        self.stop();
     }
 }
 
@@ -651,10 +660,6 @@ impl Dispatcher {
                 window.pop_front();
             }
             if window.len() >= cap {
-                self.cap_hits
-                    .entry(item.worker.clone())
-                    .or_default()
-                    .insert(now.div_euclid(HOUR_MS));
                 continue;
             }
             window.push_back(now);
@@ -672,7 +677,6 @@ impl Dispatcher {
                 }
             }
         }
-        self.check_capacity_alerts(now);
     }
 
     fn check_capacity_alerts(&mut self, now: i64) {
@@ -724,26 +728,33 @@ impl Dispatcher {
         }
     }
 
-    fn publish(&self, now: i64) {
+    /// Counts what waits and why, records which workers are at their cap in this hourly
+    /// window (raising capacity alerts), then publishes the queue's status — in that
+    /// order, so whoever sees an item waiting for capacity also sees its consequences.
+    fn publish(&mut self, now: i64) {
         let mut waiting = 0;
         let mut delayed = 0;
+        let cap = self.shared.config.plan.executions_per_hour as usize;
+        let bucket = now.div_euclid(HOUR_MS);
         for item in self.pending.values() {
             if self.running.contains(&item.seq) {
                 continue;
             }
             if item.due_at > now {
                 delayed += 1;
-            } else {
-                let cap = self.shared.config.plan.executions_per_hour as usize;
-                if self
-                    .windows
-                    .get(&item.worker)
-                    .is_some_and(|w| w.len() >= cap)
-                {
-                    waiting += 1;
-                }
+            } else if self
+                .windows
+                .get(&item.worker)
+                .is_some_and(|w| w.iter().filter(|t| **t > now - HOUR_MS).count() >= cap)
+            {
+                waiting += 1;
+                self.cap_hits
+                    .entry(item.worker.clone())
+                    .or_default()
+                    .insert(bucket);
             }
         }
+        self.check_capacity_alerts(now);
         if let Ok(mut s) = self.shared.status.lock() {
             *s = QueueStatus {
                 queued: self.pending.len() as u64,

@@ -378,6 +378,26 @@ impl Store {
         })
     }
 
+    /// Calls `f` on every record of `object`, in id order, until it returns `false`.
+    pub fn for_each_record(
+        &self,
+        object: &str,
+        mut f: impl FnMut(Record) -> bool,
+    ) -> Result<(), StoreError> {
+        self.schema.object(object)?;
+        let start = key(object, "")?;
+        let end = prefix_end(&start);
+        let tx = self.db.begin_read()?;
+        let records = tx.open_table(RECORDS)?;
+        for entry in records.range(start.as_str()..end.as_str())? {
+            let (k, v) = entry?;
+            if !f(decode(k.value(), v.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The changes after position `after`, oldest first, at most `limit`.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let tx = self.db.begin_read()?;

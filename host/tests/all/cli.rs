@@ -249,3 +249,133 @@ fn inspect_shows_imports_beside_the_request_and_the_grant() {
     assert!(stdout.contains("verdict   component refused"), "{stdout}");
     assert!(stdout.contains("capability `signals`"), "{stdout}");
 }
+
+#[test]
+fn records_import_export_get_and_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(
+        &csv,
+        "id,owner,name,status,employees,last_activity_at,tags\nC1,ann,Ada,open,120,2026-01-01,vip;emea\nC2,bob,Bo,closed,,2026-02-01T10:00:00Z,\n",
+    )
+    .unwrap();
+    let out = roster(
+        &data,
+        &[
+            "records",
+            "import",
+            csv.to_str().unwrap(),
+            "--object",
+            "lead",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("imported 2 records"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = roster(&data, &["records", "get", "lead", "C1"], "");
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["fields"]["employees"], 120);
+    assert_eq!(record["fields"]["tags"], serde_json::json!(["vip", "emea"]));
+    assert_eq!(
+        record["fields"]["last_activity_at"]["timestamp"],
+        1_767_225_600_000i64
+    );
+
+    let out = roster(
+        &data,
+        &["records", "query", "lead", "--where", "status:equals:open"],
+        "",
+    );
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("\"C1\""));
+
+    // One bad row anywhere: nothing from the file is imported.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"object\": \"lead\", \"id\": \"J1\", \"fields\": {\"name\": \"Ok\"}}\n{\"object\": \"lead\", \"id\": \"J2\", \"fields\": {\"employees\": \"lots\"}}\n",
+    )
+    .unwrap();
+    let out = roster(&data, &["records", "import", bad.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:2"), "{stderr}");
+    assert!(
+        stderr.contains("`lead.employees` is a integer field"),
+        "{stderr}"
+    );
+    let out = roster(&data, &["records", "get", "lead", "J1"], "");
+    assert_eq!(out.status.code(), Some(1), "J1 was not imported");
+
+    let unknown = dir.path().join("unknown.csv");
+    std::fs::write(&unknown, "id,favourite_colour\nU1,blue\n").unwrap();
+    let out = roster(
+        &data,
+        &[
+            "records",
+            "import",
+            unknown.to_str().unwrap(),
+            "--object",
+            "lead",
+        ],
+        "",
+    );
+    assert!(
+        text(&out.stderr).contains("unknown field `favourite_colour` on `lead`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let exported = dir.path().join("out.csv");
+    let out = roster(
+        &data,
+        &[
+            "records",
+            "export",
+            "--object",
+            "lead",
+            "--format",
+            "csv",
+            "--output",
+            exported.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv_text = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(csv_text.lines().count(), 3, "{csv_text}");
+    assert!(csv_text.contains("2026-01-01T00:00:00.000Z"), "{csv_text}");
+
+    // The export imports back unchanged.
+    let data2 = dir.path().join("data2");
+    let out = roster(
+        &data2,
+        &[
+            "records",
+            "import",
+            exported.to_str().unwrap(),
+            "--object",
+            "lead",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a: serde_json::Value =
+        serde_json::from_slice(&roster(&data, &["records", "get", "lead", "C1"], "").stdout)
+            .unwrap();
+    let b: serde_json::Value =
+        serde_json::from_slice(&roster(&data2, &["records", "get", "lead", "C1"], "").stdout)
+            .unwrap();
+    assert_eq!(a["fields"]["tags"], b["fields"]["tags"]);
+    assert_eq!(
+        a["fields"]["last_activity_at"],
+        b["fields"]["last_activity_at"]
+    );
+}

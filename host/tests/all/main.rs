@@ -11,6 +11,7 @@ mod loading;
 mod plugins;
 mod scopes;
 mod serve;
+mod serve_process;
 
 /// Every guest program must have a test named after it: `foreach_program!` lists the
 /// programs and this fails to compile when one has no test.

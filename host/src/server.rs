@@ -1,0 +1,457 @@
+//! The HTTP API of `roster serve` (axum).
+//!
+//! - `POST /v1/events/{name}` — the webhook for named business events. The caller signs
+//!   `"{timestamp}.{body}"` with HMAC-SHA256 under the shared webhook secret and sends
+//!   `x-roster-timestamp` (Unix seconds) and `x-roster-signature: sha256=<hex>`. Requests
+//!   older than the tolerance, unsigned or wrongly signed are refused and change nothing.
+//! - Everything else needs `authorization: Bearer <api token>`: records (get, query,
+//!   create, update, delete), workers, executions, alerts and the queue's status.
+//!
+//! Client mistakes are answered with their reason (4xx); internal faults are logged and
+//! answered with a generic message (5xx).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::error::Error;
+use crate::filter::{Filter, Op};
+use crate::service::{EventSubmission, Service};
+use crate::store::{FieldValue, Record, RecordQuery, StoreError};
+
+/// The header carrying the signing time (Unix seconds).
+pub const TIMESTAMP_HEADER: &str = "x-roster-timestamp";
+/// The header carrying `sha256=<hex>`.
+pub const SIGNATURE_HEADER: &str = "x-roster-signature";
+/// The largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// An API error: a status and a message for the caller.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(error: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {error}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Schema(_) | StoreError::BadKey(_) => ApiError::bad_request(e.to_string()),
+            StoreError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidEvent(_) | Error::Config { .. } => ApiError::bad_request(e.to_string()),
+            Error::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The API's state.
+#[derive(Clone)]
+pub struct Api {
+    service: Arc<Service>,
+}
+
+/// Builds the router over a running service.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/events/{name}", post(receive_event))
+        .route("/v1/queue", get(queue))
+        .route("/v1/workers", get(workers))
+        .route("/v1/executions", get(executions))
+        .route("/v1/alerts", get(alerts))
+        .route(
+            "/v1/records/{object}",
+            get(query_records).post(create_record),
+        )
+        .route(
+            "/v1/records/{object}/{id}",
+            get(get_record).patch(update_record).delete(delete_record),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Api { service })
+}
+
+/// The MAC of `"{timestamp}.{body}"` under `secret` (HMAC takes keys of any length).
+fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(mac)
+}
+
+/// Computes the `x-roster-signature` value (`sha256=<hex>`) for a webhook body.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let digest = mac(secret, timestamp, body)
+        .map(|m| hex::encode(m.finalize().into_bytes()))
+        .unwrap_or_default();
+    format!("sha256={digest}")
+}
+
+fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    let config = api.service.config();
+    let Some(secret) = &config.webhook_secret else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks are not configured (set webhook-secret-env in roster.toml)",
+        ));
+    };
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let timestamp: i64 = headers
+        .get(TIMESTAMP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unauthorized("missing or malformed x-roster-timestamp"))?;
+    let now_s = api.service.runtime().store().clock().now_ms() / 1000;
+    if (now_s - timestamp).unsigned_abs() > config.webhook_tolerance_s {
+        return Err(unauthorized("the signature is too old or from the future"));
+    }
+    let given = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("sha256="))
+        .and_then(|v| hex::decode(v).ok())
+        .ok_or_else(|| unauthorized("missing or malformed x-roster-signature"))?;
+    mac(secret, timestamp, body)
+        .ok_or_else(|| ApiError::internal("bad webhook secret"))?
+        .verify_slice(&given)
+        .map_err(|_| unauthorized("the signature does not match"))
+}
+
+fn authorize(api: &Api, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(token) = &api.service.config().api_token else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is disabled (set api-token-env in roster.toml)",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compare digests so the comparison takes the same time wherever the tokens differ.
+    use sha2::Digest;
+    if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token",
+        ))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+async fn receive_event(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    verify_signature(&api, &headers, &body)?;
+    let event: EventSubmission = if body.is_empty() {
+        EventSubmission::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))?
+    };
+    let accepted = blocking(move || Ok(api.service.submit_event(&name, event)?)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+}
+
+async fn queue(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let status = api.service.queue_status();
+    let stored = blocking(move || Ok(api.service.store().queue_len()?)).await?;
+    Ok(Json(json!({ "status": status, "stored": stored })))
+}
+
+async fn workers(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let list: Vec<serde_json::Value> = api
+        .service
+        .workers()
+        .iter()
+        .map(|(name, w)| {
+            let m = &w.config.manifest;
+            json!({
+                "name": name,
+                "plugin": m.plugin.id,
+                "version": m.plugin.version,
+                "domain": m.plugin.domain,
+                "description": m.plugin.description,
+                "owners": m.owners,
+                "principal": w.config.grant.grant.principal,
+                "enabled": w.config.enabled,
+                "triggers": w.config.triggers.iter().map(|t| t.label.clone()).collect::<Vec<_>>(),
+                "limits": w.loaded.limits(),
+                "component-digest": w.loaded.component_digest(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "workers": list })))
+}
+
+#[derive(Deserialize)]
+struct ExecutionsQuery {
+    worker: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn executions(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(q): Query<ExecutionsQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = blocking(move || {
+        let all = api
+            .service
+            .store()
+            .executions_after(q.after.unwrap_or(0), usize::MAX)?;
+        Ok(all
+            .into_iter()
+            .filter(|e| q.worker.as_ref().is_none_or(|w| &e.worker == w))
+            .take(limit)
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(json!({ "executions": entries })))
+}
+
+async fn alerts(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let alerts = blocking(move || Ok(api.service.store().alerts()?)).await?;
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+async fn get_record(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<Json<Record>> {
+    authorize(&api, &headers)?;
+    let found = blocking(move || {
+        api.service
+            .store()
+            .schema()
+            .object(&object)
+            .map_err(StoreError::from)?;
+        Ok(api.service.store().get_record(&object, &id)?)
+    })
+    .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such record"))
+}
+
+#[derive(Deserialize)]
+struct RecordsQuery {
+    /// `field:op:value`, repeatable as a comma-free list separated by `;`.
+    r#where: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Parses `field:op:value;field:op` into filters (values are read as JSON when they parse,
+/// as text otherwise).
+pub fn parse_where(text: &str) -> Result<Vec<Filter>, String> {
+    text.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|clause| {
+            let mut parts = clause.splitn(3, ':');
+            let field = parts.next().unwrap_or_default().trim().to_string();
+            let op_text = parts
+                .next()
+                .ok_or_else(|| format!("`{clause}`: expected field:op:value"))?;
+            let op: Op = serde_json::from_value(json!(op_text.trim()))
+                .map_err(|_| format!("`{clause}`: unknown operator `{op_text}`"))?;
+            let value = match parts.next() {
+                None if op.is_unary() => FieldValue::Null,
+                None => return Err(format!("`{clause}`: `{op_text}` needs a value")),
+                Some(v) => {
+                    serde_json::from_str(v).unwrap_or_else(|_| FieldValue::Text(v.to_string()))
+                }
+            };
+            Ok(Filter { field, op, value })
+        })
+        .collect()
+}
+
+async fn query_records(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    Query(q): Query<RecordsQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let filters = parse_where(q.r#where.as_deref().unwrap_or("")).map_err(ApiError::bad_request)?;
+    let records = blocking(move || {
+        Ok(api.service.store().query(&RecordQuery {
+            object,
+            filters,
+            owners: None,
+            limit: q.limit.unwrap_or(100),
+        })?)
+    })
+    .await?;
+    Ok(Json(json!({ "records": records })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRecord {
+    id: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    fields: std::collections::BTreeMap<String, FieldValue>,
+}
+
+async fn create_record(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Record>)> {
+    authorize(&api, &headers)?;
+    let new: NewRecord = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid record: {e}")))?;
+    let record = blocking(move || {
+        Ok(api
+            .service
+            .store()
+            .create_record(&object, new.id, new.owner, new.fields, "api")?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordUpdate {
+    fields: std::collections::BTreeMap<String, FieldValue>,
+}
+
+async fn update_record(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((object, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Record>> {
+    authorize(&api, &headers)?;
+    let update: RecordUpdate = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))?;
+    let updated = blocking(move || {
+        Ok(api
+            .service
+            .store()
+            .update_record(&object, &id, &update.fields, "api")?)
+    })
+    .await?;
+    updated
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such record"))
+}
+
+async fn delete_record(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&api, &headers)?;
+    let existed = blocking(move || {
+        api.service
+            .store()
+            .schema()
+            .object(&object)
+            .map_err(StoreError::from)?;
+        Ok(api.service.store().delete_record(&object, &id, "api")?)
+    })
+    .await?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "no such record"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_clauses_parse() {
+        let f = parse_where("status:equals:open;amount:greater-than:1000;email:is-empty").unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[1].value, FieldValue::Integer(1000));
+        assert_eq!(f[0].value, FieldValue::Text("open".into()));
+        assert!(parse_where("status:resembles:x").is_err());
+        assert!(parse_where("status:equals").is_err());
+    }
+
+    #[test]
+    fn signatures_cover_timestamp_and_body() {
+        let a = sign("secret", 100, b"{}");
+        assert!(a.starts_with("sha256="));
+        assert_ne!(a, sign("secret", 101, b"{}"));
+        assert_ne!(a, sign("other", 100, b"{}"));
+        assert_ne!(a, sign("secret", 100, b"{ }"));
+    }
+}
