@@ -239,7 +239,54 @@ fn upsert_in(
             actor: actor.to_string(),
         },
     )?;
+    if old.is_none() {
+        touch_related(tx, store, &new, actor, now)?;
+    }
     Ok(Some(new))
+}
+
+/// Objects whose creation counts as activity on the record they are `related_to`.
+const ACTIVITY_OBJECTS: &[&str] = &["activity", "note", "meeting", "task"];
+
+/// Sets `last_activity_at` on the record a new activity, note, meeting or task is related to
+/// (`related_to = "object/id"`), in the same transaction.
+fn touch_related(
+    tx: &WriteTransaction,
+    store: &Store,
+    new: &Record,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !ACTIVITY_OBJECTS.contains(&new.object.as_str()) {
+        return Ok(());
+    }
+    let Some(FieldValue::Text(target)) = new.fields.get("related_to") else {
+        return Ok(());
+    };
+    let Some((object, id)) = target.split_once('/') else {
+        return Ok(());
+    };
+    if store.schema.object(object).is_err() || ACTIVITY_OBJECTS.contains(&object) {
+        return Ok(());
+    }
+    let exists = tx
+        .open_table(RECORDS)?
+        .get(record_key(object, id)?.as_str())?
+        .is_some();
+    if exists {
+        let touch = Record {
+            object: object.to_string(),
+            id: id.to_string(),
+            owner: None,
+            fields: [(
+                "last_activity_at".to_string(),
+                FieldValue::Timestamp { timestamp: now },
+            )]
+            .into(),
+        };
+        upsert_in(tx, store, touch, true, actor, now)?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -863,6 +910,26 @@ mod tests {
             .query(&q("opportunity", vec![f("nope", Op::Equals, text("x"))]))
             .unwrap_err();
         assert_eq!(err.to_string(), "unknown field `nope` on `opportunity`");
+    }
+
+    #[test]
+    fn new_activity_stamps_the_related_record() {
+        let (_d, s, clock) = store();
+        s.create_record("lead", Some("L".into()), None, BTreeMap::new(), "t").unwrap();
+        clock.advance(5_000);
+        s.create_record(
+            "activity",
+            None,
+            None,
+            fields(&[("type", text("call")), ("related_to", text("lead/L"))]),
+            "t",
+        )
+        .unwrap();
+        let lead = s.get_record("lead", "L").unwrap().unwrap();
+        assert_eq!(lead.fields["last_activity_at"], FieldValue::Timestamp { timestamp: 6_000 });
+        let log = s.changes_after(0, 10).unwrap();
+        assert_eq!(log.len(), 3, "the lead's change is logged too");
+        assert_eq!(log[2].changes[0].field, "last_activity_at");
     }
 
     #[test]
