@@ -135,7 +135,7 @@ impl ConditionSpec {
         let value = match (&self.value, op.is_unary()) {
             (_, true) => FieldValue::Null,
             (Some(v), false) => schema
-                .coerce(object, &field, v.clone())
+                .coerce_operand(object, &field, op, v.clone())
                 .map_err(|e| e.to_string())?,
             (None, false) => {
                 return Err(format!(

@@ -391,6 +391,30 @@ impl Schema {
         Ok(coerced)
     }
 
+    /// Checks the value a filter compares `object.field` with: like [`Schema::coerce`],
+    /// except that `contains` on a list field compares with one item (text).
+    pub fn coerce_operand(
+        &self,
+        object: &str,
+        field: &str,
+        op: crate::filter::Op,
+        value: FieldValue,
+    ) -> Result<FieldValue, SchemaError> {
+        let def = self.field(object, field)?;
+        if def.ty == FieldType::TextList && op == crate::filter::Op::Contains {
+            return match value {
+                FieldValue::Text(t) => Ok(FieldValue::Text(t)),
+                other => Err(SchemaError::WrongType {
+                    object: object.to_string(),
+                    field: field.to_string(),
+                    expected: "text (one list item)",
+                    got: describe(&other),
+                }),
+            };
+        }
+        self.coerce(object, field, value)
+    }
+
     /// Checks and converts every field of a write.
     pub fn coerce_all(
         &self,

@@ -473,7 +473,8 @@ impl Store {
                 let value = if f.op.is_unary() {
                     FieldValue::Null
                 } else {
-                    self.schema.coerce(&q.object, &f.field, f.value.clone())?
+                    self.schema
+                        .coerce_operand(&q.object, &f.field, f.op, f.value.clone())?
                 };
                 Ok(Filter {
                     field: f.field.clone(),
@@ -915,7 +916,8 @@ mod tests {
     #[test]
     fn new_activity_stamps_the_related_record() {
         let (_d, s, clock) = store();
-        s.create_record("lead", Some("L".into()), None, BTreeMap::new(), "t").unwrap();
+        s.create_record("lead", Some("L".into()), None, BTreeMap::new(), "t")
+            .unwrap();
         clock.advance(5_000);
         s.create_record(
             "activity",
@@ -926,7 +928,10 @@ mod tests {
         )
         .unwrap();
         let lead = s.get_record("lead", "L").unwrap().unwrap();
-        assert_eq!(lead.fields["last_activity_at"], FieldValue::Timestamp { timestamp: 6_000 });
+        assert_eq!(
+            lead.fields["last_activity_at"],
+            FieldValue::Timestamp { timestamp: 6_000 }
+        );
         let log = s.changes_after(0, 10).unwrap();
         assert_eq!(log.len(), 3, "the lead's change is logged too");
         assert_eq!(log[2].changes[0].field, "last_activity_at");

@@ -629,3 +629,72 @@ fn a_flood_past_the_hourly_cap_waits_for_later_windows_and_alerts() {
     );
     assert_eq!(s.store().queue_len().unwrap(), 0);
 }
+
+#[test]
+fn every_condition_operator_is_evaluated_and_logged() {
+    let fx = Fixture::new(
+        "",
+        &[(
+            "ops",
+            "svc",
+            r#"[[triggers]]
+on = "record-created"
+object = "lead"
+
+[conditions]
+any = [
+  { field = "status", op = "equals", value = "NEW" },
+  { field = "status", op = "not-equals", value = "new" },
+  { field = "company", op = "contains", value = "acme" },
+  { field = "tags", op = "contains", value = "vip" },
+  { field = "email", op = "starts-with", value = "ada@" },
+  { field = "email", op = "ends-with", value = "@gmail.com" },
+  { field = "phone", op = "is-empty" },
+  { field = "title", op = "is-not-empty" },
+  { field = "employees", op = "greater-than", value = 100 },
+  { field = "employees", op = "less-than", value = 100 },
+  { owner-has-role = "ae" },
+  { no-activity-for = "30d" },
+]"#,
+        )],
+    );
+    let s = fx.start();
+    create(
+        &s,
+        "lead",
+        "ops-1",
+        "bob",
+        &[
+            ("status", text("New")),
+            ("company", text("ACME Corp")),
+            ("tags", FieldValue::TextList(vec!["VIP".into()])),
+            ("email", text("ada@acme.test")),
+            ("title", text("CTO")),
+            ("employees", FieldValue::Integer(250)),
+        ],
+    );
+    idle(&s);
+    let entry = executions(&s).remove(0);
+    let results: Vec<(String, bool)> = entry
+        .conditions
+        .into_iter()
+        .map(|c| (c.condition, c.passed))
+        .collect();
+    let expected = [
+        ("status equals \"NEW\"", true),
+        ("status not-equals \"new\"", false),
+        ("company contains \"acme\"", true),
+        ("tags contains \"vip\"", true),
+        ("email starts-with \"ada@\"", true),
+        ("email ends-with \"@gmail.com\"", false),
+        ("phone is-empty", true),
+        ("title is-not-empty", true),
+        ("employees greater-than 100", true),
+        ("employees less-than 100", false),
+        ("owner has role \"ae\"", true),
+        ("no activity for 30 days", false),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(c, p)| (c.to_string(), *p)).collect();
+    assert_eq!(results, expected);
+    assert_eq!(entry.status, "success", "any = [...] held");
+}

@@ -253,6 +253,38 @@ fn the_webhook_accepts_only_signed_fresh_well_formed_events() {
         .to_string();
     assert_eq!(summary, "event(ping) - {\"n\":1}");
 
+    // The CLI against the running service.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--config")
+            .arg(&fx.config)
+            .args(args)
+            .env("ROSTER_TEST_TOKEN", TOKEN)
+            .env("ROSTER_TEST_SECRET", SECRET)
+            .output()
+            .unwrap()
+    };
+    let sent = cli(&["events", "send", "ping", "--payload", "{\"n\": 5}"]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    wait_for(|| server.executions().len() == 2);
+    let status = cli(&["queue", "status"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["stored"], 0, "{status}");
+    let listed = String::from_utf8_lossy(&cli(&["workers", "list"]).stdout).into_owned();
+    assert!(
+        listed.contains("on-ping") && listed.contains("test.recorder 1.0.0"),
+        "{listed}"
+    );
+
     // Records through the API: unknown fields are refused; a created lead is readable.
     let (status, body) = server.api(
         "POST",
@@ -313,4 +345,40 @@ fn triggers_queued_when_the_process_is_killed_all_run_after_restart() {
     let (_, queue) = server.api("GET", "/v1/queue", "");
     assert_eq!(queue["stored"], 0);
     server.stop();
+}
+
+#[test]
+fn an_invalid_configuration_starts_nothing_and_writes_nothing() {
+    let port = free_port();
+    let fx = fixture(10, port);
+    let worker = fx.config.with_file_name("on-ping.toml");
+    let text = std::fs::read_to_string(&worker).unwrap();
+    std::fs::write(
+        &worker,
+        text.replace("name = \"ping\"", "name = \"ping\"\nobject = \"lead\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("--config")
+        .arg(&fx.config)
+        .arg("serve")
+        .env("ROSTER_TEST_TOKEN", TOKEN)
+        .env("ROSTER_TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("on-ping.toml:8"), "{stderr}");
+    assert!(
+        stderr.contains("`object` does not apply to a `event` trigger"),
+        "{stderr}"
+    );
+    assert!(
+        !fx.config.with_file_name("data").exists(),
+        "no data directory was created"
+    );
+    assert!(
+        http(port, "GET", "/healthz", &[], b"").is_none(),
+        "nothing listens"
+    );
 }
