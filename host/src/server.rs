@@ -348,7 +348,7 @@ async fn query_records(
             object,
             filters,
             owners: None,
-            limit: q.limit.unwrap_or(100),
+            limit: q.limit.unwrap_or(100).min(crate::store::MAX_QUERY),
         })?)
     })
     .await?;

@@ -864,6 +864,41 @@ fn change_items(
                     TriggerInput::RecordDeleted
                 }
                 TriggerKind::Threshold {
+                    object,
+                    field,
+                    above,
+                    below,
+                    aggregate: Some(agg),
+                } => {
+                    for group in affected_groups(change, agg) {
+                        let Some(value) = aggregate_value(shared, w, object, field, agg, &group)?
+                        else {
+                            continue;
+                        };
+                        let key = format!("aggregate\u{1f}{name}\u{1f}{i}\u{1f}{group}");
+                        let inside =
+                            inside_threshold(*above, *below, Some(&FieldValue::Number(value)));
+                        let was_inside = state_in(tx, &key)?.as_deref() == Some("in");
+                        set_state_in(tx, &key, if inside { "in" } else { "out" })?;
+                        if inside && !was_inside {
+                            let event = EventInput {
+                                id: Some(format!("change-{}/{name}/{i}/{group}", change.seq)),
+                                trigger: TriggerInput::Threshold {
+                                    name: t.label.clone(),
+                                },
+                                object: None,
+                                record_id: None,
+                                payload: Some(
+                                    serde_json::json!({ "group": group, "value": value }),
+                                ),
+                                occurred_at: Some(change.at),
+                            };
+                            items.push(item(name, i, event, change.at + t.delay, change.at));
+                        }
+                    }
+                    continue;
+                }
+                TriggerKind::Threshold {
                     field,
                     above,
                     below,
@@ -897,6 +932,74 @@ fn change_items(
         }
     }
     Ok(items)
+}
+
+/// The groups a change may have moved an aggregate in: the record's group before and after.
+fn affected_groups(change: &Change, agg: &crate::trigger::Aggregate) -> BTreeSet<String> {
+    let as_group = |v: &FieldValue| match v {
+        FieldValue::Null => None,
+        FieldValue::Text(t) => Some(t.clone()),
+        other => serde_json::to_string(other).ok(),
+    };
+    let Some(by) = &agg.group_by else {
+        return BTreeSet::from(["*".to_string()]);
+    };
+    let mut groups = BTreeSet::new();
+    let now = if by == "owner" {
+        change.record.owner.clone()
+    } else {
+        change.record.fields.get(by).and_then(as_group)
+    };
+    groups.extend(now);
+    if let Some(c) = change.changes.iter().find(|c| &c.field == by) {
+        groups.extend(as_group(&c.old));
+    }
+    groups
+}
+
+/// The aggregate over one group of the records the worker's principal may see; `None` when
+/// the principal may not see the group.
+fn aggregate_value(
+    shared: &Shared,
+    w: &Installed,
+    object: &str,
+    field: &str,
+    agg: &crate::trigger::Aggregate,
+    group: &str,
+) -> Result<Option<f64>, StoreError> {
+    let visible = shared
+        .runtime
+        .directory()
+        .visible_owners(&w.config.grant.grant.principal);
+    let mut filters = agg.filters.clone();
+    let owners = match agg.group_by.as_deref() {
+        Some("owner") => {
+            if visible
+                .as_ref()
+                .is_some_and(|v| !v.iter().any(|o| o == group))
+            {
+                return Ok(None);
+            }
+            Some(vec![group.to_string()])
+        }
+        Some(by) => {
+            filters.push(Filter {
+                field: by.to_string(),
+                op: crate::filter::Op::Equals,
+                value: serde_json::from_str(group)
+                    .unwrap_or_else(|_| FieldValue::Text(group.to_string())),
+            });
+            visible
+        }
+        None => visible,
+    };
+    let records = shared.store.query(&RecordQuery {
+        object: object.to_string(),
+        filters,
+        owners,
+        limit: usize::MAX,
+    })?;
+    Ok(Some(agg.value(field, &records)))
 }
 
 fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done: &Sender<Done>) {

@@ -31,6 +31,15 @@
 //! above = 100000                   # or below = ...; fires once per crossing
 //!
 //! [[triggers]]
+//! on = "threshold"                 # an aggregate: sum, count or average over records
+//! object = "opportunity"
+//! aggregate = "sum"
+//! field = "amount"
+//! group-by = "owner"               # or a field; one group of all records when absent
+//! where = [{ field = "status", op = "equals", value = "won" }]
+//! above = 100000                   # fires once per group per crossing
+//!
+//! [[triggers]]
 //! on = "date-within"
 //! object = "account"
 //! field = "renewal_date"
@@ -76,6 +85,15 @@ pub struct TriggerSpec {
     pub below: Option<f64>,
     /// Fires when the date field comes within this span (`30d`).
     pub within: Option<String>,
+    /// For a threshold on an aggregate: `sum`, `count` or `average` of `field` over the
+    /// records matching `where`.
+    pub aggregate: Option<Aggregation>,
+    /// For an aggregate: `owner` or a field whose values form the groups (one crossing per
+    /// group); one group of all records when absent.
+    pub group_by: Option<String>,
+    /// For an aggregate: which records count.
+    #[serde(rename = "where")]
+    pub filters: Option<Vec<crate::filter::Filter>>,
     /// Runs this long after the triggering event (`2h`, `3d`).
     pub delay: Option<String>,
 }
@@ -143,16 +161,18 @@ pub enum TriggerKind {
         /// The topic pattern.
         topic: String,
     },
-    /// A numeric field crossing into a region.
+    /// A numeric field, or an aggregate over records, crossing into a region.
     Threshold {
         /// The object type.
         object: String,
-        /// The field.
+        /// The field (empty for a count).
         field: String,
         /// The region's lower end (exclusive).
         above: Option<f64>,
         /// The region's upper end (exclusive).
         below: Option<f64>,
+        /// When set, the value compared is this aggregate rather than one record's field.
+        aggregate: Option<Aggregate>,
     },
     /// A date field coming within a span of now.
     DateWithin {
@@ -163,6 +183,46 @@ pub enum TriggerKind {
         /// The span in milliseconds.
         within: Millis,
     },
+}
+
+/// How records are combined into one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregation {
+    /// The sum of the field.
+    Sum,
+    /// The number of records.
+    Count,
+    /// The mean of the field (over records that have it).
+    Average,
+}
+
+/// An aggregate a threshold watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// How records are combined.
+    pub kind: Aggregation,
+    /// `owner`, a field, or nothing (one group).
+    pub group_by: Option<String>,
+    /// Which records count.
+    pub filters: Vec<crate::filter::Filter>,
+}
+
+impl Aggregate {
+    /// Combines the values of `field` over `records`.
+    pub fn value(&self, field: &str, records: &[crate::store::Record]) -> f64 {
+        let values = records
+            .iter()
+            .filter_map(|r| r.fields.get(field).and_then(FieldValue::as_f64));
+        match self.kind {
+            Aggregation::Count => records.len() as f64,
+            Aggregation::Sum => values.sum(),
+            Aggregation::Average => {
+                let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+                if n == 0 { 0.0 } else { sum / n as f64 }
+            }
+        }
+    }
 }
 
 /// A checked trigger.
@@ -212,7 +272,16 @@ impl TriggerSpec {
             "schedule" => &["every", "cron", "timezone", "object", "scan-limit"],
             "event" => &["name", "delay"],
             "signal" => &["topic", "delay"],
-            "threshold" => &["object", "field", "above", "below", "delay"],
+            "threshold" => &[
+                "object",
+                "field",
+                "above",
+                "below",
+                "delay",
+                "aggregate",
+                "group-by",
+                "where",
+            ],
             "date-within" => &["object", "field", "within"],
             other => {
                 return Err(format!(
@@ -234,6 +303,9 @@ impl TriggerSpec {
             ("below", self.below.is_some()),
             ("within", self.within.is_some()),
             ("delay", self.delay.is_some()),
+            ("aggregate", self.aggregate.is_some()),
+            ("group-by", self.group_by.is_some()),
+            ("where", self.filters.is_some()),
         ];
         if let Some((key, _)) = set.iter().find(|(k, on)| *on && !allowed.contains(k)) {
             return Err(format!("`{key}` does not apply to a `{}` trigger", self.on));
@@ -328,24 +400,66 @@ impl TriggerSpec {
             },
             "threshold" => {
                 let object = object(schema)?;
-                let field = need(&self.field, "field")?;
-                let def = schema.field(&object, &field).map_err(|e| e.to_string())?;
-                if !matches!(
-                    def.ty,
-                    FieldType::Integer | FieldType::Number | FieldType::Timestamp
-                ) {
-                    return Err(format!(
-                        "`{object}.{field}` is not a number; thresholds need one"
-                    ));
-                }
                 if self.above.is_none() && self.below.is_none() {
                     return Err("a `threshold` trigger needs `above`, `below` or both".into());
                 }
+                let numeric = |field: &str| -> Result<(), String> {
+                    let def = schema.field(&object, field).map_err(|e| e.to_string())?;
+                    if matches!(
+                        def.ty,
+                        FieldType::Integer | FieldType::Number | FieldType::Timestamp
+                    ) {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "`{object}.{field}` is not a number; thresholds need one"
+                        ))
+                    }
+                };
+                let aggregate = match self.aggregate {
+                    None => {
+                        if self.group_by.is_some() || self.filters.is_some() {
+                            return Err(
+                                "`group-by` and `where` apply to aggregate thresholds".into()
+                            );
+                        }
+                        numeric(
+                            self.field
+                                .as_deref()
+                                .ok_or("a `threshold` trigger needs `field`")?,
+                        )?;
+                        None
+                    }
+                    Some(kind) => {
+                        if kind != Aggregation::Count {
+                            numeric(
+                                self.field
+                                    .as_deref()
+                                    .ok_or("a sum or average needs `field`")?,
+                            )?;
+                        }
+                        if let Some(g) = &self.group_by
+                            && g != "owner"
+                        {
+                            schema.field(&object, g).map_err(|e| e.to_string())?;
+                        }
+                        let filters = self.filters.clone().unwrap_or_default();
+                        for f in &filters {
+                            schema.field(&object, &f.field).map_err(|e| e.to_string())?;
+                        }
+                        Some(Aggregate {
+                            kind,
+                            group_by: self.group_by.clone(),
+                            filters,
+                        })
+                    }
+                };
                 TriggerKind::Threshold {
                     object,
-                    field,
+                    field: self.field.clone().unwrap_or_default(),
                     above: self.above,
                     below: self.below,
+                    aggregate,
                 }
             }
             "date-within" => {
@@ -402,6 +516,13 @@ mod tests {
 
     #[test]
     fn triggers_are_checked_against_the_schema() {
+        assert!(compile("on = \"threshold\"\nobject = \"opportunity\"\naggregate = \"sum\"\nfield = \"amount\"\ngroup-by = \"owner\"\nwhere = [{ field = \"status\", op = \"equals\", value = \"won\" }]\nabove = 100").is_ok());
+        assert!(
+            compile("on = \"threshold\"\nobject = \"opportunity\"\naggregate = \"sum\"\nabove = 1")
+                .unwrap_err()
+                .contains("needs `field`")
+        );
+        assert!(compile("on = \"threshold\"\nobject = \"opportunity\"\nfield = \"amount\"\ngroup-by = \"owner\"\nabove = 1").unwrap_err().contains("aggregate thresholds"));
         assert!(
             compile("on = \"record-created\"\nobject = \"lead\"\ndelay = \"2d\"")
                 .is_ok_and(|t| t.delay == 2 * DAY_MS)

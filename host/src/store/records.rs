@@ -22,7 +22,8 @@ use super::{
 };
 use crate::filter::{Filter, Op, matches};
 
-/// The most records one query returns.
+/// The most records one query from a worker, the API or a sweep returns (the store itself
+/// takes any limit; aggregates read whole groups).
 pub const MAX_QUERY: usize = 10_000;
 
 /// A query over one object type.
@@ -34,7 +35,7 @@ pub struct RecordQuery {
     pub filters: Vec<Filter>,
     /// When set, only records owned by one of these principals (a visibility rule).
     pub owners: Option<Vec<String>>,
-    /// The most records returned (capped at [`MAX_QUERY`]).
+    /// The most records returned.
     pub limit: usize,
 }
 
@@ -483,7 +484,7 @@ impl Store {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let limit = q.limit.clamp(1, MAX_QUERY);
+        let limit = q.limit.max(1);
         let accept = |r: &Record| {
             q.owners
                 .as_ref()

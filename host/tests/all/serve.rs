@@ -698,3 +698,66 @@ any = [
     assert_eq!(results, expected);
     assert_eq!(entry.status, "success", "any = [...] held");
 }
+
+#[test]
+fn an_aggregate_threshold_fires_once_per_group_crossing() {
+    let fx = Fixture::new(
+        "",
+        &[(
+            "quota",
+            "svc",
+            r#"[[triggers]]
+on = "threshold"
+object = "opportunity"
+aggregate = "sum"
+field = "amount"
+group-by = "owner"
+where = [{ field = "status", op = "equals", value = "won" }]
+above = 100000"#,
+        )],
+    );
+    let s = fx.start();
+    let won = |id: &str, owner: &str, amount: f64| {
+        create(
+            &s,
+            "opportunity",
+            id,
+            owner,
+            &[
+                ("status", text("won")),
+                ("amount", FieldValue::Number(amount)),
+            ],
+        );
+        idle(&s);
+    };
+    won("a1", "ann", 60_000.0);
+    create(
+        &s,
+        "opportunity",
+        "a-open",
+        "ann",
+        &[
+            ("status", text("open")),
+            ("amount", FieldValue::Number(500_000.0)),
+        ],
+    );
+    idle(&s);
+    assert!(ran(&s, "quota").is_empty(), "open deals do not count");
+    won("a2", "ann", 50_000.0);
+    won("a3", "ann", 10_000.0);
+    won("b1", "bob", 120_000.0);
+    let mut fired = ran(&s, "quota");
+    fired.sort();
+    assert_eq!(
+        fired,
+        [
+            "threshold(threshold opportunity) - {\"group\":\"ann\",\"value\":110000.0}",
+            "threshold(threshold opportunity) - {\"group\":\"bob\",\"value\":120000.0}",
+        ]
+    );
+    // Moving a deal away takes ann back under; winning again crosses again.
+    update(&s, "opportunity", "a2", &[("status", text("lost"))]);
+    idle(&s);
+    won("a4", "ann", 45_000.0);
+    assert_eq!(ran(&s, "quota").len(), 3);
+}
