@@ -736,17 +736,23 @@ impl Dispatcher {
         let mut delayed = 0;
         let cap = self.shared.config.plan.executions_per_hour as usize;
         let bucket = now.div_euclid(HOUR_MS);
+        // Each worker's starts in the last hour, counted once per tick.
+        let mut full: HashSet<&str> = HashSet::new();
+        for (worker, window) in &mut self.windows {
+            while window.front().is_some_and(|t| *t <= now - HOUR_MS) {
+                window.pop_front();
+            }
+            if window.len() >= cap {
+                full.insert(worker.as_str());
+            }
+        }
         for item in self.pending.values() {
             if self.running.contains(&item.seq) {
                 continue;
             }
             if item.due_at > now {
                 delayed += 1;
-            } else if self
-                .windows
-                .get(&item.worker)
-                .is_some_and(|w| w.iter().filter(|t| **t > now - HOUR_MS).count() >= cap)
-            {
+            } else if full.contains(item.worker.as_str()) {
                 waiting += 1;
                 self.cap_hits
                     .entry(item.worker.clone())

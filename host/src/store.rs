@@ -312,6 +312,27 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Entries of a log table (keyed by position) after position `after`, oldest first, at
+    /// most `limit`.
+    fn log_after<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(table)?;
+        let mut out = Vec::new();
+        for entry in table.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))? {
+            let (k, v) = entry?;
+            out.push(decode(&k.value().to_string(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// A read transaction on the current snapshot.
     pub fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
@@ -419,17 +440,7 @@ impl Store {
 
     /// Emitted signals after position `after`, oldest first, at most `limit`.
     pub fn signals_after(&self, after: u64, limit: usize) -> Result<Vec<SignalEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(SIGNALS)?;
-        let mut out = Vec::new();
-        for entry in table.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))? {
-            let (k, v) = entry?;
-            out.push(decode(&k.value().to_string(), v.value())?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.log_after(SIGNALS, after, limit)
     }
 
     /// Every emitted signal, oldest first.

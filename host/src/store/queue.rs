@@ -7,8 +7,6 @@
 //! state of threshold and date triggers live here too, written in the same transactions as
 //! the items they produce.
 
-use std::ops::Bound;
-
 use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
@@ -178,17 +176,7 @@ impl Store {
 
     /// Queued items after `after`, in order, at most `limit`.
     pub fn queued_after(&self, after: u64, limit: usize) -> Result<Vec<QueueItem>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(QUEUE)?;
-        let mut out = Vec::new();
-        for entry in table.range((Bound::Excluded(after), Bound::Unbounded))? {
-            let (k, v) = entry?;
-            out.push(decode(&k.value().to_string(), v.value())?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.log_after(QUEUE, after, limit)
     }
 
     /// How many items are queued.
@@ -216,17 +204,7 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ExecutionEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(EXECUTIONS)?;
-        let mut out = Vec::new();
-        for entry in table.range((Bound::Excluded(after), Bound::Unbounded))? {
-            let (k, v) = entry?;
-            out.push(decode(&k.value().to_string(), v.value())?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.log_after(EXECUTIONS, after, limit)
     }
 
     /// The newest executions that started at or after `since`, newest first.

@@ -448,17 +448,7 @@ impl Store {
 
     /// The changes after position `after`, oldest first, at most `limit`.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CHANGES)?;
-        let mut out = Vec::new();
-        for entry in table.range((Bound::Excluded(after), Bound::Unbounded))? {
-            let (k, v) = entry?;
-            out.push(decode(&k.value().to_string(), v.value())?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.log_after(CHANGES, after, limit)
     }
 
     /// Runs a query (see the module documentation for how an index is chosen).
