@@ -1,5 +1,6 @@
 //! Run with: `cargo bench -p roster-host --bench pipeline` (`-- --records N` to change the
-//! record-store size, 1,000,000 by default).
+//! record-store size, 1,000,000 by default; `-- --only accept|executions|records` for one
+//! part).
 //!
 //! A load generator for the pipeline, printing sustained rates on this machine:
 //! 1. triggers accepted per second, durably (each accepted trigger is fsynced before the
@@ -276,7 +277,7 @@ fn record_store(n: usize) {
         ),
     );
     time(
-        "employees > 4990 (range, all matches)",
+        "indexed range: employees > 4990 (all matches)",
         q(
             vec![f("employees", Op::GreaterThan, FieldValue::Integer(4990))],
             None,
@@ -304,7 +305,18 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    accept_rate();
-    execution_rate();
-    record_store(n);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    if only.is_none_or(|o| o == "accept") {
+        accept_rate();
+    }
+    if only.is_none_or(|o| o == "executions") {
+        execution_rate();
+    }
+    if only.is_none_or(|o| o == "records") {
+        record_store(n);
+    }
 }

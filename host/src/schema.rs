@@ -152,7 +152,7 @@ impl Schema {
             "lead",
             object! {
                 "name": Text; "email": Text, idx; "phone": Text; "title": Text; "company": Text, idx;
-                "employees": Integer; "source": Text, idx; "status": Text, idx; "score": Number, idx;
+                "employees": Integer, idx; "source": Text, idx; "status": Text, idx; "score": Number, idx;
                 "rating": Text, idx; "stale": Boolean; "country": Text, idx; "tags": TextList;
             },
         );
@@ -166,7 +166,7 @@ impl Schema {
         add(
             "account",
             object! {
-                "name": Text, idx; "domain": Text, idx; "industry": Text, idx; "employees": Integer;
+                "name": Text, idx; "domain": Text, idx; "industry": Text, idx; "employees": Integer, idx;
                 "annual_revenue": Number; "tier": Text, idx; "renewal_date": Timestamp, idx;
                 "health_score": Number, idx; "country": Text, idx;
             },
