@@ -1,0 +1,471 @@
+//! The dispatcher: derives work, loads the queue, dispatches within lanes and hourly
+//! windows, raises capacity alerts and publishes the queue's status.
+
+use super::derive::{change_items, item, scan_ids};
+use super::*;
+
+pub(super) struct Dispatcher {
+    shared: Arc<Shared>,
+    work: Sender<QueueItem>,
+    done: Receiver<Done>,
+    /// Loaded items not yet finished, by queue position.
+    pending: BTreeMap<u64, QueueItem>,
+    /// Items handed to executors.
+    running: HashSet<u64>,
+    /// Lanes with an item running.
+    busy_lanes: HashSet<String>,
+    /// The highest queue position loaded.
+    loaded: u64,
+    /// Start times of each worker's executions in the last hour.
+    windows: HashMap<String, VecDeque<i64>>,
+    /// Hourly windows in which each worker hit its cap.
+    cap_hits: HashMap<String, BTreeSet<i64>>,
+    /// When dates were last swept.
+    last_sweep: i64,
+    /// Each schedule's next firing time, as stored.
+    next_due: HashMap<String, i64>,
+    finished: u64,
+}
+
+impl Dispatcher {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        work: Sender<QueueItem>,
+        done: Receiver<Done>,
+    ) -> Dispatcher {
+        let now = shared.clock.now_ms();
+        let mut windows: HashMap<String, VecDeque<i64>> = HashMap::new();
+        // Executions in the last hour still count against the window after a restart.
+        if let Ok(recent) = shared.store.executions_since(now - HOUR_MS) {
+            for e in recent.iter().rev().filter(|e| e.report.is_some()) {
+                windows
+                    .entry(e.worker.clone())
+                    .or_default()
+                    .push_back(e.started_at);
+            }
+        }
+        Dispatcher {
+            shared,
+            work,
+            done,
+            pending: BTreeMap::new(),
+            running: HashSet::new(),
+            busy_lanes: HashSet::new(),
+            loaded: 0,
+            windows,
+            cap_hits: HashMap::new(),
+            last_sweep: i64::MIN,
+            next_due: HashMap::new(),
+            finished: 0,
+        }
+    }
+
+    pub(super) fn run(&mut self) {
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let now = self.shared.clock.now_ms();
+            if let Err(e) = self.derive(now) {
+                tracing::error!("deriving triggers: {e}");
+            }
+            if let Err(e) = self.load() {
+                tracing::error!("loading the queue: {e}");
+            }
+            self.dispatch(now);
+            self.publish(now);
+            self.shared.ticks.fetch_add(1, Ordering::SeqCst);
+            if let Ok(done) = self.done.recv_timeout(TICK) {
+                self.finish(done);
+                while let Ok(done) = self.done.try_recv() {
+                    self.finish(done);
+                }
+            }
+        }
+        // Let running executions finish and be recorded.
+        while !self.running.is_empty() {
+            match self.done.recv_timeout(Duration::from_secs(60)) {
+                Ok(done) => self.finish(done),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn finish(&mut self, done: Done) {
+        self.running.remove(&done.seq);
+        self.pending.remove(&done.seq);
+        if let Some(lane) = done.lane {
+            self.busy_lanes.remove(&lane);
+        }
+        self.finished += 1;
+    }
+
+    /// Turns changes, signals, due schedules and dates in range into queue items.
+    fn derive(&mut self, now: i64) -> Result<(), StoreError> {
+        let store = &self.shared.store;
+        // Record changes.
+        let cursor = store.counter("trigger-cursor")?;
+        let changes = store.changes_after(cursor, BATCH)?;
+        if let Some(last) = changes.last().map(|c| c.seq) {
+            let shared = self.shared.clone();
+            store.write(move |tx| {
+                for change in &changes {
+                    for item in change_items(&shared, tx, change)? {
+                        enqueue_in(tx, item)?;
+                    }
+                }
+                set_counter_in(tx, "trigger-cursor", last)?;
+                Ok(())
+            })?;
+        }
+        // Signals.
+        let cursor = store.counter("signal-cursor")?;
+        let signals = store.signals_after(cursor, BATCH)?;
+        if let Some(last) = signals.last().map(|s| s.seq) {
+            let items = self.signal_items(&signals, now);
+            store.write(move |tx| {
+                for item in &items {
+                    enqueue_in(tx, item.clone())?;
+                }
+                set_counter_in(tx, "signal-cursor", last)?;
+                Ok(())
+            })?;
+        }
+        // Schedules.
+        for (name, w) in &self.shared.workers {
+            for (i, t) in w.config.triggers.iter().enumerate() {
+                let TriggerKind::Schedule {
+                    schedule,
+                    scan,
+                    scan_limit,
+                } = &t.kind
+                else {
+                    continue;
+                };
+                let key = format!("{name}\u{1f}{i}");
+                if self.next_due.get(&key).is_some_and(|next| now < *next) {
+                    continue;
+                }
+                let shared = self.shared.clone();
+                let (name, label, schedule, scan, scan_limit) = (
+                    name.clone(),
+                    t.label.clone(),
+                    schedule.clone(),
+                    scan.clone(),
+                    *scan_limit,
+                );
+                let stored_key = key.clone();
+                let next_due = store.write(move |tx| {
+                    let key = &stored_key;
+                    let Some(next) = schedule_in(tx, key)? else {
+                        let first = schedule.next_after(now);
+                        if let Some(first) = first {
+                            set_schedule_in(tx, key, first)?;
+                        }
+                        return Ok(first);
+                    };
+                    if now < next {
+                        return Ok(Some(next));
+                    }
+                    let base = EventInput {
+                        id: None,
+                        trigger: TriggerInput::Schedule {
+                            name: label.clone(),
+                        },
+                        object: None,
+                        record_id: None,
+                        payload: None,
+                        occurred_at: Some(next),
+                    };
+                    match &scan {
+                        None => {
+                            enqueue_in(tx, item(&name, i, base, now, now))?;
+                        }
+                        Some(object) => {
+                            for id in scan_ids(&shared, &name, object, scan_limit) {
+                                let event = EventInput {
+                                    object: Some(object.clone()),
+                                    record_id: Some(id),
+                                    ..base.clone()
+                                };
+                                enqueue_in(tx, item(&name, i, event, now, now))?;
+                            }
+                        }
+                    }
+                    // One firing for a missed stretch (a host that was down), not one per miss.
+                    let following = schedule.next_after(now);
+                    if let Some(following) = following {
+                        set_schedule_in(tx, key, following)?;
+                    }
+                    Ok(following)
+                })?;
+                match next_due {
+                    Some(next) => self.next_due.insert(key, next),
+                    None => self.next_due.insert(key, i64::MAX),
+                };
+            }
+        }
+        // Dates coming within range, once a minute of clock time.
+        if now.saturating_sub(self.last_sweep) >= MINUTE_MS {
+            self.last_sweep = now;
+            self.sweep_dates(now)?;
+        }
+        Ok(())
+    }
+
+    fn signal_items(&self, signals: &[crate::store::SignalEntry], now: i64) -> Vec<QueueItem> {
+        let mut items = Vec::new();
+        for s in signals {
+            for (name, w) in &self.shared.workers {
+                if *name == s.worker {
+                    continue;
+                }
+                for (i, t) in w.config.triggers.iter().enumerate() {
+                    if let TriggerKind::Signal { topic } = &t.kind
+                        && wildmatch::WildMatch::new(topic).matches(&s.topic)
+                    {
+                        let event = EventInput {
+                            id: Some(format!("signal-{}/{name}", s.seq)),
+                            trigger: TriggerInput::Signal {
+                                topic: s.topic.clone(),
+                            },
+                            object: None,
+                            record_id: None,
+                            payload: serde_json::from_str(&s.payload).ok(),
+                            occurred_at: Some(now),
+                        };
+                        items.push(item(name, i, event, now + t.delay, now));
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    fn sweep_dates(&self, now: i64) -> Result<(), StoreError> {
+        for (name, w) in &self.shared.workers {
+            for (i, t) in w.config.triggers.iter().enumerate() {
+                let TriggerKind::DateWithin {
+                    object,
+                    field,
+                    within,
+                } = &t.kind
+                else {
+                    continue;
+                };
+                let query = RecordQuery {
+                    object: object.clone(),
+                    filters: vec![
+                        Filter {
+                            field: field.clone(),
+                            op: crate::filter::Op::GreaterThan,
+                            value: FieldValue::Timestamp { timestamp: now },
+                        },
+                        Filter {
+                            field: field.clone(),
+                            op: crate::filter::Op::LessThan,
+                            value: FieldValue::Timestamp {
+                                timestamp: now + within,
+                            },
+                        },
+                    ],
+                    owners: self
+                        .shared
+                        .runtime
+                        .directory()
+                        .visible_owners(&w.config.grant.grant.principal),
+                    limit: crate::store::MAX_QUERY,
+                };
+                let found = self.shared.store.query(&query)?;
+                if found.is_empty() {
+                    continue;
+                }
+                let (name, label, field) = (name.clone(), t.label.clone(), field.clone());
+                self.shared.store.write(move |tx| {
+                    for r in &found {
+                        let date = r
+                            .fields
+                            .get(&field)
+                            .and_then(FieldValue::as_f64)
+                            .unwrap_or_default();
+                        let key = format!("date\u{1f}{name}\u{1f}{i}\u{1f}{}/{}", r.object, r.id);
+                        let value = (date as i64).to_string();
+                        if state_in(tx, &key)?.as_deref() == Some(value.as_str()) {
+                            continue;
+                        }
+                        set_state_in(tx, &key, &value)?;
+                        let event = EventInput {
+                            id: None,
+                            trigger: TriggerInput::Threshold {
+                                name: label.clone(),
+                            },
+                            object: Some(r.object.clone()),
+                            record_id: Some(r.id.clone()),
+                            payload: None,
+                            occurred_at: Some(now),
+                        };
+                        enqueue_in(tx, item(&name, i, event, now, now))?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&mut self) -> Result<(), StoreError> {
+        loop {
+            let items = self.shared.store.queued_after(self.loaded, BATCH)?;
+            let Some(last) = items.last().map(|i| i.seq) else {
+                return Ok(());
+            };
+            for item in items {
+                self.pending.insert(item.seq, item);
+            }
+            self.loaded = last;
+        }
+    }
+
+    fn dispatch(&mut self, now: i64) {
+        let capacity = self
+            .shared
+            .config
+            .executors
+            .saturating_sub(self.running.len());
+        if capacity == 0 {
+            return;
+        }
+        let cap = self.shared.config.plan.executions_per_hour as usize;
+        let mut blocked_lanes: HashSet<String> = HashSet::new();
+        let mut chosen = Vec::new();
+        for (seq, item) in &self.pending {
+            if chosen.len() >= capacity {
+                break;
+            }
+            if self.running.contains(seq) {
+                continue;
+            }
+            let lane = item.lane();
+            if let Some(lane) = &lane {
+                // Keep order within a lane: nothing overtakes an earlier item.
+                if self.busy_lanes.contains(lane) || !blocked_lanes.insert(lane.clone()) {
+                    continue;
+                }
+            }
+            if item.due_at > now {
+                continue;
+            }
+            let window = self.windows.entry(item.worker.clone()).or_default();
+            while window.front().is_some_and(|t| *t <= now - HOUR_MS) {
+                window.pop_front();
+            }
+            if window.len() >= cap {
+                continue;
+            }
+            window.push_back(now);
+            chosen.push(*seq);
+        }
+        for seq in chosen {
+            if let Some(item) = self.pending.get(&seq) {
+                if let Some(lane) = item.lane() {
+                    self.busy_lanes.insert(lane);
+                }
+                self.running.insert(seq);
+                self.shared.running.fetch_add(1, Ordering::SeqCst);
+                if self.work.send(item.clone()).is_err() {
+                    self.shared.running.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn check_capacity_alerts(&mut self, now: i64) {
+        let alert = &self.shared.config.capacity_alert;
+        let bucket = now.div_euclid(HOUR_MS);
+        let oldest = bucket - i64::from(alert.windows) + 1;
+        for (worker, hits) in &mut self.cap_hits {
+            hits.retain(|b| *b >= oldest);
+            if hits.len() < alert.hits as usize || !hits.contains(&bucket) {
+                continue;
+            }
+            let message = format!(
+                "worker `{worker}` hit its limit of {} executions per hour in {} of the last {} hours; its triggers are waiting, none are dropped",
+                self.shared.config.plan.executions_per_hour,
+                hits.len(),
+                alert.windows
+            );
+            let admins: Vec<String> = self
+                .shared
+                .runtime
+                .directory()
+                .with_role(&alert.role)
+                .map(|p| p.id.clone())
+                .collect();
+            let recipients = if admins.is_empty() {
+                vec![alert.role.clone()]
+            } else {
+                admins
+            };
+            let notification = OutboxEntry {
+                id: format!("alert/capacity/{worker}/{bucket}"),
+                worker: "roster".into(),
+                channel: "in-app".into(),
+                recipients,
+                subject: Some(format!("{worker} is at its hourly limit")),
+                body: message.clone(),
+            };
+            let alert = Alert {
+                seq: 0,
+                at: now,
+                kind: "capacity".into(),
+                worker: worker.clone(),
+                key: format!("capacity/{worker}/{bucket}"),
+                message: message.clone(),
+            };
+            if let Ok(true) = self.shared.store.raise_alert(alert, Some(notification)) {
+                tracing::warn!("{message}");
+            }
+        }
+    }
+
+    /// Counts what waits and why, records which workers are at their cap in this hourly
+    /// window (raising capacity alerts), then publishes the queue's status — in that
+    /// order, so whoever sees an item waiting for capacity also sees its consequences.
+    fn publish(&mut self, now: i64) {
+        let mut waiting = 0;
+        let mut delayed = 0;
+        let cap = self.shared.config.plan.executions_per_hour as usize;
+        let bucket = now.div_euclid(HOUR_MS);
+        // Each worker's starts in the last hour, counted once per tick.
+        let mut full: HashSet<&str> = HashSet::new();
+        for (worker, window) in &mut self.windows {
+            while window.front().is_some_and(|t| *t <= now - HOUR_MS) {
+                window.pop_front();
+            }
+            if window.len() >= cap {
+                full.insert(worker.as_str());
+            }
+        }
+        for item in self.pending.values() {
+            if self.running.contains(&item.seq) {
+                continue;
+            }
+            if item.due_at > now {
+                delayed += 1;
+            } else if full.contains(item.worker.as_str()) {
+                waiting += 1;
+                self.cap_hits
+                    .entry(item.worker.clone())
+                    .or_default()
+                    .insert(bucket);
+            }
+        }
+        self.check_capacity_alerts(now);
+        if let Ok(mut s) = self.shared.status.lock() {
+            *s = QueueStatus {
+                queued: self.pending.len() as u64,
+                running: self.running.len() as u64,
+                waiting_for_capacity: waiting,
+                delayed,
+                finished: self.finished,
+            };
+        }
+    }
+}
