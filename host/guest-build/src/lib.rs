@@ -121,7 +121,15 @@ pub fn ensure_target(dir: &Path) -> Result<(), Error> {
 /// the component of every package built: the members listed in a workspace's `members`
 /// key, or the one package of a crate directory.
 pub fn build(dir: &Path, target_dir: &Path) -> Result<Vec<Built>, Error> {
-    let workspace = dir;
+    // Cargo runs in the workspace, so every path it gets must not depend on where we are.
+    let workspace = &std::fs::canonicalize(dir).map_err(|e| Error::Manifest {
+        path: dir.join("Cargo.toml"),
+        reason: e.to_string(),
+    })?;
+    let target_dir = &std::path::absolute(target_dir).map_err(|e| Error::Manifest {
+        path: target_dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     ensure_target(workspace)?;
     let manifest = workspace.join("Cargo.toml");
     let packages = member_packages(workspace)?;
