@@ -46,7 +46,9 @@ impl Drop for Inner {
         }
         if let Ok(mut thread) = self.thread.lock()
             && let Some(t) = thread.take()
+            && t.thread().id() != std::thread::current().id()
         {
+            // (Never join from the writer thread itself: it exits once the sender is gone.)
             let _ = t.join();
         }
     }
@@ -114,8 +116,9 @@ fn commit(db: &Database, mut batch: Vec<Request>) {
             Ok(tx) => tx,
             Err(e) => {
                 let message = e.to_string();
-                for r in batch {
-                    let _ = r.reply.send(Err(StoreError::Writer(message.clone())));
+                for Request { job, reply } in batch {
+                    drop(job);
+                    let _ = reply.send(Err(StoreError::Writer(message.clone())));
                 }
                 return;
             }
@@ -133,16 +136,19 @@ fn commit(db: &Database, mut batch: Vec<Request>) {
         }
         match failed {
             None => {
+                // Jobs are dropped before their callers wake, so a handle a job captured is
+                // never the last one released on this thread.
+                let replies: Vec<_> = batch.into_iter().map(|r| r.reply).collect();
                 match tx.commit() {
                     Ok(()) => {
-                        for (r, out) in batch.into_iter().zip(outputs) {
-                            let _ = r.reply.send(Ok(out));
+                        for (reply, out) in replies.into_iter().zip(outputs) {
+                            let _ = reply.send(Ok(out));
                         }
                     }
                     Err(e) => {
                         let message = e.to_string();
-                        for r in batch {
-                            let _ = r.reply.send(Err(StoreError::Writer(message.clone())));
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Writer(message.clone())));
                         }
                     }
                 }
@@ -151,8 +157,9 @@ fn commit(db: &Database, mut batch: Vec<Request>) {
             Some((i, error)) => {
                 // Undo the whole batch, answer the failed job, run the others again.
                 let _ = tx.abort();
-                let request = batch.remove(i);
-                let _ = request.reply.send(Err(error));
+                let Request { job, reply } = batch.remove(i);
+                drop(job);
+                let _ = reply.send(Err(error));
             }
         }
     }
