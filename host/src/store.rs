@@ -2,9 +2,9 @@
 //! change log), per-worker memory, the notification outbox and emitted signals.
 //!
 //! One redb file in the data directory. Reads run on snapshots from any thread; every
-//! write goes through the group-commit [`writer`] thread and is durable when it returns.
+//! write goes through the group-commit `writer` thread and is durable when it returns.
 //! Record writes are checked against the [`Schema`], maintain the secondary indexes
-//! ([`index`]) and append to the change log in the same transaction, so the trigger engine
+//! (`index`) and append to the change log in the same transaction, so the trigger engine
 //! sees every change exactly once. See `docs/adr/0001-embedded-store-redb.md` for why redb.
 //!
 //! Layout: this file holds the handle, the shared types and the small tables; `records.rs`
