@@ -14,7 +14,7 @@ use crate::bindings::roster::worker::types::{Event, FieldChange, Trigger};
 use crate::capability::records::{to_wit, visible};
 use crate::error::Error;
 use crate::state::WorkerContext;
-use crate::store::FieldValue;
+use crate::store::{FieldValue, Record, Store};
 
 /// An event to run a worker on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,13 +95,24 @@ impl EventInput {
         crate::config_file::parse_json(what, text)
     }
 
-    /// The event as `worker` may see it. Fails when the event refers to a record that does
-    /// not exist (except for deletions) or is malformed.
+    /// The record the event is about, read from the store (`None` when the event names no
+    /// record or the record does not exist).
+    pub(crate) fn read_record(&self, store: &Store) -> Result<Option<Record>, Error> {
+        match (&self.object, &self.record_id) {
+            (Some(object), Some(id)) => Ok(store.get_record(object, id)?),
+            _ => Ok(None),
+        }
+    }
+
+    /// The event as `worker` may see it, given the record it names as read by the caller
+    /// ([`EventInput::read_record`]). Fails when the event refers to a record that does not
+    /// exist (except for deletions) or is malformed.
     pub(crate) fn to_wit(
         &self,
         worker: &WorkerContext,
         id: &str,
         now_ms: i64,
+        stored: Option<Record>,
     ) -> Result<Event, Error> {
         let object_scope = self.object.as_deref().and_then(|o| {
             worker
@@ -116,7 +127,6 @@ impl EventInput {
                 return Err(Error::InvalidEvent("`record-id` needs `object`".into()));
             }
             (Some(object), Some(record_id)) => {
-                let stored = worker.services.store.get_record(object, record_id)?;
                 if let Some(r) = &stored
                     && !worker
                         .services

@@ -83,11 +83,23 @@ impl LoadedWorker {
     /// Runs one event. `Err` only when the event itself is invalid (nothing ran); every way
     /// the worker can fail is a status in the report.
     pub fn execute(&self, input: &EventInput, mode: Mode) -> Result<ExecutionReport, Error> {
+        let record = input.read_record(&self.context.services.store)?;
+        self.execute_with_record(input, mode, record)
+    }
+
+    /// Like [`LoadedWorker::execute`], with the record the event names already read by the
+    /// caller (the service reads it once, for conditions and for the event).
+    pub fn execute_with_record(
+        &self,
+        input: &EventInput,
+        mode: Mode,
+        record: Option<crate::store::Record>,
+    ) -> Result<ExecutionReport, Error> {
         let ctx = &self.context;
         let limits = ctx.limits;
         let execution_id = uuid::Uuid::now_v7().to_string();
         let event_id = input.id.clone().unwrap_or_else(|| execution_id.clone());
-        let event = input.to_wit(ctx, &event_id, now_ms())?;
+        let event = input.to_wit(ctx, &event_id, now_ms(), record)?;
         let size = event_size(&event);
         if size > limits.call_bytes {
             return Err(Error::InvalidEvent(format!(

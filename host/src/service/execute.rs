@@ -65,24 +65,24 @@ fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
         .map(|t| t.label.clone())
         .unwrap_or_default();
 
-    // Conditions, on the record as it is now.
+    // Conditions, on the record as it is now; the same read becomes the worker's event.
+    let record = match item.event.read_record(&shared.store) {
+        Ok(r) => r,
+        Err(e) => {
+            entry.status = "failed".into();
+            entry.detail = Some(e.to_string());
+            return entry;
+        }
+    };
     if let (Some(object), Some(id)) = (&item.event.object, &item.event.record_id) {
-        let record = match shared.store.get_record(object, id) {
-            Ok(r) => r,
-            Err(e) => {
-                entry.status = "failed".into();
-                entry.detail = Some(e.to_string());
-                return entry;
-            }
-        };
-        match record {
+        match &record {
             Some(record) => {
                 let ctx = Context {
                     directory: shared.runtime.directory(),
                     now: started_at,
                 };
                 let mut results: Vec<ConditionResult> = Vec::new();
-                let pass = w.config.conditions.evaluate(&record, &ctx, &mut results);
+                let pass = w.config.conditions.evaluate(record, &ctx, &mut results);
                 entry.conditions = results;
                 if !pass {
                     entry.detail = Some("conditions not met".into());
@@ -102,7 +102,10 @@ fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
         return entry;
     }
 
-    match w.loaded.execute(&item.event, Mode::Live) {
+    match w
+        .loaded
+        .execute_with_record(&item.event, Mode::Live, record)
+    {
         Ok(report) => {
             entry.status = report.status.as_str().to_string();
             entry.detail = report.error.clone();
