@@ -68,17 +68,18 @@ impl Clock for ManualClock {
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// Parses a duration such as `90s`, `15m`, `2h`, `3d` or `1w` into milliseconds.
+/// Parses a duration such as `250ms`, `90s`, `15m`, `2h`, `3d` or `1w` into milliseconds.
 pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}`: add a unit (s, m, h, d or w)"))?;
+        .ok_or_else(|| format!("`{text}`: add a unit (ms, s, m, h, d or w)"))?;
     let (digits, unit) = text.split_at(split);
     let n: Millis = digits
         .parse()
         .map_err(|_| format!("`{text}`: expected a number followed by a unit"))?;
     let per = match unit {
+        "ms" => 1,
         "s" => 1000,
         "m" | "min" => MINUTE_MS,
         "h" => HOUR_MS,
@@ -86,7 +87,7 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
         "w" => 7 * DAY_MS,
         _ => {
             return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use s, m, h, d or w)"
+                "`{text}`: unknown unit `{unit}` (use ms, s, m, h, d or w)"
             ));
         }
     };
@@ -97,6 +98,22 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
         return Err(format!("`{text}` must be longer than zero"));
     }
     Ok(ms)
+}
+
+/// Writes a duration in the largest unit that divides it: `10m`, `90s`, `1500ms`.
+pub fn format_duration(ms: Millis) -> String {
+    for (per, unit) in [
+        (7 * DAY_MS, "w"),
+        (DAY_MS, "d"),
+        (HOUR_MS, "h"),
+        (MINUTE_MS, "m"),
+        (1000, "s"),
+    ] {
+        if ms != 0 && ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ use crate::condition::{Condition, ConditionSpec};
 use crate::config_file;
 use crate::directory::{Directory, Principal};
 use crate::error::Error;
+use crate::failure::{Breaker, BreakerSpec, Escalation, EscalationSpec, RetryPolicy, RetrySpec};
 use crate::grant::Grant;
 use crate::limits::{Limits, LimitsOverride};
 use crate::manifest::Manifest;
@@ -131,6 +132,60 @@ impl Default for CapacityAlert {
     }
 }
 
+/// Where alerts to workers' owners go besides the in-app notification centre.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertRouting {
+    /// Also email the owners (their principal's `email`, or the owner itself when it is an
+    /// address); needs `[smtp]`.
+    #[serde(default)]
+    pub email: bool,
+    /// Also POST each alert as JSON to this URL (HMAC-signed when a secret is set).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's signing secret.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+}
+
+/// How the host sends email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SmtpSettings {
+    /// The SMTP server.
+    pub host: String,
+    /// Its port (587 by default).
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    /// `starttls` (the default), `tls` (implicit TLS) or `none` (loopback relays only).
+    #[serde(default = "starttls")]
+    pub tls: String,
+    /// The sender address.
+    pub from: String,
+    /// The environment variable holding the user name, if the server needs one.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+fn starttls() -> String {
+    "starttls".into()
+}
+
+/// `[smtp]` with its secrets read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// The settings as written.
+    pub settings: SmtpSettings,
+    /// The credentials, when configured.
+    pub credentials: Option<(String, String)>,
+}
+
 /// `roster.toml` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -158,6 +213,12 @@ struct HostFile {
     #[serde(default)]
     principals: Vec<Principal>,
     #[serde(default)]
+    alerts: AlertRouting,
+    #[serde(default)]
+    smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    retention_days: Option<u32>,
+    #[serde(default)]
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
     workers: Vec<Spanned<String>>,
@@ -184,6 +245,12 @@ struct WorkerFile {
     conditions: Option<Spanned<ConditionSpec>>,
     #[serde(default)]
     limits: LimitsOverride,
+    #[serde(default)]
+    retry: Option<Spanned<RetrySpec>>,
+    #[serde(default)]
+    escalation: Option<Spanned<EscalationSpec>>,
+    #[serde(default)]
+    circuit_breaker: Option<Spanned<BreakerSpec>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +262,8 @@ struct WorkerSection {
     grant: PathBuf,
     #[serde(default)]
     principal: Option<String>,
+    #[serde(default)]
+    owners: Option<Vec<String>>,
     #[serde(default = "yes")]
     enabled: bool,
 }
@@ -224,6 +293,15 @@ pub struct WorkerConfig {
     pub conditions: Condition,
     /// Limits set in the worker file.
     pub limits: LimitsOverride,
+    /// Who is alerted about it: the worker file's `owners`, or the manifest's business
+    /// and technical owners.
+    pub owners: Vec<String>,
+    /// When failed executions are retried.
+    pub retry: RetryPolicy,
+    /// What runs after a final failure.
+    pub escalation: Escalation,
+    /// When it is paused for failing too often.
+    pub breaker: Breaker,
 }
 
 /// A validated host configuration.
@@ -257,6 +335,14 @@ pub struct HostConfig {
     pub schema: Schema,
     /// The installed workers.
     pub workers: Vec<WorkerConfig>,
+    /// Where owners' alerts go.
+    pub alerts: AlertRouting,
+    /// The alert webhook's signing secret.
+    pub alert_webhook_secret: Option<String>,
+    /// How email is sent, if it is.
+    pub smtp: Option<Smtp>,
+    /// How long accepted event ids and journalled effects are remembered, in days.
+    pub retention_days: u32,
 }
 
 fn problem(
@@ -297,6 +383,10 @@ impl HostConfig {
             directory: Directory::open(),
             schema: Schema::standard(),
             workers: Vec::new(),
+            alerts: AlertRouting::default(),
+            alert_webhook_secret: None,
+            smtp: None,
+            retention_days: 7,
         }
     }
 
@@ -369,6 +459,23 @@ impl HostConfig {
             }
             workers.push(worker);
         }
+        for w in &workers {
+            if let Escalation::Fallback {
+                worker: Some(fallback),
+                ..
+            } = &w.escalation
+            {
+                let known = workers.iter().any(|o| &o.name == fallback && o.enabled);
+                if fallback == &w.name || !known {
+                    return Err(Error::Config {
+                        location: w.path.display().to_string(),
+                        reason: format!(
+                            "escalation.fallback-worker `{fallback}` must be another enabled worker of this host"
+                        ),
+                    });
+                }
+            }
+        }
         if let Some(max) = plan.workers
             && workers.len() > max as usize
         {
@@ -378,8 +485,61 @@ impl HostConfig {
                 file.plan
             )));
         }
+        if file.alerts.email && file.smtp.is_none() {
+            return Err(bad("alerts.email needs an [smtp] section".into()));
+        }
+        if let Some(url) = &file.alerts.webhook_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| bad(format!("alerts.webhook-url `{url}`: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(bad(format!(
+                    "alerts.webhook-url `{url}`: use http or https"
+                )));
+            }
+        }
+        let smtp = match &file.smtp {
+            None => None,
+            Some(settings) => {
+                if !matches!(settings.tls.as_str(), "starttls" | "tls" | "none") {
+                    return Err(bad(format!(
+                        "smtp.tls `{}`: use starttls, tls or none",
+                        settings.tls
+                    )));
+                }
+                if settings.from.parse::<lettre::Address>().is_err() {
+                    return Err(bad(format!(
+                        "smtp.from `{}` is not an address",
+                        settings.from
+                    )));
+                }
+                let credentials = match (&settings.username_env, &settings.password_env) {
+                    (Some(u), Some(p)) => Some((
+                        env(&Some(u.clone()))?.unwrap_or_default(),
+                        env(&Some(p.clone()))?.unwrap_or_default(),
+                    )),
+                    (None, None) => None,
+                    _ => {
+                        return Err(bad(
+                            "smtp: give both username-env and password-env, or neither".into(),
+                        ));
+                    }
+                };
+                Some(Smtp {
+                    settings: settings.clone(),
+                    credentials,
+                })
+            }
+        };
+        let retention_days = file.retention_days.unwrap_or(7);
+        if retention_days == 0 {
+            return Err(bad("retention-days: at least 1".into()));
+        }
         Ok(HostConfig {
             path: Some(path.to_path_buf()),
+            alerts: file.alerts.clone(),
+            alert_webhook_secret: env(&file.alerts.webhook_secret_env)?,
+            smtp,
+            retention_days,
             data_dir: base.join(&file.data_dir),
             listen,
             plan_name: file.plan.clone(),
@@ -472,6 +632,56 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
                 .map_err(|reason| problem(path, &text, Some(spec.span()), reason))?
         }
     };
+    let section =
+        |span: Option<std::ops::Range<usize>>, reason: String| problem(path, &text, span, reason);
+    let retry = match &file.retry {
+        None => RetryPolicy::default(),
+        Some(spec) => spec
+            .get_ref()
+            .compile()
+            .map_err(|r| section(Some(spec.span()), r))?,
+    };
+    let escalation = match &file.escalation {
+        None => Escalation::LogAndContinue,
+        Some(spec) => spec
+            .get_ref()
+            .compile()
+            .map_err(|r| section(Some(spec.span()), r))?,
+    };
+    if let (Escalation::CreateTask { assignee }, Some(spec)) = (&escalation, &file.escalation) {
+        let known = match assignee.strip_prefix("team:") {
+            Some(team) => directory.has_team(team),
+            None => directory.knows(assignee),
+        };
+        if !known {
+            return Err(section(
+                Some(spec.span()),
+                format!(
+                    "escalation.assignee `{assignee}` is not a principal or team in roster.toml"
+                ),
+            ));
+        }
+    }
+    let breaker = match &file.circuit_breaker {
+        None => Breaker::default(),
+        Some(spec) => spec
+            .get_ref()
+            .compile()
+            .map_err(|r| section(Some(spec.span()), r))?,
+    };
+    let owners = match &file.worker.owners {
+        Some(owners) if owners.is_empty() => {
+            return Err(bad("worker.owners: name at least one owner".into()));
+        }
+        Some(owners) => owners.clone(),
+        None => {
+            let mut owners = vec![manifest.owners.business.clone()];
+            if manifest.owners.technical != manifest.owners.business {
+                owners.push(manifest.owners.technical.clone());
+            }
+            owners
+        }
+    };
     Ok(WorkerConfig {
         name: name.clone(),
         path: path.to_path_buf(),
@@ -482,6 +692,10 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
         triggers,
         conditions,
         limits: file.limits,
+        owners,
+        retry,
+        escalation,
+        breaker,
     })
 }
 

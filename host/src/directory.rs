@@ -143,6 +143,24 @@ impl Directory {
             .is_some_and(|p| p.teams.iter().any(|t| t == team))
     }
 
+    /// Whether any principal belongs to `team` (always true for an open directory).
+    pub fn has_team(&self, team: &str) -> bool {
+        self.is_open()
+            || self
+                .principals
+                .values()
+                .any(|p| p.teams.iter().any(|t| t == team))
+    }
+
+    /// Where to email `who`: its configured address, or `who` itself when it is one.
+    pub fn email_of(&self, who: &str) -> Option<String> {
+        match self.principals.get(who).and_then(|p| p.email.clone()) {
+            Some(email) => Some(email),
+            None if who.contains('@') => Some(who.to_string()),
+            None => None,
+        }
+    }
+
     /// Whether `principal` holds `role`.
     pub fn has_role(&self, principal: &str, role: &str) -> bool {
         self.principals

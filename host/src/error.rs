@@ -63,6 +63,12 @@ pub enum Error {
     /// The event to run is invalid.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// An operator's request is invalid (a missing reason, resuming a running worker).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// No installed worker has this name.
+    #[error("no installed worker is named `{0}`")]
+    UnknownWorker(String),
 }
 
 impl From<wasmtime::Error> for Error {

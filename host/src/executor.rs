@@ -95,10 +95,30 @@ impl LoadedWorker {
         mode: Mode,
         record: Option<crate::store::Record>,
     ) -> Result<ExecutionReport, Error> {
+        self.execute_attempt(input, mode, record, None)
+    }
+
+    /// Runs one attempt at an event. Every attempt with the same `attempt_of` (the service
+    /// passes the installation, trigger and event) derives the same idempotency keys for
+    /// its side effects, so a retry does not repeat what an earlier attempt did; `None`
+    /// uses the event's id.
+    pub fn execute_attempt(
+        &self,
+        input: &EventInput,
+        mode: Mode,
+        record: Option<crate::store::Record>,
+        attempt_of: Option<&str>,
+    ) -> Result<ExecutionReport, Error> {
         let ctx = &self.context;
         let limits = ctx.limits;
         let execution_id = uuid::Uuid::now_v7().to_string();
         let event_id = input.id.clone().unwrap_or_else(|| execution_id.clone());
+        let idempotency_scope = format!(
+            "{}@{}\u{1f}{}",
+            ctx.plugin,
+            ctx.version,
+            attempt_of.unwrap_or(&event_id)
+        );
         let event = input.to_wit(ctx, &event_id, now_ms(), record)?;
         let size = event_size(&event);
         if size > limits.call_bytes {
@@ -111,7 +131,7 @@ impl LoadedWorker {
         let started = Instant::now();
         let deadline = started + std::time::Duration::from_millis(limits.timeout_ms);
         let output = OutputCapture::new(limits.log_bytes as usize);
-        let gate = Gate::new(execution_id.clone(), limits, mode);
+        let gate = Gate::new(execution_id.clone(), idempotency_scope, limits, mode);
         let state = HostState::new(ctx.clone(), gate, &output, deadline);
         let mut store = Store::new(self.runtime.engine.wasmtime(), state);
         store.limiter(|s| &mut s.limiter);

@@ -7,10 +7,16 @@
 //! the execution's mode (live or dry run), runs it and records the result. Nothing else in
 //! the host performs a worker's side effect, so the gate's log is the complete list of what
 //! a worker attempted.
+//!
+//! Every side effect carries an idempotency key derived from the worker's identity and
+//! version, the trigger and the effect's position in the execution: a retry or a replay of
+//! the same trigger computes the same keys, and the capabilities use them so that nothing
+//! happens twice (see [`Gate::act`]).
 
 use std::time::Instant;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::bindings::roster::types::types::{ActionState, Error as WitError, Receipt};
 use crate::limits::{LimitExceeded, Limits};
@@ -79,8 +85,61 @@ pub struct ActionRecord {
     /// How it ended.
     #[serde(flatten)]
     pub result: ActionResult,
+    /// The side effect's idempotency key (side effects only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Whether an earlier attempt of the same trigger had already performed it, so the
+    /// recorded result was returned instead of doing it again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
     /// How long it took, in microseconds.
     pub duration_us: u64,
+}
+
+/// The identifiers of a side effect being performed.
+#[derive(Debug, Clone, Copy)]
+pub struct EffectIds<'a> {
+    /// The action's id in the execution log (`execution-id/index`).
+    pub action_id: &'a str,
+    /// The idempotency key: the same for every attempt of the same trigger.
+    pub key: &'a str,
+}
+
+/// A side effect that was performed (now, or by an earlier attempt).
+#[derive(Debug)]
+pub struct Applied<T> {
+    /// What the capability returns to the plugin.
+    pub value: T,
+    /// A description of the result for the action log.
+    pub output: serde_json::Value,
+    /// Whether an earlier attempt had performed it and its recorded result was reused.
+    pub replayed: bool,
+}
+
+impl<T> Applied<T> {
+    /// An effect performed now.
+    pub fn new(value: T, output: serde_json::Value) -> Self {
+        Applied {
+            value,
+            output,
+            replayed: false,
+        }
+    }
+}
+
+/// Why a side effect was not performed.
+#[derive(Debug)]
+pub enum Refused {
+    /// A rule of the grant forbids it (found only while performing, e.g. after DNS).
+    Denied(String),
+    /// It was allowed but failed.
+    Failed(WitError),
+}
+
+impl From<WitError> for Refused {
+    fn from(e: WitError) -> Self {
+        Refused::Failed(e)
+    }
 }
 
 /// A capability call on its way through the gate.
@@ -92,6 +151,8 @@ pub struct Call {
     target: String,
     input: serde_json::Value,
     started: Instant,
+    key: Option<String>,
+    replayed: bool,
 }
 
 impl Call {
@@ -110,6 +171,8 @@ impl Call {
             target: target.into(),
             input,
             started: Instant::now(),
+            key: None,
+            replayed: false,
         }
     }
 }
@@ -118,6 +181,7 @@ impl Call {
 #[derive(Debug)]
 pub struct Gate {
     execution_id: String,
+    idempotency_scope: String,
     limits: Limits,
     mode: Mode,
     host_calls: u32,
@@ -126,10 +190,17 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// A gate for one execution.
-    pub fn new(execution_id: String, limits: Limits, mode: Mode) -> Gate {
+    /// A gate for one execution. `idempotency_scope` names what the execution is an attempt
+    /// of — the worker, its version and the trigger — and is the same for every attempt.
+    pub fn new(
+        execution_id: String,
+        idempotency_scope: String,
+        limits: Limits,
+        mode: Mode,
+    ) -> Gate {
         Gate {
             execution_id,
+            idempotency_scope,
             limits,
             mode,
             host_calls: 0,
@@ -216,13 +287,15 @@ impl Gate {
 
     /// Performs a side effect within the action limit and the execution's mode.
     ///
-    /// `f` receives the action id (stable for the execution) and returns its value and a
-    /// description of its output. In dry-run mode `f` is not called and the value is `None`.
-    /// The outer `Err` is a trap: the action limit is exhausted.
+    /// `f` receives the action id and the effect's idempotency key, and returns what it
+    /// did; a capability that can tell an effect was already performed under the same key
+    /// returns the recorded result with `replayed` set instead of doing it again. In
+    /// dry-run mode `f` is not called and the value is `None`. The outer `Err` is a trap:
+    /// the action limit is exhausted (checked before anything is performed).
     pub fn act<T>(
         &mut self,
-        call: Call,
-        f: impl FnOnce(&str) -> Result<(T, serde_json::Value), WitError>,
+        mut call: Call,
+        f: impl FnOnce(EffectIds<'_>) -> Result<Applied<T>, Refused>,
     ) -> wasmtime::Result<Result<(Option<T>, Receipt), WitError>> {
         self.actions += 1;
         if self.actions > self.limits.actions {
@@ -236,6 +309,8 @@ impl Gate {
             return Err(wasmtime::Error::new(LimitExceeded::Actions { limit }));
         }
         let action_id = self.next_id();
+        let key = self.idempotency_key(self.actions);
+        call.key = Some(key.clone());
         if self.mode == Mode::DryRun {
             self.push(call, ActionResult::DryRun);
             return Ok(Ok((
@@ -246,19 +321,40 @@ impl Gate {
                 },
             )));
         }
-        match f(&action_id) {
-            Ok((value, output)) => {
-                self.push(call, ActionResult::Performed { output });
+        let ids = EffectIds {
+            action_id: &action_id,
+            key: &key,
+        };
+        match f(ids) {
+            Ok(applied) => {
+                call.replayed = applied.replayed;
+                self.push(
+                    call,
+                    ActionResult::Performed {
+                        output: applied.output,
+                    },
+                );
                 Ok(Ok((
-                    Some(value),
+                    Some(applied.value),
                     Receipt {
                         action_id,
                         state: ActionState::Performed,
                     },
                 )))
             }
-            Err(error) => Ok(Err(self.reject(call, error))),
+            Err(Refused::Denied(reason)) => {
+                // A denial is not an action; it does not count against the limit.
+                self.actions -= 1;
+                Ok(Err(self.deny(call, reason)))
+            }
+            Err(Refused::Failed(error)) => Ok(Err(self.reject(call, error))),
         }
+    }
+
+    /// The idempotency key of the `n`th side effect (from 1) of this execution.
+    fn idempotency_key(&self, n: u32) -> String {
+        let digest = Sha256::digest(format!("{}\u{1f}{n}", self.idempotency_scope));
+        hex::encode(&digest[..16])
     }
 
     /// The id the next recorded call will get.
@@ -296,6 +392,8 @@ impl Gate {
             target: call.target,
             input: call.input,
             result,
+            idempotency_key: call.key,
+            replayed: call.replayed,
             duration_us: call.started.elapsed().as_micros() as u64,
         });
     }
@@ -328,10 +426,14 @@ mod tests {
             actions: 1,
             ..Limits::default()
         };
-        let mut gate = Gate::new("x".into(), limits, Mode::Live);
-        let first = gate.act(call(), |_| Ok(((), json!("ok")))).unwrap();
+        let mut gate = Gate::new("x".into(), "scope".into(), limits, Mode::Live);
+        let first = gate
+            .act(call(), |_| Ok(Applied::new((), json!("ok"))))
+            .unwrap();
         assert!(first.is_ok());
-        let err = gate.act(call(), |_| Ok(((), json!("ok")))).unwrap_err();
+        let err = gate
+            .act(call(), |_| Ok(Applied::new((), json!("ok"))))
+            .unwrap_err();
         assert_eq!(
             err.downcast_ref::<LimitExceeded>(),
             Some(&LimitExceeded::Actions { limit: 1 })
@@ -341,9 +443,9 @@ mod tests {
 
     #[test]
     fn dry_run_records_without_performing() {
-        let mut gate = Gate::new("x".into(), Limits::default(), Mode::DryRun);
+        let mut gate = Gate::new("x".into(), "scope".into(), Limits::default(), Mode::DryRun);
         let (value, receipt) = gate
-            .act(call(), |_| -> Result<((), serde_json::Value), WitError> {
+            .act(call(), |_| -> Result<Applied<()>, Refused> {
                 panic!("a dry run must not perform the action")
             })
             .unwrap()
@@ -354,13 +456,48 @@ mod tests {
     }
 
     #[test]
+    fn idempotency_keys_are_stable_per_scope_and_position() {
+        let keys = |scope: &str| {
+            let mut gate = Gate::new("x".into(), scope.into(), Limits::default(), Mode::Live);
+            let mut keys = Vec::new();
+            for _ in 0..3 {
+                gate.act(call(), |ids| {
+                    keys.push(ids.key.to_string());
+                    Ok(Applied::new((), json!("ok")))
+                })
+                .unwrap()
+                .unwrap();
+            }
+            keys
+        };
+        let first = keys("w@1/trigger-1");
+        assert_eq!(first, keys("w@1/trigger-1"), "a retry gets the same keys");
+        assert_ne!(first, keys("w@1/trigger-2"), "another trigger gets others");
+        assert_ne!(first[0], first[1], "each effect has its own key");
+    }
+
+    #[test]
+    fn denials_found_while_performing_are_recorded_as_denials() {
+        let mut gate = Gate::new("x".into(), "s".into(), Limits::default(), Mode::Live);
+        let err = gate
+            .act(call(), |_| -> Result<Applied<()>, Refused> {
+                Err(Refused::Denied("not granted".into()))
+            })
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, WitError::Denied(_)));
+        assert!(matches!(gate.log()[0].result, ActionResult::Denied { .. }));
+        assert_eq!(gate.actions, 0, "a denial is not an action");
+    }
+
+    #[test]
     fn host_calls_and_payloads_are_capped() {
         let limits = Limits {
             host_calls: 2,
             call_bytes: 10,
             ..Limits::default()
         };
-        let mut gate = Gate::new("x".into(), limits, Mode::Live);
+        let mut gate = Gate::new("x".into(), "scope".into(), limits, Mode::Live);
         assert!(gate.enter(10).is_ok());
         assert!(gate.enter(11).is_err());
         assert!(gate.enter(0).is_err());

@@ -99,6 +99,11 @@ impl Runtime {
         &self.services.directory
     }
 
+    /// The backends capabilities use (store, HTTP client, directory).
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine

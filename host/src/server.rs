@@ -77,7 +77,10 @@ impl From<StoreError> for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidEvent(_) | Error::Config { .. } => ApiError::bad_request(e.to_string()),
+            Error::InvalidEvent(_) | Error::InvalidRequest(_) | Error::Config { .. } => {
+                ApiError::bad_request(e.to_string())
+            }
+            Error::UnknownWorker(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             Error::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
@@ -105,6 +108,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/events/{name}", post(receive_event))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
+        .route("/v1/workers/{name}/pause", post(pause_worker))
+        .route("/v1/workers/{name}/resume", post(resume_worker))
         .route("/v1/executions", get(executions))
         .route("/v1/alerts", get(alerts))
         .route(
@@ -211,8 +216,62 @@ async fn receive_event(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))?
     };
-    let accepted = blocking(move || Ok(api.service.submit_event(&name, event)?)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    let (accepted, duplicate) =
+        blocking(move || Ok(api.service.accept_event(&name, event)?)).await?;
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(json!({ "accepted": accepted, "duplicate": duplicate })),
+    ))
+}
+
+/// A pause or resume request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlRequest {
+    /// Who decided (recorded with the reason).
+    #[serde(default)]
+    by: Option<String>,
+    /// Why.
+    reason: String,
+}
+
+async fn pause_worker(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let request: ControlRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let control = blocking(move || {
+        let by = request.by.as_deref().unwrap_or("api");
+        Ok(api.service.pause(&name, by, &request.reason)?)
+    })
+    .await?;
+    Ok(Json(json!({ "control": control })))
+}
+
+async fn resume_worker(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let request: ControlRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let control = blocking(move || {
+        let by = request.by.as_deref().unwrap_or("api");
+        Ok(api.service.resume(&name, by, &request.reason)?)
+    })
+    .await?;
+    Ok(Json(json!({ "control": control })))
 }
 
 async fn queue(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
@@ -224,13 +283,21 @@ async fn queue(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<ser
 
 async fn workers(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
     authorize(&api, &headers)?;
+    let controls = api.service.controls();
     let list: Vec<serde_json::Value> = api
         .service
         .workers()
         .iter()
         .map(|(name, w)| {
             let m = &w.config.manifest;
+            let control = controls.get(name);
             json!({
+                "paused": control.is_some_and(|c| c.paused),
+                "control": control,
+                "alert-owners": w.config.owners,
+                "retry": w.config.retry,
+                "escalation": w.config.escalation,
+                "circuit-breaker": w.config.breaker,
                 "name": name,
                 "plugin": m.plugin.id,
                 "version": m.plugin.version,

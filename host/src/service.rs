@@ -36,8 +36,8 @@ use crate::loader::LoadedWorker;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{
     Alert, Change, ChangeKind, ExecutionEntry, FieldValue, OutboxEntry, QueueItem, RecordQuery,
-    Store, StoreError, enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in,
-    state_in,
+    Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in, set_schedule_in,
+    set_state_in, state_in,
 };
 use crate::trigger::{TriggerKind, inside_threshold};
 
@@ -71,6 +71,83 @@ struct Shared {
     running: AtomicUsize,
     ticks: AtomicU64,
     status: Mutex<QueueStatus>,
+    /// Each worker's pause state (mirrors the store's `worker_control` table).
+    controls: Mutex<BTreeMap<String, WorkerControl>>,
+}
+
+impl Shared {
+    fn is_paused(&self, worker: &str) -> bool {
+        self.controls
+            .lock()
+            .map(|c| c.get(worker).is_some_and(|c| c.paused))
+            .unwrap_or(true)
+    }
+
+    fn resumed_at(&self, worker: &str) -> Option<i64> {
+        self.controls
+            .lock()
+            .ok()
+            .and_then(|c| c.get(worker).and_then(|c| c.resumed_at))
+    }
+}
+
+/// An alert about `worker` for its owners: in the in-app centre, and by email and webhook
+/// where the host configures them. Deduplicated by `key`.
+fn owner_alert(
+    shared: &Shared,
+    worker: &WorkerConfig,
+    kind: &str,
+    key: String,
+    subject: String,
+    message: String,
+) -> (Alert, Vec<OutboxEntry>) {
+    let now = shared.clock.now_ms();
+    let alert = Alert {
+        seq: 0,
+        at: now,
+        kind: kind.to_string(),
+        worker: worker.name.clone(),
+        key: key.clone(),
+        message: message.clone(),
+    };
+    let notification = |channel: &str, recipients: Vec<String>, body: String| OutboxEntry {
+        id: format!("alert/{key}/{channel}"),
+        worker: "roster".into(),
+        channel: channel.to_string(),
+        recipients,
+        subject: Some(subject.clone()),
+        body,
+    };
+    let mut out = vec![notification(
+        "in-app",
+        worker.owners.clone(),
+        message.clone(),
+    )];
+    let routing = &shared.config.alerts;
+    if routing.email {
+        let directory = shared.runtime.directory();
+        let emails: Vec<String> = worker
+            .owners
+            .iter()
+            .filter_map(|o| directory.email_of(o))
+            .collect();
+        if !emails.is_empty() {
+            out.push(notification("email", emails, message.clone()));
+        }
+    }
+    if let Some(url) = &routing.webhook_url {
+        let body = serde_json::json!({
+            "kind": kind,
+            "worker": worker.name,
+            "key": key,
+            "at": now,
+            "subject": subject,
+            "message": message,
+            "owners": worker.owners,
+        });
+        out.push(notification("webhook", vec![url.clone()], body.to_string()));
+    }
+    (alert, out)
 }
 
 /// A summary of the queue, for `roster queue status` and the API.
@@ -82,8 +159,10 @@ pub struct QueueStatus {
     pub running: u64,
     /// Items due but waiting for their worker's hourly window.
     pub waiting_for_capacity: u64,
-    /// Items not yet due (delayed triggers).
+    /// Items not yet due (delayed triggers and retries waiting for their backoff).
     pub delayed: u64,
+    /// Items held because their worker is paused.
+    pub held: u64,
     /// Executions finished since start.
     pub finished: u64,
 }
@@ -98,6 +177,13 @@ pub struct Service {
 struct Done {
     seq: u64,
     lane: Option<String>,
+    worker: String,
+    /// Whether it counts as an execution for the circuit breaker (a sandbox ran, or the
+    /// host failed it).
+    counted: bool,
+    failed: bool,
+    /// The item as put back in the queue (a retry, or held by a pause), if it was.
+    requeued: Option<QueueItem>,
 }
 
 impl Service {
@@ -142,7 +228,12 @@ impl Service {
             running: AtomicUsize::new(0),
             ticks: AtomicU64::new(0),
             status: Mutex::new(QueueStatus::default()),
+            controls: Mutex::new(BTreeMap::new()),
         });
+        let controls = shared.store.controls()?;
+        if let Ok(mut c) = shared.controls.lock() {
+            *c = controls;
+        }
 
         let (work_tx, work_rx) = channel::<QueueItem>();
         let work_rx = Arc::new(Mutex::new(work_rx));
@@ -154,6 +245,15 @@ impl Service {
                 executor(&shared, &work_rx, &done_tx);
             })?);
         }
+        let connectors = crate::delivery::Connectors::new(
+            &shared.config,
+            shared.runtime.services().http.clone(),
+            shared.runtime.services().directory.clone(),
+        );
+        let delivery_shared = shared.clone();
+        threads.push(spawn("roster-delivery", move || {
+            deliverer(&delivery_shared, &connectors);
+        })?);
         let dispatcher_shared = shared.clone();
         threads.push(spawn("roster-dispatcher", move || {
             let mut d = Dispatcher::new(dispatcher_shared, work_tx, done_rx);
@@ -194,9 +294,96 @@ impl Service {
             .unwrap_or_default()
     }
 
+    /// Every worker's pause state.
+    pub fn controls(&self) -> BTreeMap<String, WorkerControl> {
+        self.shared
+            .controls
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Pauses a worker by hand: its triggers are held (still accepted, not run) until it is
+    /// resumed; executions already running finish. `by` and `reason` are recorded.
+    pub fn pause(&self, worker: &str, by: &str, reason: &str) -> Result<WorkerControl, Error> {
+        let w = self.installed(worker)?;
+        if reason.trim().is_empty() {
+            return Err(Error::InvalidRequest("give a reason for the pause".into()));
+        }
+        let now = self.shared.clock.now_ms();
+        let control = WorkerControl {
+            paused: true,
+            by: format!("manual:{by}"),
+            reason: reason.to_string(),
+            at: now,
+            resumed_at: self.shared.resumed_at(worker),
+        };
+        let alert = owner_alert(
+            &self.shared,
+            &w.config,
+            "paused",
+            format!("paused/{worker}/{now}"),
+            format!("{worker} was paused by {by}"),
+            format!("Worker `{worker}` was paused by {by}: {reason}. Its triggers are held."),
+        );
+        self.shared
+            .store
+            .set_control(worker, control.clone(), Some(alert))?;
+        if let Ok(mut c) = self.shared.controls.lock() {
+            c.insert(worker.to_string(), control.clone());
+        }
+        Ok(control)
+    }
+
+    /// Resumes a paused worker: its held triggers run, oldest first, and the circuit
+    /// breaker counts only executions from now on. Resuming is always a person's decision.
+    pub fn resume(&self, worker: &str, by: &str, reason: &str) -> Result<WorkerControl, Error> {
+        self.installed(worker)?;
+        if !self.shared.is_paused(worker) {
+            return Err(Error::InvalidRequest(format!(
+                "worker `{worker}` is not paused"
+            )));
+        }
+        let now = self.shared.clock.now_ms();
+        let control = WorkerControl {
+            paused: false,
+            by: format!("manual:{by}"),
+            reason: reason.to_string(),
+            at: now,
+            resumed_at: Some(now),
+        };
+        self.shared
+            .store
+            .set_control(worker, control.clone(), None)?;
+        if let Ok(mut c) = self.shared.controls.lock() {
+            c.insert(worker.to_string(), control.clone());
+        }
+        tracing::info!("worker `{worker}` resumed by {by}");
+        Ok(control)
+    }
+
+    fn installed(&self, worker: &str) -> Result<&Arc<Installed>, Error> {
+        self.shared
+            .workers
+            .get(worker)
+            .ok_or_else(|| Error::UnknownWorker(worker.to_string()))
+    }
+
     /// Accepts a named event for every worker with a matching `event` trigger. Returns the
-    /// queue positions; the items are durable when this returns.
+    /// queue positions; the items are durable when this returns. An event whose `id` was
+    /// accepted before is not queued again: the first submission's positions are returned
+    /// (see [`Service::accept_event`]).
     pub fn submit_event(&self, name: &str, event: EventSubmission) -> Result<Vec<u64>, Error> {
+        self.accept_event(name, event).map(|(seqs, _)| seqs)
+    }
+
+    /// Like [`Service::submit_event`], also telling whether the event's id had been
+    /// accepted before (a sender's retry): then nothing new is queued.
+    pub fn accept_event(
+        &self,
+        name: &str,
+        event: EventSubmission,
+    ) -> Result<(Vec<u64>, bool), Error> {
         if let Some(object) = &event.object {
             self.shared
                 .store
@@ -232,14 +419,17 @@ impl Service {
                         },
                         due_at: now + t.delay,
                         accepted_at: now,
+                        attempt: 0,
+                        fallback_for: None,
                     });
                 }
             }
         }
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
-        Ok(self.shared.store.enqueue(items)?)
+        let key = event.id.as_ref().map(|id| format!("{name}\u{1f}{id}"));
+        Ok(self.shared.store.accept_event(key.as_deref(), items)?)
     }
 
     /// Waits until the dispatcher has caught up with every change and signal, nothing is
@@ -266,7 +456,8 @@ impl Service {
         let status = self.queue_status();
         caught_up
             && self.shared.running.load(Ordering::SeqCst) == 0
-            && store.queue_len().ok() == Some(status.waiting_for_capacity + status.delayed)
+            && store.queue_len().ok()
+                == Some(status.waiting_for_capacity + status.delayed + status.held)
     }
 
     /// Stops taking work, lets running executions finish and be recorded, and stops every
@@ -310,6 +501,16 @@ pub struct EventSubmission {
     /// Extra data for the worker.
     #[serde(default)]
     pub payload: Option<serde_json::Value>,
+}
+
+/// Delivers due notifications through the configured connectors until the service stops.
+fn deliverer(shared: &Shared, connectors: &crate::delivery::Connectors) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        let now = shared.clock.now_ms();
+        if crate::delivery::deliver_due(&shared.store, connectors, now, 64) == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {

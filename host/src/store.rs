@@ -11,15 +11,18 @@
 //! the system of record and its queries; `index.rs` the index key encoding; `writer.rs` the
 //! group-commit thread.
 
+mod effects;
 mod index;
 mod queue;
 mod records;
 mod writer;
 
-pub use queue::{Alert, ExecutionEntry, QueueItem};
+pub use queue::{Alert, EscalationRecord, ExecutionEntry, Finish, QueueItem, WorkerControl};
 pub(crate) use queue::{
     enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
 };
+pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
+
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 
 use std::collections::BTreeMap;
@@ -40,6 +43,8 @@ const MEMORY: TableDefinition<&str, &[u8]> = TableDefinition::new("memory");
 const MEMORY_USAGE: TableDefinition<&str, u64> = TableDefinition::new("memory_usage");
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 const SIGNALS: TableDefinition<u64, &[u8]> = TableDefinition::new("signals");
+const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+const PENDING_DELIVERIES: TableDefinition<&str, ()> = TableDefinition::new("pending_deliveries");
 
 const SEP: char = '\u{1f}';
 
@@ -218,6 +223,59 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Accepts a notification into the outbox inside a transaction, and queues its delivery
+/// unless it is in-app only. A notification already in the outbox is left as it is.
+pub(crate) fn enqueue_notification_in(
+    tx: &WriteTransaction,
+    entry: &OutboxEntry,
+) -> Result<(), StoreError> {
+    let mut outbox = tx.open_table(OUTBOX)?;
+    if outbox.get(entry.id.as_str())?.is_some() {
+        return Ok(());
+    }
+    outbox.insert(entry.id.as_str(), encode(entry).as_slice())?;
+    if entry.channel != "in-app" {
+        tx.open_table(DELIVERIES)?
+            .insert(entry.id.as_str(), encode(&Delivery::default()).as_slice())?;
+        tx.open_table(PENDING_DELIVERIES)?
+            .insert(entry.id.as_str(), ())?;
+    }
+    Ok(())
+}
+
+/// The delivery state of one notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Attempts made.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_at: i64,
+    /// When it was last attempted.
+    pub last_at: Option<i64>,
+    /// When it was delivered.
+    pub delivered_at: Option<i64>,
+    /// What the connector reported on success.
+    pub result: Option<String>,
+    /// The last failure.
+    pub error: Option<String>,
+    /// Whether delivery was given up after the last attempt.
+    #[serde(default)]
+    pub gave_up: bool,
+}
+
+/// Records an emitted signal inside a transaction; returns its position in the log.
+pub(crate) fn record_signal_in(
+    tx: &WriteTransaction,
+    entry: &SignalEntry,
+) -> Result<u64, StoreError> {
+    let seq = next_counter(tx, "signals")? + 1;
+    let mut entry = entry.clone();
+    entry.seq = seq;
+    tx.open_table(SIGNALS)?
+        .insert(seq, encode(&entry).as_slice())?;
+    Ok(seq)
+}
+
 fn key(a: &str, b: &str) -> Result<String, StoreError> {
     for part in [a, b] {
         if part.contains(SEP) {
@@ -278,6 +336,9 @@ impl Store {
             tx.open_table(MEMORY_USAGE)?;
             tx.open_table(OUTBOX)?;
             tx.open_table(SIGNALS)?;
+            tx.open_table(effects::EFFECTS)?;
+            tx.open_table(DELIVERIES)?;
+            tx.open_table(PENDING_DELIVERIES)?;
             Store::create_queue_tables(tx)?;
             Ok(())
         })?;
@@ -417,25 +478,72 @@ impl Store {
 
     /// Accepts a notification into the outbox.
     pub fn enqueue_notification(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.put(OUTBOX, &entry.id, encode(entry))
+        let entry = entry.clone();
+        self.write(move |tx| enqueue_notification_in(tx, &entry))
     }
 
-    /// Every notification in the outbox, oldest first.
+    /// Every notification in the outbox, in id order.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.all(OUTBOX)
+    }
+
+    /// A notification's delivery state (`None` for in-app only notifications).
+    pub fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DELIVERIES)?;
+        match table.get(id)? {
+            Some(v) => Ok(Some(decode(id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deliveries due by `now` on channels `handles` accepts, at most `limit`.
+    pub fn due_deliveries(
+        &self,
+        now: i64,
+        limit: usize,
+        handles: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(OutboxEntry, Delivery)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let pending = tx.open_table(PENDING_DELIVERIES)?;
+        let deliveries = tx.open_table(DELIVERIES)?;
+        let outbox = tx.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in pending.iter()? {
+            let (k, _) = entry?;
+            let id = k.value();
+            let (Some(d), Some(o)) = (deliveries.get(id)?, outbox.get(id)?) else {
+                continue;
+            };
+            let delivery: Delivery = decode(id, d.value())?;
+            let notification: OutboxEntry = decode(id, o.value())?;
+            if delivery.next_at <= now && handles(&notification.channel) {
+                out.push((notification, delivery));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a delivery attempt; a delivered or given-up notification leaves the queue.
+    pub fn record_delivery(&self, id: &str, delivery: Delivery) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.open_table(DELIVERIES)?
+                .insert(id.as_str(), encode(&delivery).as_slice())?;
+            if delivery.delivered_at.is_some() || delivery.gave_up {
+                tx.open_table(PENDING_DELIVERIES)?.remove(id.as_str())?;
+            }
+            Ok(())
+        })
     }
 
     /// Records an emitted signal; returns its position in the signal log.
     pub fn record_signal(&self, entry: &SignalEntry) -> Result<u64, StoreError> {
         let entry = entry.clone();
-        self.write(move |tx| {
-            let seq = next_counter(tx, "signals")? + 1;
-            let mut entry = entry.clone();
-            entry.seq = seq;
-            tx.open_table(SIGNALS)?
-                .insert(seq, encode(&entry).as_slice())?;
-            Ok(seq)
-        })
+        self.write(move |tx| record_signal_in(tx, &entry))
     }
 
     /// Emitted signals after position `after`, oldest first, at most `limit`.
@@ -446,19 +554,6 @@ impl Store {
     /// Every emitted signal, oldest first.
     pub fn signals(&self) -> Result<Vec<SignalEntry>, StoreError> {
         self.signals_after(0, usize::MAX)
-    }
-
-    fn put(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        k: &str,
-        v: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        let k = k.to_string();
-        self.write(move |tx| {
-            tx.open_table(table)?.insert(k.as_str(), v.as_slice())?;
-            Ok(())
-        })
     }
 
     fn all<T: for<'de> Deserialize<'de>>(

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::bindings::roster::http::outbound::{Header, Host, Method, Request, Response};
 use crate::bindings::roster::types::types::Error;
-use crate::gate::{ActionKind, Call};
+use crate::gate::{ActionKind, Applied, Call, Refused};
 use crate::scope::HttpScope;
 use crate::state::HostState;
 
@@ -334,8 +334,12 @@ struct Target {
     addrs: Vec<SocketAddr>,
 }
 
-/// Checks a URL against the grant and resolves it to the addresses that may be reached.
-async fn check_url(scope: &HttpScope, url: &url::Url) -> Result<Target, HttpError> {
+/// Checks a URL's scheme and origin against the grant, without resolving it; returns the
+/// matching origin, the host and the port.
+fn check_origin<'s>(
+    scope: &'s HttpScope,
+    url: &url::Url,
+) -> Result<(&'s crate::scope::Origin, String, u16), HttpError> {
     let scheme = url.scheme();
     if scheme != "http" && scheme != "https" {
         return Err(HttpError::Denied(format!(
@@ -362,7 +366,18 @@ async fn check_url(scope: &HttpScope, url: &url::Url) -> Result<Target, HttpErro
         .ok_or_else(|| {
             HttpError::Denied(format!("{scheme}://{host}:{port} is not a granted origin"))
         })?;
+    Ok((origin, host, port))
+}
 
+/// Checks a URL against the grant without sending anything (the checks a dry run makes).
+pub fn check_request_url(scope: &HttpScope, url: &str) -> Result<(), HttpError> {
+    let parsed = url::Url::parse(url).map_err(|e| HttpError::Invalid(format!("`{url}`: {e}")))?;
+    check_origin(scope, &parsed).map(|_| ())
+}
+
+/// Checks a URL against the grant and resolves it to the addresses that may be reached.
+async fn check_url(scope: &HttpScope, url: &url::Url) -> Result<Target, HttpError> {
+    let (origin, host, port) = check_origin(scope, url)?;
     let resolved: Vec<SocketAddr> = match url.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
@@ -536,48 +551,122 @@ impl Host for HostState {
         if let Some(ms) = request.timeout_ms {
             deadline = deadline.min(Instant::now() + Duration::from_millis(u64::from(ms)));
         }
-        let client = self.worker.services.http.clone();
-        let outcome = client.send(
-            &scope,
-            &method,
-            &request.url,
-            &headers,
-            request.body,
-            deadline,
-        );
-        match outcome {
-            Err(HttpError::Denied(reason)) => Ok(Err(self.gate.deny(call, reason))),
-            Err(HttpError::Invalid(reason)) => {
-                Ok(Err(self.gate.reject(call, Error::InvalidInput(reason))))
-            }
-            Err(other) => {
-                // The request may have reached the peer: it counts as an attempted action.
-                let result = self.gate.act(call, |_| Err(Error::from(other)))?;
-                Ok(result.map(|(value, _): (Option<Response>, _)| value.unwrap_or_else(empty)))
-            }
-            Ok(fetched) => {
-                let result = self.gate.act(call, |_| {
-                    let output = json!({
-                        "status": fetched.status,
-                        "bytes": fetched.body.len(),
-                        "hops": fetched.hops,
-                    });
-                    let response = Response {
-                        status: fetched.status,
-                        headers: fetched
-                            .headers
-                            .into_iter()
-                            .map(|(name, value)| Header { name, value })
-                            .collect(),
-                        body: fetched.body,
-                        url: fetched.url,
-                    };
-                    Ok((response, output))
-                })?;
-                Ok(result.map(|(value, _)| value.unwrap_or_else(empty)))
-            }
+        if let Err(e) =
+            check_headers(&headers).and_then(|_| check_request_url(&scope, &request.url))
+        {
+            return Ok(Err(match e {
+                HttpError::Denied(reason) => self.gate.deny(call, reason),
+                other => self.gate.reject(call, Error::from(other)),
+            }));
         }
+        let client = self.worker.services.http.clone();
+        let store = self.worker.services.store.clone();
+        let url = request.url;
+        let body = request.body;
+        let result = self.gate.act(call, |ids| {
+            let repeatable = matches!(method, http::Method::GET | http::Method::HEAD);
+            if !repeatable
+                && let Some(recorded) = store
+                    .effect(ids.key)
+                    .map_err(|e| Error::Unavailable(e.to_string()))?
+                && let Some(response) = response_from_journal(&recorded)
+            {
+                return Ok(Applied {
+                    value: response,
+                    output: json!({ "status": recorded["status"], "replayed-from": "journal" }),
+                    replayed: true,
+                });
+            }
+            let mut headers = headers;
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
+            {
+                headers.push((IDEMPOTENCY_HEADER.to_string(), ids.key.to_string()));
+            }
+            let fetched = match client.send(&scope, &method, &url, &headers, body, deadline) {
+                Ok(fetched) => fetched,
+                Err(HttpError::Denied(reason)) => return Err(Refused::Denied(reason)),
+                Err(other) => return Err(Refused::Failed(Error::from(other))),
+            };
+            let mut output = json!({
+                "status": fetched.status,
+                "bytes": fetched.body.len(),
+                "hops": fetched.hops,
+            });
+            if let Some(ms) = retry_after_ms(&fetched) {
+                output["retry_after_ms"] = json!(ms);
+            }
+            if !repeatable && (200..300).contains(&fetched.status) {
+                // Journalled once the peer accepted it: a retry of this trigger gets this
+                // response back instead of sending again.
+                let recorded = json!({
+                    "status": fetched.status,
+                    "headers": fetched.headers,
+                    "body": hex::encode(&fetched.body),
+                    "url": fetched.url,
+                });
+                if let Err(e) = store.remember_effect(ids.key, recorded) {
+                    tracing::warn!("journalling HTTP effect {}: {e}", ids.key);
+                }
+            }
+            let response = Response {
+                status: fetched.status,
+                headers: fetched
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect(),
+                body: fetched.body,
+                url: fetched.url,
+            };
+            Ok(Applied::new(response, output))
+        })?;
+        Ok(result.map(|(value, _)| value.unwrap_or_else(empty)))
     }
+}
+
+/// The header that carries a side effect's idempotency key to the peer.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// How long a throttling peer asked to be left alone (`Retry-After` on a 429 or 503), in
+/// milliseconds.
+pub fn retry_after_ms(fetched: &Fetched) -> Option<u64> {
+    if fetched.status != 429 && fetched.status != 503 {
+        return None;
+    }
+    let value = fetched
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        .map(|(_, v)| v.trim())?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Some((at.timestamp_millis() - now).max(0) as u64)
+}
+
+/// A response recorded in the effect journal.
+fn response_from_journal(recorded: &serde_json::Value) -> Option<Response> {
+    Some(Response {
+        status: u16::try_from(recorded["status"].as_u64()?).ok()?,
+        headers: recorded["headers"]
+            .as_array()?
+            .iter()
+            .filter_map(|h| {
+                Some(Header {
+                    name: h.get(0)?.as_str()?.to_string(),
+                    value: h.get(1)?.as_str()?.to_string(),
+                })
+            })
+            .collect(),
+        body: hex::decode(recorded["body"].as_str()?).ok()?,
+        url: recorded["url"].as_str()?.to_string(),
+    })
 }
 
 /// The response given in dry-run mode, where no request is sent.

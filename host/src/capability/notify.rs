@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::bindings::roster::notify::notify::{Channel as WitChannel, Host, Message};
 use crate::bindings::roster::types::types::{Error, Receipt};
-use crate::gate::{ActionKind, Call};
+use crate::gate::{ActionKind, Applied, Call};
 use crate::scope::Channel;
 use crate::state::HostState;
-use crate::store::OutboxEntry;
+use crate::store::{OutboxEntry, enqueue_notification_in};
 
 /// The largest notification body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -85,19 +85,28 @@ impl Host for HostState {
         }
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
-        let result = self.gate.act(call, |id| {
+        let result = self.gate.act(call, |ids| {
+            // The idempotency key is the notification's id: connectors pass it on (as a
+            // message id or idempotency key) so that a repeated delivery is recognised.
             let entry = OutboxEntry {
-                id: id.to_string(),
+                id: ids.key.to_string(),
                 worker,
                 channel: channel.as_str().to_string(),
                 recipients: message.recipients,
                 subject: message.subject,
                 body: message.body,
             };
-            store
-                .enqueue_notification(&entry)
+            let (output, replayed) = store
+                .once(ids.key, move |tx| {
+                    enqueue_notification_in(tx, &entry)?;
+                    Ok(json!({ "queued": entry.id }))
+                })
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
-            Ok(((), json!({ "queued": id })))
+            Ok(Applied {
+                value: (),
+                output,
+                replayed,
+            })
         })?;
         Ok(result.map(|(_, receipt)| receipt))
     }

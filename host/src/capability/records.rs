@@ -13,10 +13,13 @@ use serde_json::json;
 use crate::bindings::roster::records::records::{Comparison, Created, Filter, Host, Query};
 use crate::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
 use crate::filter::{self, Op};
-use crate::gate::{ActionKind, Call};
+use crate::gate::{ActionKind, Applied, Call};
 use crate::scope::ObjectScope;
 use crate::state::HostState;
-use crate::store::{FieldValue, Record, RecordQuery, StoreError};
+use crate::store::{
+    FieldValue, Record, RecordQuery, StoreError, create_record_in, delete_record_in,
+    update_record_in,
+};
 
 /// The most records one `find` returns.
 const MAX_FIND: usize = 1000;
@@ -309,19 +312,25 @@ impl Host for HostState {
             return Ok(Err(self.gate.reject(call, store_error(e))));
         }
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |_| {
-            store
-                .create_record(
-                    &object,
-                    Some(record.id.clone()),
-                    record.owner.clone(),
-                    record.fields.clone(),
-                    &actor,
-                )
+        let result = self.gate.act(call, |ids| {
+            let journal = store.clone();
+            let (output, replayed) = journal
+                .once(ids.key, move |tx| {
+                    let created = create_record_in(tx, &store, record.clone(), &actor)?;
+                    Ok(json!({ "id": created.id }))
+                })
                 .map_err(store_error)?;
-            Ok(((), json!({ "id": record.id })))
+            let id = output["id"].as_str().unwrap_or_default().to_string();
+            Ok(Applied {
+                value: id,
+                output,
+                replayed,
+            })
         })?;
-        Ok(result.map(|(_, receipt)| Created { receipt, id }))
+        Ok(result.map(|(created, receipt)| Created {
+            receipt,
+            id: created.unwrap_or(id),
+        }))
     }
 
     fn update(
@@ -344,16 +353,30 @@ impl Host for HostState {
         let call = wit_try!(self.check_visible_for_write(call, &object, &id));
         let store = self.worker.services.store.clone();
         let changes = fields_map(&fields);
-        if let Err(e) = store.schema().coerce_all(&object, changes.clone()) {
-            return Ok(Err(self.gate.reject(call, store_error(e.into()))));
-        }
+        let changes = match store.schema().coerce_all(&object, changes) {
+            Ok(changes) => changes,
+            Err(e) => return Ok(Err(self.gate.reject(call, store_error(e.into())))),
+        };
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |_| {
-            store
-                .update_record(&object, &id, &changes, &actor)
-                .map_err(store_error)?
-                .ok_or_else(|| Error::NotFound(format!("{object}/{id}")))?;
-            Ok(((), json!({ "updated": changes.len() })))
+        let result = self.gate.act(call, |ids| {
+            let journal = store.clone();
+            let target = format!("{object}/{id}");
+            let (output, replayed) = journal
+                .once(ids.key, move |tx| {
+                    match update_record_in(tx, &store, &object, &id, &changes, &actor)? {
+                        Some(_) => Ok(json!({ "updated": changes.len() })),
+                        None => Ok(json!({ "missing": true })),
+                    }
+                })
+                .map_err(store_error)?;
+            if output.get("missing").is_some() {
+                return Err(Error::NotFound(target).into());
+            }
+            Ok(Applied {
+                value: (),
+                output,
+                replayed,
+            })
         })?;
         Ok(result.map(|(_, receipt)| receipt))
     }
@@ -375,15 +398,23 @@ impl Host for HostState {
         let call = wit_try!(self.check_visible_for_write(call, &object, &id));
         let store = self.worker.services.store.clone();
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |_| {
-            if store
-                .delete_record(&object, &id, &actor)
-                .map_err(store_error)?
-            {
-                Ok(((), json!("deleted")))
-            } else {
-                Err(Error::NotFound(format!("{object}/{id}")))
+        let result = self.gate.act(call, |ids| {
+            let journal = store.clone();
+            let target = format!("{object}/{id}");
+            let (output, replayed) = journal
+                .once(ids.key, move |tx| {
+                    let existed = delete_record_in(tx, &store, &object, &id, &actor)?;
+                    Ok(json!({ "deleted": existed }))
+                })
+                .map_err(store_error)?;
+            if output["deleted"] == json!(false) {
+                return Err(Error::NotFound(target).into());
             }
+            Ok(Applied {
+                value: (),
+                output,
+                replayed,
+            })
         })?;
         Ok(result.map(|(_, receipt)| receipt))
     }

@@ -4,9 +4,9 @@ use serde_json::json;
 
 use crate::bindings::roster::signals::signals::Host;
 use crate::bindings::roster::types::types::{Error, Receipt};
-use crate::gate::{ActionKind, Call};
+use crate::gate::{ActionKind, Applied, Call};
 use crate::state::HostState;
-use crate::store::SignalEntry;
+use crate::store::{SignalEntry, record_signal_in};
 
 impl Host for HostState {
     fn emit(&mut self, topic: String, payload: String) -> wasmtime::Result<Result<Receipt, Error>> {
@@ -33,18 +33,25 @@ impl Host for HostState {
         }
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
-        let result = self.gate.act(call, |id| {
+        let result = self.gate.act(call, |ids| {
             let entry = SignalEntry {
                 seq: 0,
-                id: id.to_string(),
+                id: ids.action_id.to_string(),
                 worker,
                 topic,
                 payload,
             };
-            store
-                .record_signal(&entry)
+            let (output, replayed) = store
+                .once(ids.key, move |tx| {
+                    let seq = record_signal_in(tx, &entry)?;
+                    Ok(json!({ "signal": entry.id, "seq": seq }))
+                })
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
-            Ok(((), json!({ "signal": id })))
+            Ok(Applied {
+                value: (),
+                output,
+                replayed,
+            })
         })?;
         Ok(result.map(|(_, receipt)| receipt))
     }

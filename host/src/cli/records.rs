@@ -70,6 +70,28 @@ pub enum WorkersCommand {
         /// The worker's name.
         name: String,
     },
+    /// Pause a worker of the running service: its triggers are held until it is resumed.
+    Pause {
+        /// The worker's name.
+        name: String,
+        /// Why (recorded, and sent to its owners).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (recorded).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Resume a paused worker of the running service: its held triggers run.
+    Resume {
+        /// The worker's name.
+        name: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (recorded).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
 }
 
 fn open_store(cli: &Paths) -> anyhow::Result<Store> {
@@ -344,8 +366,18 @@ fn cell(v: Option<&FieldValue>) -> String {
 }
 
 pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WorkersCommand::Pause { name, reason, by } => {
+            return super::remote::control(&cli.config, "pause", &name, &by, &reason);
+        }
+        WorkersCommand::Resume { name, reason, by } => {
+            return super::remote::control(&cli.config, "resume", &name, &by, &reason);
+        }
+        _ => {}
+    }
     let config = super::host_config(cli)?;
     match command {
+        WorkersCommand::Pause { .. } | WorkersCommand::Resume { .. } => {}
         WorkersCommand::List => {
             if config.workers.is_empty() {
                 println!("no workers installed (add them to `workers` in roster.toml)");

@@ -1,5 +1,5 @@
 //! Commands that talk to a running `roster serve` over its HTTP API: `events send` (a
-//! signed webhook call) and `queue status` (with the API token).
+//! signed webhook call), `queue status` and `workers pause|resume` (with the API token).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -128,20 +128,50 @@ pub(super) fn events(config_path: &Path, command: EventsCommand) -> anyhow::Resu
         body,
     )?;
     println!("{text}");
-    if status == 202 {
+    if status == 202 || status == 200 {
         Ok(ExitCode::SUCCESS)
     } else {
         bail!("the service answered {status}")
     }
 }
 
+fn token(config: &HostConfig) -> anyhow::Result<String> {
+    config
+        .api_token
+        .clone()
+        .context("no API token: set api-token-env in roster.toml and that variable")
+}
+
+/// `roster workers pause|resume`: asks the running service to pause or resume a worker.
+pub(super) fn control(
+    config_path: &Path,
+    action: &str,
+    name: &str,
+    by: &str,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = config(config_path)?;
+    let token = token(&config)?;
+    let body = serde_json::to_vec(&serde_json::json!({ "by": by, "reason": reason }))?;
+    let (status, text) = request(
+        &config,
+        http::Method::POST,
+        &format!("/v1/workers/{name}/{action}"),
+        &[("authorization", format!("Bearer {token}"))],
+        body,
+    )?;
+    if status != 200 {
+        bail!("the service answered {status}: {text}");
+    }
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn queue(config_path: &Path, command: QueueCommand) -> anyhow::Result<ExitCode> {
     let config = config(config_path)?;
     let QueueCommand::Status = command;
-    let token = config
-        .api_token
-        .clone()
-        .context("no API token: set api-token-env in roster.toml and that variable")?;
+    let token = token(&config)?;
     let (status, text) = request(
         &config,
         http::Method::GET,

@@ -16,6 +16,8 @@ pub(super) fn item(
         event,
         due_at,
         accepted_at: now,
+        attempt: 0,
+        fallback_for: None,
     }
 }
 

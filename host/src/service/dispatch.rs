@@ -2,6 +2,7 @@
 //! windows, raises capacity alerts and publishes the queue's status.
 
 use super::derive::{change_items, item, scan_ids};
+use super::owner_alert;
 use super::*;
 
 pub(super) struct Dispatcher {
@@ -25,6 +26,10 @@ pub(super) struct Dispatcher {
     /// Each schedule's next firing time, as stored.
     next_due: HashMap<String, i64>,
     finished: u64,
+    /// Each worker's recent executions for its circuit breaker: (finished at, failed).
+    breaker: HashMap<String, VecDeque<(i64, bool)>>,
+    /// When the journals were last pruned.
+    last_prune: i64,
 }
 
 impl Dispatcher {
@@ -44,7 +49,32 @@ impl Dispatcher {
                     .push_back(e.started_at);
             }
         }
+        // So do recent outcomes for the circuit breaker (since the worker's last resume).
+        let mut breaker: HashMap<String, VecDeque<(i64, bool)>> = HashMap::new();
+        let longest = shared
+            .workers
+            .values()
+            .map(|w| w.config.breaker.window_ms)
+            .max()
+            .unwrap_or(0);
+        if let Ok(recent) = shared.store.executions_since(now - longest) {
+            for e in recent.iter().rev() {
+                let failed = e.failure.is_some();
+                if (e.report.is_some() || failed)
+                    && shared
+                        .resumed_at(&e.worker)
+                        .is_none_or(|r| e.finished_at >= r)
+                {
+                    breaker
+                        .entry(e.worker.clone())
+                        .or_default()
+                        .push_back((e.finished_at, failed));
+                }
+            }
+        }
         Dispatcher {
+            breaker,
+            last_prune: i64::MIN,
             shared,
             work,
             done,
@@ -71,6 +101,7 @@ impl Dispatcher {
             }
             self.dispatch(now);
             self.publish(now);
+            self.prune(now);
             self.shared.ticks.fetch_add(1, Ordering::SeqCst);
             if let Ok(done) = self.done.recv_timeout(TICK) {
                 self.finish(done);
@@ -90,11 +121,106 @@ impl Dispatcher {
 
     fn finish(&mut self, done: Done) {
         self.running.remove(&done.seq);
-        self.pending.remove(&done.seq);
+        match done.requeued {
+            Some(item) => {
+                self.pending.insert(done.seq, item);
+            }
+            None => {
+                self.pending.remove(&done.seq);
+            }
+        }
         if let Some(lane) = done.lane {
             self.busy_lanes.remove(&lane);
         }
         self.finished += 1;
+        if done.counted {
+            let now = self.shared.clock.now_ms();
+            self.breaker
+                .entry(done.worker.clone())
+                .or_default()
+                .push_back((now, done.failed));
+            self.check_breaker(&done.worker, now);
+        }
+    }
+
+    /// Opens a worker's circuit breaker when too many of its recent executions failed:
+    /// the worker is paused (its triggers held) and its owners alerted.
+    fn check_breaker(&mut self, worker: &str, now: i64) {
+        let Some(w) = self.shared.workers.get(worker) else {
+            return;
+        };
+        let policy = &w.config.breaker;
+        let resumed = self.shared.resumed_at(worker).unwrap_or(i64::MIN);
+        let Some(window) = self.breaker.get_mut(worker) else {
+            return;
+        };
+        while window
+            .front()
+            .is_some_and(|(at, _)| *at <= now - policy.window_ms || *at < resumed)
+        {
+            window.pop_front();
+        }
+        let total = window.len();
+        let failed = window.iter().filter(|(_, f)| *f).count();
+        if !crate::failure::BreakerSpec::opens(policy, failed, total)
+            || self.shared.is_paused(worker)
+        {
+            return;
+        }
+        let reason = format!(
+            "circuit breaker: {failed} of the last {total} executions failed within {} (more than {:.0}%)",
+            crate::clock::format_duration(policy.window_ms),
+            policy.error_rate * 100.0
+        );
+        let control = WorkerControl {
+            paused: true,
+            by: "circuit-breaker".into(),
+            reason: reason.clone(),
+            at: now,
+            resumed_at: self.shared.resumed_at(worker),
+        };
+        let alert = owner_alert(
+            &self.shared,
+            &w.config,
+            "circuit-breaker",
+            format!("circuit-breaker/{worker}/{now}"),
+            format!("{worker} was paused by its circuit breaker"),
+            format!(
+                "Worker `{worker}` was paused: {reason}. Its triggers are held, not dropped; a person resumes it."
+            ),
+        );
+        match self
+            .shared
+            .store
+            .set_control(worker, control.clone(), Some(alert))
+        {
+            Ok(()) => {
+                tracing::warn!("worker `{worker}` paused: {reason}");
+                if let Ok(mut c) = self.shared.controls.lock() {
+                    c.insert(worker.to_string(), control);
+                }
+                window.clear();
+            }
+            Err(e) => tracing::error!("pausing worker `{worker}`: {e}"),
+        }
+    }
+
+    /// Forgets accepted event ids and journalled effects older than the retention, once an
+    /// hour of clock time.
+    fn prune(&mut self, now: i64) {
+        if now.saturating_sub(self.last_prune) < HOUR_MS {
+            return;
+        }
+        self.last_prune = now;
+        let before = now - i64::from(self.shared.config.retention_days) * crate::clock::DAY_MS;
+        if let Err(e) = self
+            .shared
+            .store
+            .prune_effects(before)
+            .and_then(|_| self.shared.store.prune_event_ids(before))
+        {
+            tracing::error!("pruning journals: {e}");
+        }
     }
 
     /// Turns changes, signals, due schedules and dates in range into queue items.
@@ -333,6 +459,7 @@ impl Dispatcher {
             return;
         }
         let cap = self.shared.config.plan.executions_per_hour as usize;
+        let paused = self.paused();
         let mut blocked_lanes: HashSet<String> = HashSet::new();
         let mut chosen = Vec::new();
         for (seq, item) in &self.pending {
@@ -349,7 +476,7 @@ impl Dispatcher {
                     continue;
                 }
             }
-            if item.due_at > now {
+            if item.due_at > now || paused.contains(item.worker.as_str()) {
                 continue;
             }
             let window = self.windows.entry(item.worker.clone()).or_default();
@@ -374,6 +501,20 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The workers paused now.
+    fn paused(&self) -> HashSet<String> {
+        self.shared
+            .controls
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, c)| c.paused)
+                    .map(|(w, _)| w.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn check_capacity_alerts(&mut self, now: i64) {
@@ -419,7 +560,7 @@ impl Dispatcher {
                 key: format!("capacity/{worker}/{bucket}"),
                 message: message.clone(),
             };
-            if let Ok(true) = self.shared.store.raise_alert(alert, Some(notification)) {
+            if let Ok(true) = self.shared.store.raise_alert(alert, vec![notification]) {
                 tracing::warn!("{message}");
             }
         }
@@ -431,6 +572,8 @@ impl Dispatcher {
     fn publish(&mut self, now: i64) {
         let mut waiting = 0;
         let mut delayed = 0;
+        let mut held = 0;
+        let paused = self.paused();
         let cap = self.shared.config.plan.executions_per_hour as usize;
         let bucket = now.div_euclid(HOUR_MS);
         // Each worker's starts in the last hour, counted once per tick.
@@ -447,7 +590,9 @@ impl Dispatcher {
             if self.running.contains(&item.seq) {
                 continue;
             }
-            if item.due_at > now {
+            if paused.contains(&item.worker) {
+                held += 1;
+            } else if item.due_at > now {
                 delayed += 1;
             } else if full.contains(item.worker.as_str()) {
                 waiting += 1;
@@ -464,6 +609,7 @@ impl Dispatcher {
                 running: self.running.len() as u64,
                 waiting_for_capacity: waiting,
                 delayed,
+                held,
                 finished: self.finished,
             };
         }

@@ -1,7 +1,10 @@
 //! The executors: conditions on the current record, then the worker in a fresh sandbox,
-//! then the execution recorded with the queue item removed.
+//! then the execution settled — recorded, and retried, escalated or removed from the queue
+//! — in one transaction.
 
 use super::*;
+use crate::failure::{Escalation, FailureClass, classify, retry_after_ms};
+use crate::store::{EscalationRecord, Finish, Record, WorkerControl};
 
 pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done: &Sender<Done>) {
     loop {
@@ -21,18 +24,39 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
         };
         let lane = item.lane();
         let seq = item.seq;
-        let entry = run_item(shared, &item);
-        if let Err(e) = shared.store.complete(seq, entry) {
-            // The item stays queued and runs again after a restart.
-            tracing::error!("recording execution of queue item {seq}: {e}");
+        let (entry, class) = run_item(shared, &item);
+        let counted = entry.report.is_some() || class.is_some();
+        let failed = class.is_some();
+        let finish = settle(shared, &item, entry, class);
+        let requeued = finish.requeue.clone();
+        let pause = finish.pause.clone();
+        match shared.store.finish(finish) {
+            Ok(_) => {
+                if let Some((worker, control)) = pause {
+                    tracing::warn!("worker `{worker}` paused: {}", control.reason);
+                    if let Ok(mut controls) = shared.controls.lock() {
+                        controls.insert(worker, control);
+                    }
+                }
+            }
+            // The item stays queued as it was and runs again after a restart.
+            Err(e) => tracing::error!("recording execution of queue item {seq}: {e}"),
         }
         shared.running.fetch_sub(1, Ordering::SeqCst);
-        let _ = done.send(Done { seq, lane });
+        let _ = done.send(Done {
+            seq,
+            lane,
+            worker: item.worker.clone(),
+            counted,
+            failed,
+            requeued,
+        });
     }
 }
 
-/// Checks conditions and runs one item; always returns an entry for the execution log.
-fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
+/// Checks conditions and runs one item; always returns an entry for the execution log,
+/// with the failure's class when it failed.
+fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<FailureClass>) {
     let started_at = shared.clock.now_ms();
     let record_ref = match (&item.event.object, &item.event.record_id) {
         (Some(o), Some(id)) => Some(format!("{o}/{id}")),
@@ -52,18 +76,25 @@ fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
         conditions: Vec::new(),
         detail: None,
         report: None,
+        attempt: item.attempt + 1,
+        failure: None,
+        retry_at: None,
+        escalation: None,
     };
     let Some(w) = shared.workers.get(&item.worker) else {
         entry.status = "failed".into();
         entry.detail = Some(format!("worker `{}` is not installed", item.worker));
-        return entry;
+        return (entry, Some(FailureClass::Validation));
     };
-    entry.trigger = w
-        .config
-        .triggers
-        .get(item.trigger)
-        .map(|t| t.label.clone())
-        .unwrap_or_default();
+    entry.trigger = match &item.fallback_for {
+        Some(failed) => format!("fallback for {failed}"),
+        None => w
+            .config
+            .triggers
+            .get(item.trigger)
+            .map(|t| t.label.clone())
+            .unwrap_or_default(),
+    };
 
     // Conditions, on the record as it is now; the same read becomes the worker's event.
     let record = match item.event.read_record(&shared.store) {
@@ -71,12 +102,16 @@ fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
         Err(e) => {
             entry.status = "failed".into();
             entry.detail = Some(e.to_string());
-            return entry;
+            let class = match e {
+                Error::InvalidEvent(_) => FailureClass::Validation,
+                _ => FailureClass::Unavailable,
+            };
+            return (entry, Some(class));
         }
     };
     if let (Some(object), Some(id)) = (&item.event.object, &item.event.record_id) {
         match &record {
-            Some(record) => {
+            Some(record) if item.fallback_for.is_none() => {
                 let ctx = Context {
                     directory: shared.runtime.directory(),
                     now: started_at,
@@ -87,35 +122,236 @@ fn run_item(shared: &Shared, item: &QueueItem) -> ExecutionEntry {
                 if !pass {
                     entry.detail = Some("conditions not met".into());
                     entry.finished_at = shared.clock.now_ms();
-                    return entry;
+                    return (entry, None);
                 }
             }
+            Some(_) => {}
             None if item.event.trigger != TriggerInput::RecordDeleted => {
                 entry.detail = Some(format!("{object}/{id} no longer exists"));
-                return entry;
+                return (entry, None);
             }
             None => {}
         }
-    } else if w.config.conditions != crate::condition::Condition::All(Vec::new()) {
+    } else if item.fallback_for.is_none()
+        && w.config.conditions != crate::condition::Condition::All(Vec::new())
+    {
         // Conditions are about a record; an event without one cannot meet them.
         entry.detail = Some("conditions need a record and the event has none".into());
-        return entry;
+        return (entry, None);
     }
 
-    match w
+    // Every attempt at this item derives the same idempotency keys.
+    let attempt_of = format!("{}/{}/{}", item.worker, item.trigger, entry.event_id);
+    let class = match w
         .loaded
-        .execute_with_record(&item.event, Mode::Live, record)
+        .execute_attempt(&item.event, Mode::Live, record, Some(&attempt_of))
     {
         Ok(report) => {
             entry.status = report.status.as_str().to_string();
             entry.detail = report.error.clone();
+            let class = classify(report.status, report.error.as_deref(), &report.actions);
+            let retry_after = retry_after_ms(&report.actions);
             entry.report = serde_json::to_value(&report).ok();
+            if let (Some(ms), Some(report)) = (retry_after, entry.report.as_mut()) {
+                report["retry_after_ms"] = serde_json::json!(ms);
+            }
+            class
         }
         Err(e) => {
             entry.status = "failed".into();
             entry.detail = Some(e.to_string());
+            Some(FailureClass::Validation)
         }
-    }
+    };
+    entry.failure = class.map(|c| c.as_str().to_string());
     entry.finished_at = shared.clock.now_ms();
-    entry
+    (entry, class)
+}
+
+/// A stable seed for the jitter of one item's retry.
+fn seed(item: &QueueItem, retry: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (item.seq, &item.event.id, retry).hash(&mut h);
+    h.finish()
+}
+
+/// Decides what follows an execution: nothing (done), a retry, or the escalation policy.
+fn settle(
+    shared: &Shared,
+    item: &QueueItem,
+    mut entry: ExecutionEntry,
+    class: Option<FailureClass>,
+) -> Finish {
+    let mut finish = Finish {
+        queue_seq: item.seq,
+        ..Finish::default()
+    };
+    let (Some(class), Some(w)) = (class, shared.workers.get(&item.worker)) else {
+        finish.entry = Some(entry);
+        return finish;
+    };
+    let now = shared.clock.now_ms();
+    let config = &w.config;
+    if config.retry.retries(class, item.attempt) {
+        let retry = item.attempt + 1;
+        let retry_after = entry
+            .report
+            .as_ref()
+            .and_then(|r| r["retry_after_ms"].as_i64());
+        let due = now + config.retry.delay_ms(retry, seed(item, retry), retry_after);
+        entry.retry_at = Some(due);
+        finish.requeue = Some(QueueItem {
+            attempt: retry,
+            due_at: due,
+            ..item.clone()
+        });
+        finish.entry = Some(entry);
+        return finish;
+    }
+
+    let context = failure_context(item, &entry, class);
+    let detail = match &config.escalation {
+        Escalation::LogAndContinue => "logged; going on with the next trigger".to_string(),
+        Escalation::Pause => {
+            let reason = format!("escalation after a final failure: {context}");
+            let (alert, notifications) = owner_alert(
+                shared,
+                config,
+                "escalation",
+                format!("escalation/{}/{}", item.worker, item.seq),
+                format!("{} paused after a failure", item.worker),
+                format!(
+                    "Worker `{}` was paused; its triggers are held until a person resumes it. {context}",
+                    item.worker
+                ),
+            );
+            finish.alert = Some(alert);
+            finish.notifications = notifications;
+            finish.pause = Some((
+                item.worker.clone(),
+                WorkerControl {
+                    paused: true,
+                    by: "escalation".into(),
+                    reason,
+                    at: now,
+                    resumed_at: None,
+                },
+            ));
+            // The failed trigger is held with the others and runs again on resume.
+            finish.requeue = Some(QueueItem {
+                attempt: 0,
+                due_at: now,
+                ..item.clone()
+            });
+            "worker paused, owners alerted, the trigger held for a retry on resume".to_string()
+        }
+        Escalation::CreateTask { assignee } => {
+            let task_id = format!("escalation-{}-{}", item.worker, item.seq);
+            let (owner, team) = match assignee.strip_prefix("team:") {
+                Some(_) => (None, assignee.clone()),
+                None => (Some(assignee.clone()), assignee.clone()),
+            };
+            let mut fields = BTreeMap::from([
+                (
+                    "subject".to_string(),
+                    FieldValue::Text(format!(
+                        "Worker `{}` failed: {}",
+                        item.worker,
+                        entry.detail.as_deref().unwrap_or(class.as_str())
+                    )),
+                ),
+                ("status".to_string(), FieldValue::Text("open".into())),
+                ("priority".to_string(), FieldValue::Text("high".into())),
+                ("assignee".to_string(), FieldValue::Text(team)),
+            ]);
+            if let Some(r) = &entry.record {
+                fields.insert("related_to".into(), FieldValue::Text(r.clone()));
+            }
+            finish.records.push(Record {
+                object: "task".into(),
+                id: task_id.clone(),
+                owner,
+                fields,
+            });
+            finish.records.push(Record {
+                object: "note".into(),
+                id: format!("{task_id}-context"),
+                owner: None,
+                fields: BTreeMap::from([
+                    ("body".to_string(), FieldValue::Text(context.clone())),
+                    (
+                        "related_to".to_string(),
+                        FieldValue::Text(format!("task/{task_id}")),
+                    ),
+                ]),
+            });
+            format!("task/{task_id} created for {assignee}")
+        }
+        Escalation::Fallback { worker, notify } => {
+            let mut done = Vec::new();
+            if let Some(fallback) = worker {
+                let payload = serde_json::json!({
+                    "failed-worker": item.worker,
+                    "failure": class.as_str(),
+                    "status": entry.status,
+                    "error": entry.detail,
+                    "attempts": entry.attempt,
+                    "event-id": entry.event_id,
+                    "payload": item.event.payload,
+                });
+                finish.enqueue.push(QueueItem {
+                    seq: 0,
+                    worker: fallback.clone(),
+                    trigger: item.trigger,
+                    event: EventInput {
+                        id: Some(format!("fallback/{}/{}", item.worker, entry.event_id)),
+                        payload: Some(payload),
+                        ..item.event.clone()
+                    },
+                    due_at: now,
+                    accepted_at: now,
+                    attempt: 0,
+                    fallback_for: Some(format!("`{}`", item.worker)),
+                });
+                done.push(format!("fallback worker `{fallback}` queued"));
+            }
+            if let Some(n) = notify {
+                finish.notifications.push(OutboxEntry {
+                    id: format!("fallback/{}/{}", item.worker, item.seq),
+                    worker: item.worker.clone(),
+                    channel: n.channel.clone(),
+                    recipients: n.to.clone(),
+                    subject: Some(format!("Worker `{}` failed", item.worker)),
+                    body: context.clone(),
+                });
+                done.push(format!("{} notification to {}", n.channel, n.to.join(", ")));
+            }
+            done.join("; ")
+        }
+    };
+    entry.escalation = Some(EscalationRecord {
+        policy: config.escalation.name().to_string(),
+        detail,
+    });
+    finish.entry = Some(entry);
+    finish
+}
+
+/// What a person needs to know about a final failure.
+fn failure_context(item: &QueueItem, entry: &ExecutionEntry, class: FailureClass) -> String {
+    format!(
+        "Event `{}` ({}){} failed with status `{}` ({} failure) after {} attempt(s): {}",
+        entry.event_id,
+        entry.trigger,
+        entry
+            .record
+            .as_ref()
+            .map(|r| format!(" on {r}"))
+            .unwrap_or_default(),
+        entry.status,
+        class.as_str(),
+        item.attempt + 1,
+        entry.detail.as_deref().unwrap_or("no detail"),
+    )
 }

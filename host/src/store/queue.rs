@@ -12,7 +12,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{COUNTERS, OUTBOX, OutboxEntry, Store, StoreError, decode, encode, next_counter};
+use super::{COUNTERS, OutboxEntry, Store, StoreError, decode, encode, next_counter};
 use crate::condition::ConditionResult;
 use crate::event::EventInput;
 
@@ -22,6 +22,15 @@ pub(crate) const SCHEDULES: TableDefinition<&str, i64> = TableDefinition::new("s
 pub(crate) const TRIGGER_STATE: TableDefinition<&str, &[u8]> =
     TableDefinition::new("trigger_state");
 pub(crate) const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
+pub(crate) const CONTROL: TableDefinition<&str, &[u8]> = TableDefinition::new("worker_control");
+pub(crate) const EVENT_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("event_ids");
+
+/// An accepted caller-given event id and the queue positions it produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AcceptedEvent {
+    at: i64,
+    seqs: Vec<u64>,
+}
 
 /// One accepted trigger waiting to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +47,12 @@ pub struct QueueItem {
     pub due_at: i64,
     /// When it was accepted.
     pub accepted_at: i64,
+    /// How many times it was tried and failed (0 until its first failure).
+    #[serde(default)]
+    pub attempt: u32,
+    /// Set when the item is a fallback run for another worker's failure: what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_for: Option<String>,
 }
 
 impl QueueItem {
@@ -79,6 +94,69 @@ pub struct ExecutionEntry {
     pub detail: Option<String>,
     /// The execution report (actions, logs, outcome), when a sandbox ran.
     pub report: Option<serde_json::Value>,
+    /// Which attempt this was (1 for the first).
+    #[serde(default = "first")]
+    pub attempt: u32,
+    /// Why it failed, as far as retrying is concerned (`trap`, `connector`, `denied`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// When the next attempt is due, if the failure is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
+    /// The escalation that ran after a final failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationRecord>,
+}
+
+fn first() -> u32 {
+    1
+}
+
+/// The escalation policy that ran after a final failure, and what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationRecord {
+    /// `pause`, `create-task`, `log-and-continue` or `fallback`.
+    pub policy: String,
+    /// What it did (the task created, the fallback queued, ...).
+    pub detail: String,
+}
+
+/// Whether a worker is paused, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerControl {
+    /// Whether its triggers are held.
+    pub paused: bool,
+    /// `manual`, `escalation` or `circuit-breaker`.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// When it was paused or last resumed.
+    pub at: i64,
+    /// When it was last resumed (the circuit breaker counts only executions after it).
+    #[serde(default)]
+    pub resumed_at: Option<i64>,
+}
+
+/// Everything recorded when an execution finishes, in one transaction: the log entry, the
+/// queue item removed or put back for a retry, and what the escalation policy does.
+#[derive(Debug, Clone, Default)]
+pub struct Finish {
+    /// The queue item that ran.
+    pub queue_seq: u64,
+    /// The execution log entry.
+    pub entry: Option<ExecutionEntry>,
+    /// The item put back (a retry, or held while its worker is paused) instead of removed.
+    pub requeue: Option<QueueItem>,
+    /// Records created (an escalation task).
+    pub records: Vec<crate::store::Record>,
+    /// Items added (a fallback worker's run).
+    pub enqueue: Vec<QueueItem>,
+    /// Notifications queued.
+    pub notifications: Vec<OutboxEntry>,
+    /// An alert raised (once per key).
+    pub alert: Option<Alert>,
+    /// A worker paused.
+    pub pause: Option<(String, WorkerControl)>,
 }
 
 /// An alert raised by the host.
@@ -154,6 +232,39 @@ pub(crate) fn set_state_in(
     Ok(())
 }
 
+/// Records an alert and its notifications unless an alert with the same key exists;
+/// returns whether it was new.
+pub(crate) fn raise_alert_in(
+    tx: &WriteTransaction,
+    alert: &Alert,
+    notifications: &[OutboxEntry],
+) -> Result<bool, StoreError> {
+    let state_key = format!("alert\u{1f}{}", alert.key);
+    if state_in(tx, &state_key)?.is_some() {
+        return Ok(false);
+    }
+    set_state_in(tx, &state_key, "1")?;
+    let seq = next_counter(tx, "alerts")? + 1;
+    let mut alert = alert.clone();
+    alert.seq = seq;
+    tx.open_table(ALERTS)?
+        .insert(seq, encode(&alert).as_slice())?;
+    for n in notifications {
+        crate::store::enqueue_notification_in(tx, n)?;
+    }
+    Ok(true)
+}
+
+fn set_control_in(
+    tx: &WriteTransaction,
+    worker: &str,
+    control: &WorkerControl,
+) -> Result<(), StoreError> {
+    tx.open_table(CONTROL)?
+        .insert(worker, encode(control).as_slice())?;
+    Ok(())
+}
+
 impl Store {
     pub(crate) fn create_queue_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
         tx.open_table(QUEUE)?;
@@ -161,7 +272,69 @@ impl Store {
         tx.open_table(SCHEDULES)?;
         tx.open_table(TRIGGER_STATE)?;
         tx.open_table(ALERTS)?;
+        tx.open_table(CONTROL)?;
+        tx.open_table(EVENT_IDS)?;
         Ok(())
+    }
+
+    /// Durably accepts the items of one submitted event. A caller-given `id` is accepted
+    /// once: submitting it again (a sender retrying after a lost response) enqueues nothing
+    /// and returns the first submission's positions. Returns the positions and whether the
+    /// id had been seen.
+    pub fn accept_event(
+        &self,
+        id: Option<&str>,
+        items: Vec<QueueItem>,
+    ) -> Result<(Vec<u64>, bool), StoreError> {
+        let (id, now) = (id.map(str::to_string), self.clock.now_ms());
+        self.write(move |tx| {
+            if let Some(id) = &id
+                && let Some(v) = tx.open_table(EVENT_IDS)?.get(id.as_str())?
+            {
+                let seen: AcceptedEvent = decode(id, v.value())?;
+                return Ok((seen.seqs, true));
+            }
+            let seqs = items
+                .iter()
+                .map(|item| enqueue_in(tx, item.clone()))
+                .collect::<Result<Vec<u64>, StoreError>>()?;
+            if let Some(id) = &id {
+                let accepted = AcceptedEvent {
+                    at: now,
+                    seqs: seqs.clone(),
+                };
+                tx.open_table(EVENT_IDS)?
+                    .insert(id.as_str(), encode(&accepted).as_slice())?;
+            }
+            Ok((seqs, false))
+        })
+    }
+
+    /// Forgets accepted event ids older than `before`; returns how many.
+    pub fn prune_event_ids(&self, before: i64) -> Result<usize, StoreError> {
+        let old: Vec<String> = {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(EVENT_IDS)?;
+            let mut old = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                if decode::<AcceptedEvent>(k.value(), v.value())?.at < before {
+                    old.push(k.value().to_string());
+                }
+            }
+            old
+        };
+        let count = old.len();
+        if count > 0 {
+            self.write(move |tx| {
+                let mut table = tx.open_table(EVENT_IDS)?;
+                for k in &old {
+                    table.remove(k.as_str())?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(count)
     }
 
     /// Durably accepts items; returns their sequence numbers. One transaction for all.
@@ -187,15 +360,86 @@ impl Store {
 
     /// Removes a finished item and records its execution, in one transaction.
     pub fn complete(&self, queue_seq: u64, entry: ExecutionEntry) -> Result<u64, StoreError> {
+        let finish = Finish {
+            queue_seq,
+            entry: Some(entry),
+            ..Finish::default()
+        };
+        Ok(self.finish(finish)?.unwrap_or_default())
+    }
+
+    /// Records a finished execution and everything that follows from it in one
+    /// transaction; returns the log position of the entry. A crash before it commits leaves
+    /// the item queued as it was, so it runs again; after, none of it happens twice.
+    pub fn finish(&self, finish: Finish) -> Result<Option<u64>, StoreError> {
+        let store = self.clone();
         self.write(move |tx| {
-            tx.open_table(QUEUE)?.remove(queue_seq)?;
-            let seq = next_counter(tx, "executions")? + 1;
-            let mut entry = entry.clone();
-            entry.seq = seq;
-            tx.open_table(EXECUTIONS)?
-                .insert(seq, encode(&entry).as_slice())?;
+            match &finish.requeue {
+                Some(item) => {
+                    tx.open_table(QUEUE)?
+                        .insert(finish.queue_seq, encode(item).as_slice())?;
+                }
+                None => {
+                    tx.open_table(QUEUE)?.remove(finish.queue_seq)?;
+                }
+            }
+            let mut seq = None;
+            if let Some(entry) = &finish.entry {
+                let n = next_counter(tx, "executions")? + 1;
+                let mut entry = entry.clone();
+                entry.seq = n;
+                tx.open_table(EXECUTIONS)?
+                    .insert(n, encode(&entry).as_slice())?;
+                seq = Some(n);
+            }
+            for record in &finish.records {
+                crate::store::create_record_in(tx, &store, record.clone(), "roster")?;
+            }
+            for item in &finish.enqueue {
+                enqueue_in(tx, item.clone())?;
+            }
+            for n in &finish.notifications {
+                crate::store::enqueue_notification_in(tx, n)?;
+            }
+            if let Some(alert) = &finish.alert {
+                raise_alert_in(tx, alert, &[])?;
+            }
+            if let Some((worker, control)) = &finish.pause {
+                set_control_in(tx, worker, control)?;
+            }
             Ok(seq)
         })
+    }
+
+    /// Pauses or resumes a worker, raising `alert` (with its notifications) once per key.
+    pub fn set_control(
+        &self,
+        worker: &str,
+        control: WorkerControl,
+        alert: Option<(Alert, Vec<OutboxEntry>)>,
+    ) -> Result<(), StoreError> {
+        let worker = worker.to_string();
+        self.write(move |tx| {
+            set_control_in(tx, &worker, &control)?;
+            if let Some((alert, notifications)) = &alert {
+                raise_alert_in(tx, alert, notifications)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every worker's pause state.
+    pub fn controls(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, WorkerControl>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CONTROL)?;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value().to_string(), decode(k.value(), v.value())?);
+        }
+        Ok(out)
     }
 
     /// Executions after `after`, oldest first, at most `limit`.
@@ -223,30 +467,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Records an alert, and its notification in the same transaction, unless an alert
+    /// Records an alert, and its notifications in the same transaction, unless an alert
     /// with the same key exists; returns whether it was new.
     pub fn raise_alert(
         &self,
         alert: Alert,
-        notification: Option<OutboxEntry>,
+        notifications: Vec<OutboxEntry>,
     ) -> Result<bool, StoreError> {
-        self.write(move |tx| {
-            let state_key = format!("alert\u{1f}{}", alert.key);
-            if state_in(tx, &state_key)?.is_some() {
-                return Ok(false);
-            }
-            set_state_in(tx, &state_key, "1")?;
-            let seq = next_counter(tx, "alerts")? + 1;
-            let mut alert = alert.clone();
-            alert.seq = seq;
-            tx.open_table(ALERTS)?
-                .insert(seq, encode(&alert).as_slice())?;
-            if let Some(n) = &notification {
-                tx.open_table(OUTBOX)?
-                    .insert(n.id.as_str(), encode(n).as_slice())?;
-            }
-            Ok(true)
-        })
+        self.write(move |tx| raise_alert_in(tx, &alert, &notifications))
     }
 
     /// Every alert, oldest first.

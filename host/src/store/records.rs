@@ -290,6 +290,87 @@ fn touch_related(
     Ok(())
 }
 
+/// Creates a checked record inside a transaction; fails if it exists.
+pub(crate) fn create_record_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    record: Record,
+    actor: &str,
+) -> Result<Record, StoreError> {
+    let k = record_key(&record.object, &record.id)?;
+    if tx.open_table(RECORDS)?.get(k.as_str())?.is_some() {
+        return Err(StoreError::Exists {
+            object: record.object.clone(),
+            id: record.id.clone(),
+        });
+    }
+    let now = store.clock.now_ms();
+    upsert_in(tx, store, record, false, actor, now)?
+        .ok_or_else(|| StoreError::Writer("a new record must change something".into()))
+}
+
+/// Sets some (already coerced) fields of a record inside a transaction; returns the record
+/// after the update, or `None` when it does not exist.
+pub(crate) fn update_record_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    object: &str,
+    id: &str,
+    fields: &BTreeMap<String, FieldValue>,
+    actor: &str,
+) -> Result<Option<Record>, StoreError> {
+    let k = record_key(object, id)?;
+    let current: Option<Record> = match tx.open_table(RECORDS)?.get(k.as_str())? {
+        Some(v) => Some(decode(&k, v.value())?),
+        None => None,
+    };
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let update = Record {
+        fields: fields.clone(),
+        owner: None,
+        ..current.clone()
+    };
+    let now = store.clock.now_ms();
+    Ok(Some(
+        upsert_in(tx, store, update, true, actor, now)?.unwrap_or(current),
+    ))
+}
+
+/// Deletes a record inside a transaction; returns whether it existed.
+pub(crate) fn delete_record_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    object: &str,
+    id: &str,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let k = record_key(object, id)?;
+    let old: Option<Record> = match tx.open_table(RECORDS)?.remove(k.as_str())? {
+        Some(v) => Some(decode(&k, v.value())?),
+        None => None,
+    };
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    reindex(tx, store, object, &old.id, Some(&old), None)?;
+    append_change(
+        tx,
+        Change {
+            seq: 0,
+            at: store.clock.now_ms(),
+            object: object.to_string(),
+            id: old.id.clone(),
+            kind: ChangeKind::Deleted,
+            changes: Vec::new(),
+            record: old,
+            actor: actor.to_string(),
+        },
+    )?;
+    Ok(true)
+}
+
 impl Store {
     /// Checks a record against the schema, converting values where the intent is clear.
     pub fn check_record(&self, mut record: Record) -> Result<Record, StoreError> {
@@ -324,18 +405,8 @@ impl Store {
             owner,
             fields,
         })?;
-        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
-        self.write(move |tx| {
-            let k = record_key(&record.object, &record.id)?;
-            if tx.open_table(RECORDS)?.get(k.as_str())?.is_some() {
-                return Err(StoreError::Exists {
-                    object: record.object.clone(),
-                    id: record.id.clone(),
-                });
-            }
-            upsert_in(tx, &store, record.clone(), false, &actor, now)?
-                .ok_or_else(|| StoreError::Writer("a new record must change something".into()))
-        })
+        let (store, actor) = (self.clone(), actor.to_string());
+        self.write(move |tx| create_record_in(tx, &store, record.clone(), &actor))
     }
 
     /// Inserts or merges records in one transaction (all checked first: one bad record
@@ -373,57 +444,16 @@ impl Store {
         actor: &str,
     ) -> Result<Option<Record>, StoreError> {
         let fields = self.schema.coerce_all(object, fields.clone())?;
-        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
+        let (store, actor) = (self.clone(), actor.to_string());
         let (object, id) = (object.to_string(), id.to_string());
-        self.write(move |tx| {
-            let k = record_key(&object, &id)?;
-            let current: Option<Record> = match tx.open_table(RECORDS)?.get(k.as_str())? {
-                Some(v) => Some(decode(&k, v.value())?),
-                None => None,
-            };
-            let Some(current) = current else {
-                return Ok(None);
-            };
-            let update = Record {
-                fields: fields.clone(),
-                owner: None,
-                ..current.clone()
-            };
-            Ok(Some(
-                upsert_in(tx, &store, update, true, &actor, now)?.unwrap_or(current),
-            ))
-        })
+        self.write(move |tx| update_record_in(tx, &store, &object, &id, &fields, &actor))
     }
 
     /// Deletes a record; returns whether it existed.
     pub fn delete_record(&self, object: &str, id: &str, actor: &str) -> Result<bool, StoreError> {
-        let (store, actor, now) = (self.clone(), actor.to_string(), self.clock.now_ms());
-        let k = record_key(object, id)?;
-        let object = object.to_string();
-        self.write(move |tx| {
-            let old: Option<Record> = match tx.open_table(RECORDS)?.remove(k.as_str())? {
-                Some(v) => Some(decode(&k, v.value())?),
-                None => None,
-            };
-            let Some(old) = old else {
-                return Ok(false);
-            };
-            reindex(tx, &store, &object, &old.id, Some(&old), None)?;
-            append_change(
-                tx,
-                Change {
-                    seq: 0,
-                    at: now,
-                    object: object.clone(),
-                    id: old.id.clone(),
-                    kind: ChangeKind::Deleted,
-                    changes: Vec::new(),
-                    record: old,
-                    actor: actor.clone(),
-                },
-            )?;
-            Ok(true)
-        })
+        let (store, actor) = (self.clone(), actor.to_string());
+        let (object, id) = (object.to_string(), id.to_string());
+        self.write(move |tx| delete_record_in(tx, &store, &object, &id, &actor))
     }
 
     /// Calls `f` on every record of `object`, in id order, until it returns `false`.

@@ -1,0 +1,235 @@
+//! Delivery of notifications from the outbox through connectors.
+//!
+//! A notification on any channel but `in-app` is queued for delivery in the same
+//! transaction that puts it in the outbox. The deliverer takes due deliveries whose
+//! channel has a connector, sends each, and records the result: delivered, or failed with
+//! the next attempt scheduled by backoff (1 s, 5 s, 30 s, 2 min, 10 min, then hourly) until
+//! [`MAX_ATTEMPTS`]. Every delivery carries the notification's id — derived from the
+//! action's idempotency key — so a delivery repeated after a crash (sent, but not yet
+//! recorded as sent) is recognisable by the receiver: as `Idempotency-Key` on webhooks and
+//! as the `Message-ID` of email. Channels without a connector keep their deliveries queued
+//! until one is configured.
+//!
+//! Connectors here: email over SMTP (`[smtp]`) and webhooks (the `webhook` channel, used
+//! for alerts, HMAC-signed like inbound webhooks).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capability::http::HttpClient;
+use crate::config::{HostConfig, Smtp};
+use crate::directory::Directory;
+use crate::scope::{HttpScope, Origin};
+use crate::store::{OutboxEntry, Store};
+
+/// Attempts before a delivery is given up (and left failed in the delivery log).
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// The delay before the `n`th retry of a delivery (from 1).
+pub fn backoff_ms(n: u32) -> i64 {
+    match n {
+        0 | 1 => 1_000,
+        2 => 5_000,
+        3 => 30_000,
+        4 => 120_000,
+        5 => 600_000,
+        _ => 3_600_000,
+    }
+}
+
+/// The connectors configured on this host.
+pub struct Connectors {
+    smtp: Option<Smtp>,
+    webhook_secret: Option<String>,
+    http: Arc<HttpClient>,
+    directory: Arc<Directory>,
+}
+
+impl Connectors {
+    /// The connectors of a host configuration.
+    pub fn new(config: &HostConfig, http: Arc<HttpClient>, directory: Arc<Directory>) -> Self {
+        Connectors {
+            smtp: config.smtp.clone(),
+            webhook_secret: config.alert_webhook_secret.clone(),
+            http,
+            directory,
+        }
+    }
+
+    /// Whether a channel has a connector.
+    pub fn handles(&self, channel: &str) -> bool {
+        match channel {
+            "email" => self.smtp.is_some(),
+            "webhook" => true,
+            _ => false,
+        }
+    }
+
+    /// Delivers one notification.
+    pub fn deliver(&self, entry: &OutboxEntry) -> Result<String, String> {
+        match entry.channel.as_str() {
+            "email" => self.email(entry),
+            "webhook" => self.webhook(entry),
+            other => Err(format!("no connector for channel `{other}`")),
+        }
+    }
+
+    fn email(&self, entry: &OutboxEntry) -> Result<String, String> {
+        use lettre::message::{Mailbox, header::ContentType};
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{Message, SmtpTransport, Transport};
+
+        let smtp = self.smtp.as_ref().ok_or("no [smtp] configured")?;
+        let s = &smtp.settings;
+        let from: Mailbox = s.from.parse().map_err(|e| format!("smtp.from: {e}"))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .subject(entry.subject.clone().unwrap_or_else(|| "Roster".into()))
+            .message_id(Some(message_id(&entry.id)))
+            .header(ContentType::TEXT_PLAIN);
+        let mut to = Vec::new();
+        for r in &entry.recipients {
+            let address = self
+                .directory
+                .email_of(r)
+                .ok_or_else(|| format!("`{r}` has no email address"))?;
+            let mailbox: Mailbox = address
+                .parse()
+                .map_err(|e| format!("`{address}` is not an address: {e}"))?;
+            builder = builder.to(mailbox);
+            to.push(address);
+        }
+        let message = builder
+            .body(entry.body.clone())
+            .map_err(|e| format!("building the message: {e}"))?;
+        let mut transport = match s.tls.as_str() {
+            "none" => SmtpTransport::builder_dangerous(&s.host),
+            "tls" => SmtpTransport::relay(&s.host).map_err(|e| e.to_string())?,
+            _ => SmtpTransport::starttls_relay(&s.host).map_err(|e| e.to_string())?,
+        }
+        .port(s.port)
+        .timeout(Some(Duration::from_secs(20)));
+        if let Some((user, password)) = &smtp.credentials {
+            transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        transport
+            .build()
+            .send(&message)
+            .map_err(|e| format!("SMTP {}:{}: {e}", s.host, s.port))?;
+        Ok(format!("emailed {}", to.join(", ")))
+    }
+
+    fn webhook(&self, entry: &OutboxEntry) -> Result<String, String> {
+        let url = entry.recipients.first().ok_or("no webhook URL")?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+        let origin = format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or(443)
+        );
+        // The operator configured this URL, so it may be an internal address.
+        let scope = HttpScope {
+            allow: vec![Origin {
+                url: origin,
+                allow_private: true,
+            }],
+            max_response_bytes: 64 * 1024,
+            max_redirects: 0,
+            timeout_ms: 10_000,
+        };
+        let body = entry.body.clone().into_bytes();
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            (
+                crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
+                entry.id.clone(),
+            ),
+        ];
+        if let Some(secret) = &self.webhook_secret {
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            headers.push((
+                crate::server::TIMESTAMP_HEADER.to_string(),
+                timestamp.to_string(),
+            ));
+            headers.push((
+                crate::server::SIGNATURE_HEADER.to_string(),
+                crate::server::sign(secret, timestamp, &body),
+            ));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fetched = self
+            .http
+            .send(
+                &scope,
+                &http::Method::POST,
+                url,
+                &headers,
+                Some(body),
+                deadline,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        if (200..300).contains(&fetched.status) {
+            Ok(format!("{url} answered {}", fetched.status))
+        } else {
+            Err(format!("{url} answered {}", fetched.status))
+        }
+    }
+}
+
+/// A `Message-ID` made of a notification's id.
+fn message_id(id: &str) -> String {
+    let local: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("<{local}@roster.invalid>")
+}
+
+/// Delivers what is due, at most `limit` notifications; returns how many were attempted.
+pub fn deliver_due(store: &Store, connectors: &Connectors, now: i64, limit: usize) -> usize {
+    let due = match store.due_deliveries(now, limit, |c| connectors.handles(c)) {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::error!("reading deliveries: {e}");
+            return 0;
+        }
+    };
+    let count = due.len();
+    for (entry, mut delivery) in due {
+        delivery.attempts += 1;
+        delivery.last_at = Some(now);
+        match connectors.deliver(&entry) {
+            Ok(result) => {
+                delivery.delivered_at = Some(now);
+                delivery.result = Some(result);
+                delivery.error = None;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "delivering {} ({}) failed: {error}",
+                    entry.id,
+                    entry.channel
+                );
+                delivery.error = Some(error);
+                if delivery.attempts >= MAX_ATTEMPTS {
+                    delivery.gave_up = true;
+                } else {
+                    delivery.next_at = now + backoff_ms(delivery.attempts);
+                }
+            }
+        }
+        if let Err(e) = store.record_delivery(&entry.id, delivery) {
+            tracing::error!("recording delivery of {}: {e}", entry.id);
+        }
+    }
+    count
+}
