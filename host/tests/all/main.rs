@@ -5,6 +5,9 @@
 
 mod cli;
 mod common;
+mod connector;
+mod crash;
+mod failures;
 mod http;
 mod limits;
 mod loading;
@@ -23,6 +26,7 @@ macro_rules! require_test {
 test_programs_artifacts::foreach_program!(require_test);
 
 mod by_program {
+    pub use super::failures::connector_client;
     pub use super::limits::{
         fault_panic, limits_action_flood, limits_call_flood, limits_huge_string,
         limits_memory_bomb, limits_recursion, limits_spin,

@@ -11,10 +11,10 @@ use roster_host::server::sign;
 
 use crate::serve::Fixture;
 
-const TOKEN: &str = "test-api-token";
-const SECRET: &str = "test-webhook-secret";
+pub(crate) const TOKEN: &str = "test-api-token";
+pub(crate) const SECRET: &str = "test-webhook-secret";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -49,13 +49,13 @@ fn set_plan(config: &Path, per_hour: u32) {
     std::fs::write(config, text).unwrap();
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
 }
 
 impl Server {
-    fn start(config: &Path, port: u16) -> Server {
+    pub(crate) fn start(config: &Path, port: u16) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .arg("--config")
             .arg(config)
@@ -75,12 +75,12 @@ impl Server {
         server
     }
 
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SIGTERM: a graceful stop.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -88,7 +88,7 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    fn send(&self, name: &str, body: &str) -> (u16, String) {
+    pub(crate) fn send(&self, name: &str, body: &str) -> (u16, String) {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -107,7 +107,7 @@ impl Server {
         .unwrap()
     }
 
-    fn api(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn api(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
         let (status, text) = http(
             self.port,
             method,
@@ -137,7 +137,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request over a fresh connection; `None` when nothing listens.
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
