@@ -219,7 +219,7 @@ fn settle(
                 shared,
                 config,
                 "escalation",
-                format!("escalation/{}/{}", item.worker, item.seq),
+                format!("escalation/{}/{}/{now}", item.worker, item.seq),
                 format!("{} paused after a failure", item.worker),
                 format!(
                     "Worker `{}` was paused; its triggers are held until a person resumes it. {context}",

@@ -48,7 +48,9 @@ impl Worker for Client {
         })?;
         match response.status {
             200..=299 => Ok(Outcome::success(format!("delivered {reference}"))),
-            429 => Err(WorkerError::Unavailable("the connector is throttling".into())),
+            429 => Err(WorkerError::Unavailable(
+                "the connector is throttling".into(),
+            )),
             s if s >= 500 => Err(WorkerError::Unavailable(format!(
                 "the connector answered {s}"
             ))),
