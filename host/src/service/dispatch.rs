@@ -141,6 +141,7 @@ impl Dispatcher {
                 .push_back((now, done.failed));
             self.check_breaker(&done.worker, now);
         }
+        self.shared.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Opens a worker's circuit breaker when too many of its recent executions failed:

@@ -42,7 +42,8 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
             // The item stays queued as it was and runs again after a restart.
             Err(e) => tracing::error!("recording execution of queue item {seq}: {e}"),
         }
-        shared.running.fetch_sub(1, Ordering::SeqCst);
+        // The dispatcher counts the execution as finished once it has taken in what
+        // follows from it (lanes, the circuit breaker), so an idle service has done both.
         let _ = done.send(Done {
             seq,
             lane,
