@@ -2,9 +2,11 @@
 //!
 //! This file holds the argument definitions and the dispatch; each group of commands lives
 //! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
-//! service), `records.rs` (records and workers, on the data directory) and `remote.rs`
-//! (commands that talk to a running service: events, queue).
+//! service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
+//! verification and checkpoints) and `remote.rs` (commands that talk to a running service:
+//! events, queue, pause and resume).
 
+mod audit;
 mod records;
 mod remote;
 mod run;
@@ -86,6 +88,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: remote::QueueCommand,
+    },
+    /// Verify the audit trail and sign checkpoints.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
 }
 
@@ -170,6 +178,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workers { command } => records::workers(&paths, command),
         Command::Events { command } => remote::events(&paths.config, command),
         Command::Queue { command } => remote::queue(&paths.config, command),
+        Command::Audit { command } => audit::audit(&paths, command),
     }
 }
 

@@ -112,6 +112,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/workers/{name}/resume", post(resume_worker))
         .route("/v1/executions", get(executions))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/audit/verify", post(verify_audit))
+        .route("/v1/audit/checkpoint", post(audit_checkpoint))
+        .route("/v1/audit/checkpoints", get(audit_checkpoints))
         .route(
             "/v1/records/{object}",
             get(query_records).post(create_record),
@@ -226,6 +229,55 @@ async fn receive_event(
     Ok((
         status,
         Json(json!({ "accepted": accepted, "duplicate": duplicate })),
+    ))
+}
+
+/// Checkpoints held elsewhere to verify the chain against.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    #[serde(default)]
+    checkpoints: Vec<crate::store::Checkpoint>,
+}
+
+async fn verify_audit(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let request: VerifyRequest = if body.is_empty() {
+        VerifyRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?
+    };
+    let outcome =
+        blocking(move || Ok(api.service.store().verify_audit(&request.checkpoints)?)).await?;
+    Ok(Json(match outcome {
+        Ok(summary) => json!({ "ok": true, "summary": summary }),
+        Err(problem) => json!({ "ok": false, "problem": problem, "message": problem.to_string() }),
+    }))
+}
+
+async fn audit_checkpoint(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let checkpoint = blocking(move || Ok(api.service.store().audit_checkpoint()?)).await?;
+    Ok(Json(json!({ "checkpoint": checkpoint })))
+}
+
+async fn audit_checkpoints(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let key = api.service.store().audit_public_key();
+    let checkpoints = blocking(move || Ok(api.service.store().audit_checkpoints()?)).await?;
+    Ok(Json(
+        json!({ "public-key": key, "checkpoints": checkpoints }),
     ))
 }
 

@@ -473,8 +473,15 @@ impl Service {
             Ok(mut t) => t.drain(..).collect(),
             Err(_) => Vec::new(),
         };
+        let stopped = !threads.is_empty();
         for t in threads {
             let _ = t.join();
+        }
+        if stopped {
+            // Sign the audit chain's head, so a clean stop leaves a checkpoint at the end.
+            if let Err(e) = self.shared.store.audit_checkpoint() {
+                tracing::error!("signing the audit checkpoint: {e}");
+            }
         }
     }
 }

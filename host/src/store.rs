@@ -11,12 +11,16 @@
 //! the system of record and its queries; `index.rs` the index key encoding; `writer.rs` the
 //! group-commit thread.
 
+mod audit;
 mod effects;
 mod index;
 mod queue;
 mod records;
 mod writer;
 
+pub use audit::{
+    AuditProblem, AuditSummary, CHECKPOINT_EVERY, Checkpoint, GENESIS, checkpoint_text,
+};
 pub use queue::{Alert, EscalationRecord, ExecutionEntry, Finish, QueueItem, WorkerControl};
 pub(crate) use queue::{
     enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
@@ -215,6 +219,7 @@ pub struct Store {
     writer: writer::Writer,
     schema: Arc<Schema>,
     clock: SharedClock,
+    audit_key: audit::AuditKey,
 }
 
 impl std::fmt::Debug for Store {
@@ -318,7 +323,10 @@ impl Store {
     }
 
     /// Opens (or creates) the store file at `path`.
+    /// The audit chain's checkpoints are signed with the key in `roster.audit-key` beside
+    /// the store file (created on first open).
     pub fn open_with(path: &Path, schema: Schema, clock: SharedClock) -> Result<Store, StoreError> {
+        let audit_key = audit::AuditKey::load_or_create(&path.with_extension("audit-key"))?;
         let db = Arc::new(Database::create(path)?);
         let writer = writer::Writer::start(db.clone())?;
         let store = Store {
@@ -326,6 +334,7 @@ impl Store {
             writer,
             schema: Arc::new(schema),
             clock,
+            audit_key,
         };
         store.write(|tx| {
             tx.open_table(RECORDS)?;
@@ -337,6 +346,7 @@ impl Store {
             tx.open_table(OUTBOX)?;
             tx.open_table(SIGNALS)?;
             tx.open_table(effects::EFFECTS)?;
+            tx.open_table(audit::CHECKPOINTS)?;
             tx.open_table(DELIVERIES)?;
             tx.open_table(PENDING_DELIVERIES)?;
             Store::create_queue_tables(tx)?;

@@ -94,7 +94,7 @@ pub enum WorkersCommand {
     },
 }
 
-fn open_store(cli: &Paths) -> anyhow::Result<Store> {
+pub(super) fn open_store(cli: &Paths) -> anyhow::Result<Store> {
     let config = super::host_config(cli)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;

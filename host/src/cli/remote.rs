@@ -142,6 +142,24 @@ fn token(config: &HostConfig) -> anyhow::Result<String> {
         .context("no API token: set api-token-env in roster.toml and that variable")
 }
 
+/// Calls the running service's API with the token; returns the status and body.
+pub(super) fn api(
+    config_path: &Path,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, String)> {
+    let config = config(config_path)?;
+    let token = token(&config)?;
+    request(
+        &config,
+        method,
+        path,
+        &[("authorization", format!("Bearer {token}"))],
+        body,
+    )
+}
+
 /// `roster workers pause|resume`: asks the running service to pause or resume a worker.
 pub(super) fn control(
     config_path: &Path,

@@ -81,6 +81,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         failure: None,
         retry_at: None,
         escalation: None,
+        prev_hash: String::new(),
     };
     let Some(w) = shared.workers.get(&item.worker) else {
         entry.status = "failed".into();

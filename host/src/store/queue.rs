@@ -106,6 +106,9 @@ pub struct ExecutionEntry {
     /// The escalation that ran after a final failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationRecord>,
+    /// The hash of the entry before it in the audit chain (set when recorded).
+    #[serde(default)]
+    pub prev_hash: String,
 }
 
 fn first() -> u32 {
@@ -385,12 +388,7 @@ impl Store {
             }
             let mut seq = None;
             if let Some(entry) = &finish.entry {
-                let n = next_counter(tx, "executions")? + 1;
-                let mut entry = entry.clone();
-                entry.seq = n;
-                tx.open_table(EXECUTIONS)?
-                    .insert(n, encode(&entry).as_slice())?;
-                seq = Some(n);
+                seq = Some(super::audit::append_entry_in(tx, &store, entry)?);
             }
             for record in &finish.records {
                 crate::store::create_record_in(tx, &store, record.clone(), "roster")?;

@@ -120,7 +120,7 @@ impl Host {
         }
     }
 
-    fn start(&self) -> Service {
+    pub(crate) fn start(&self) -> Service {
         let config = HostConfig::load(&self.config).unwrap();
         Service::start(config, Arc::new(self.clock.clone())).unwrap()
     }

@@ -3,6 +3,7 @@
 //!
 //! One test binary for the whole crate (link time is the bottleneck); one module per area.
 
+mod audit;
 mod cli;
 mod common;
 mod connector;

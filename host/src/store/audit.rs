@@ -1,0 +1,381 @@
+//! The audit trail: the execution log, append-only and hash-chained, with signed
+//! checkpoints.
+//!
+//! Every entry records the hash of the entry before it (`prev_hash`); an entry's hash is
+//! the SHA-256 of its stored bytes, so nothing is re-serialised to check it. The chain's
+//! head (last position and hash) is kept beside it, so a cut-off tail is noticed. Every
+//! [`CHECKPOINT_EVERY`] entries, and whenever asked, the host signs the head with its
+//! ed25519 key (`roster.audit-key` beside the store file). A checkpoint copied elsewhere
+//! (a SIEM, a ticket, a printout) lets anyone show later that the history up to it was not
+//! rewritten, even by someone who recomputed every hash.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::queue::{EXECUTIONS, ExecutionEntry, set_state_in, state_in};
+use super::{Store, StoreError, decode, encode, next_counter};
+
+pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("audit_checkpoints");
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How many entries between automatic checkpoints.
+pub const CHECKPOINT_EVERY: u64 = 256;
+
+const HEAD: &str = "audit\u{1f}head";
+const BASE: &str = "audit\u{1f}base";
+
+/// A signed statement that the audit chain had `hash` at position `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The position of the last entry covered.
+    pub seq: u64,
+    /// That entry's hash (hex SHA-256).
+    pub hash: String,
+    /// When it was signed (ms since the Unix epoch).
+    pub at: i64,
+    /// The signing key (hex ed25519 public key).
+    pub public_key: String,
+    /// The signature (hex) over `roster-audit-checkpoint\n{seq}\n{hash}\n{at}`.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    fn message(seq: u64, hash: &str, at: i64) -> String {
+        format!("roster-audit-checkpoint\n{seq}\n{hash}\n{at}")
+    }
+
+    /// Checks the signature against the checkpoint's own key.
+    pub fn check_signature(&self) -> Result<(), String> {
+        let key: [u8; 32] = hex::decode(&self.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("the public key is not 32 bytes of hex")?;
+        let key = VerifyingKey::from_bytes(&key).map_err(|e| format!("public key: {e}"))?;
+        let signature: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("the signature is not 64 bytes of hex")?;
+        key.verify(
+            Self::message(self.seq, &self.hash, self.at).as_bytes(),
+            &Signature::from_bytes(&signature),
+        )
+        .map_err(|_| "the signature does not match".to_string())
+    }
+}
+
+/// The host's checkpoint signing key.
+#[derive(Clone)]
+pub(crate) struct AuditKey(SigningKey);
+
+impl AuditKey {
+    /// Reads the key at `path`, creating it (readable by the owner only) when missing.
+    pub(crate) fn load_or_create(path: &Path) -> Result<AuditKey, StoreError> {
+        let io = |e: std::io::Error| StoreError::Writer(format!("{}: {e}", path.display()));
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            let bytes: [u8; 32] = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: path.display().to_string(),
+                    reason: "not a 32-byte hex ed25519 key".into(),
+                })?;
+            return Ok(AuditKey(SigningKey::from_bytes(&bytes)));
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Writer(format!("randomness: {e}")))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, hex::encode(bytes).as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(AuditKey(SigningKey::from_bytes(&bytes)))
+    }
+
+    /// The public key, hex.
+    pub(crate) fn public(&self) -> String {
+        hex::encode(self.0.verifying_key().as_bytes())
+    }
+
+    fn sign(&self, seq: u64, hash: &str, at: i64) -> Checkpoint {
+        let signature = self.0.sign(Checkpoint::message(seq, hash, at).as_bytes());
+        Checkpoint {
+            seq,
+            hash: hash.to_string(),
+            at,
+            public_key: self.public(),
+            signature: hex::encode(signature.to_bytes()),
+        }
+    }
+}
+
+/// `(seq, hash)` stored as `"{seq} {hash}"`.
+fn position_in(tx: &WriteTransaction, key: &str) -> Result<Option<(u64, String)>, StoreError> {
+    Ok(state_in(tx, key)?.and_then(|v| parse_position(&v)))
+}
+
+fn parse_position(v: &str) -> Option<(u64, String)> {
+    let (seq, hash) = v.split_once(' ')?;
+    Some((seq.parse().ok()?, hash.to_string()))
+}
+
+fn hash_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Appends an entry to the chain inside a transaction; returns its position.
+pub(crate) fn append_entry_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    entry: &ExecutionEntry,
+) -> Result<u64, StoreError> {
+    let prev = match position_in(tx, HEAD)? {
+        Some((_, hash)) => hash,
+        None => GENESIS.to_string(),
+    };
+    let seq = next_counter(tx, "executions")? + 1;
+    let mut entry = entry.clone();
+    entry.seq = seq;
+    entry.prev_hash = prev;
+    let bytes = encode(&entry);
+    let hash = hash_of(&bytes);
+    tx.open_table(EXECUTIONS)?.insert(seq, bytes.as_slice())?;
+    set_state_in(tx, HEAD, &format!("{seq} {hash}"))?;
+    if seq % CHECKPOINT_EVERY == 0 {
+        checkpoint_in(tx, store, seq, &hash)?;
+    }
+    Ok(seq)
+}
+
+fn checkpoint_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    seq: u64,
+    hash: &str,
+) -> Result<Checkpoint, StoreError> {
+    let checkpoint = store.audit_key.sign(seq, hash, store.clock.now_ms());
+    tx.open_table(CHECKPOINTS)?
+        .insert(seq, encode(&checkpoint).as_slice())?;
+    Ok(checkpoint)
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    /// Entries checked.
+    pub entries: u64,
+    /// The first position present (after retention pruning).
+    pub first: u64,
+    /// The last position.
+    pub last: u64,
+    /// The head's hash.
+    pub head: String,
+    /// Stored checkpoints whose signature and hash were checked.
+    pub checkpoints: usize,
+    /// Checkpoints given from elsewhere that were checked.
+    pub external: usize,
+}
+
+/// The first problem found in the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("audit entry {seq}: {reason}")]
+pub struct AuditProblem {
+    /// The first bad position.
+    pub seq: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn problem(seq: u64, reason: impl Into<String>) -> AuditProblem {
+    AuditProblem {
+        seq,
+        reason: reason.into(),
+    }
+}
+
+/// The fields verification reads from an entry.
+#[derive(Deserialize)]
+struct Links {
+    seq: u64,
+    #[serde(default)]
+    prev_hash: String,
+}
+
+impl Store {
+    /// Signs the chain's head now (also done every [`CHECKPOINT_EVERY`] entries); returns the
+    /// checkpoint to keep elsewhere, or `None` while the log is empty.
+    pub fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let store = self.clone();
+        self.write(move |tx| match position_in(tx, HEAD)? {
+            Some((seq, hash)) => Ok(Some(checkpoint_in(tx, &store, seq, &hash)?)),
+            None => Ok(None),
+        })
+    }
+
+    /// The stored checkpoints, oldest first.
+    pub fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.log_after(CHECKPOINTS, 0, usize::MAX)
+    }
+
+    /// The key that signs this store's checkpoints (hex ed25519 public key).
+    pub fn audit_public_key(&self) -> String {
+        self.audit_key.public()
+    }
+
+    /// Checks the whole chain: every entry's link to the one before, the head, every stored
+    /// checkpoint (signature, key and hash), and `external` checkpoints held elsewhere.
+    /// The outer error is a store failure; the inner one names the first bad entry.
+    pub fn verify_audit(
+        &self,
+        external: &[Checkpoint],
+    ) -> Result<Result<AuditSummary, AuditProblem>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let state = tx.open_table(super::queue::TRIGGER_STATE)?;
+        let read = |key: &str| -> Result<Option<(u64, String)>, StoreError> {
+            Ok(state
+                .get(key)?
+                .and_then(|v| parse_position(&String::from_utf8_lossy(v.value()))))
+        };
+        let (base_seq, base_hash) = read(BASE)?.unwrap_or((0, GENESIS.to_string()));
+        let head = read(HEAD)?;
+        let table = tx.open_table(EXECUTIONS)?;
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        for entry in tx.open_table(CHECKPOINTS)?.iter()? {
+            let (k, v) = entry?;
+            checkpoints.push(decode(&k.value().to_string(), v.value())?);
+        }
+        let public = self.audit_key.public();
+        for c in &checkpoints {
+            if let Err(reason) = c.check_signature() {
+                return Ok(Err(problem(c.seq, format!("checkpoint: {reason}"))));
+            }
+            if c.public_key != public {
+                return Ok(Err(problem(
+                    c.seq,
+                    "checkpoint signed by another key than this host's",
+                )));
+            }
+        }
+        for c in external {
+            if let Err(reason) = c.check_signature() {
+                return Ok(Err(problem(
+                    c.seq,
+                    format!("the given checkpoint: {reason}"),
+                )));
+            }
+        }
+        let mut hashes_at = std::collections::BTreeMap::new();
+        let (mut prev, mut expected, mut count) = (base_hash, base_seq + 1, 0u64);
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let seq = k.value();
+            if seq > expected {
+                return Ok(Err(problem(
+                    expected,
+                    format!(
+                        "missing: the log goes from entry {} to entry {seq}",
+                        expected - 1
+                    ),
+                )));
+            }
+            let links: Links = match serde_json::from_slice(v.value()) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(problem(seq, format!("unreadable: {e}")))),
+            };
+            if links.seq != seq {
+                return Ok(Err(problem(
+                    seq,
+                    format!("holds entry {} — the log was reordered", links.seq),
+                )));
+            }
+            if links.prev_hash != prev {
+                return Ok(Err(if seq == base_seq + 1 {
+                    problem(
+                        seq,
+                        "does not follow the start of the log (altered, or entries before it removed)",
+                    )
+                } else {
+                    problem(
+                        seq - 1,
+                        format!(
+                            "altered: its content no longer matches the hash entry {seq} recorded"
+                        ),
+                    )
+                }));
+            }
+            prev = hash_of(v.value());
+            hashes_at.insert(seq, prev.clone());
+            expected = seq + 1;
+            count += 1;
+        }
+        let last = expected - 1;
+        match &head {
+            Some((head_seq, _)) if *head_seq > last => {
+                return Ok(Err(problem(
+                    last + 1,
+                    format!(
+                        "missing: the log ends at entry {last} but its head is entry {head_seq} (truncated)"
+                    ),
+                )));
+            }
+            Some((head_seq, head_hash)) if *head_seq == last && *head_hash != prev => {
+                return Ok(Err(problem(
+                    last,
+                    "altered: its content no longer matches the recorded head",
+                )));
+            }
+            None if count > 0 => {
+                return Ok(Err(problem(
+                    base_seq + 1,
+                    "the chain's head record is missing",
+                )));
+            }
+            _ => {}
+        }
+        for c in checkpoints.iter().chain(external) {
+            if c.seq <= base_seq {
+                continue;
+            }
+            match hashes_at.get(&c.seq) {
+                Some(h) if *h == c.hash => {}
+                Some(_) => {
+                    return Ok(Err(problem(
+                        c.seq,
+                        "history rewritten: the log's hash here differs from the signed checkpoint",
+                    )));
+                }
+                None => {
+                    return Ok(Err(problem(
+                        c.seq,
+                        format!(
+                            "missing: a checkpoint covers entry {} but the log ends at {last}",
+                            c.seq
+                        ),
+                    )));
+                }
+            }
+        }
+        Ok(Ok(AuditSummary {
+            entries: count,
+            first: base_seq + 1,
+            last,
+            head: prev,
+            checkpoints: checkpoints.len(),
+            external: external.len(),
+        }))
+    }
+}
+
+/// The signed head of a store, as written for `roster audit checkpoint`.
+pub fn checkpoint_text(c: &Checkpoint) -> String {
+    serde_json::to_string_pretty(c).unwrap_or_default()
+}
