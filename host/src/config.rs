@@ -148,6 +148,51 @@ pub struct AlertRouting {
     pub webhook_secret_env: Option<String>,
 }
 
+/// `[audit]`: how long the audit trail is kept and where it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditSettings {
+    /// Entries older than this are pruned (the remaining chain stays verifiable).
+    #[serde(default = "ninety")]
+    pub retention_days: u32,
+    /// Receivers of every audit entry, in order.
+    #[serde(default)]
+    pub webhooks: Vec<AuditWebhookSettings>,
+}
+
+fn ninety() -> u32 {
+    90
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            retention_days: ninety(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One audit webhook as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditWebhookSettings {
+    /// Where entries are POSTed (JSON, in batches).
+    pub url: String,
+    /// The environment variable holding the HMAC secret that signs each push.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// An audit webhook with its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditWebhook {
+    /// Where entries go.
+    pub url: String,
+    /// The signing secret.
+    pub secret: Option<String>,
+}
+
 /// How the host sends email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -218,6 +263,8 @@ struct HostFile {
     smtp: Option<SmtpSettings>,
     #[serde(default)]
     retention_days: Option<u32>,
+    #[serde(default)]
+    audit: AuditSettings,
     #[serde(default)]
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
@@ -343,6 +390,10 @@ pub struct HostConfig {
     pub smtp: Option<Smtp>,
     /// How long accepted event ids and journalled effects are remembered, in days.
     pub retention_days: u32,
+    /// How long the audit trail is kept, in days.
+    pub audit_retention_days: u32,
+    /// Where audit entries are pushed.
+    pub audit_webhooks: Vec<AuditWebhook>,
 }
 
 fn problem(
@@ -387,6 +438,8 @@ impl HostConfig {
             alert_webhook_secret: None,
             smtp: None,
             retention_days: 7,
+            audit_retention_days: ninety(),
+            audit_webhooks: Vec::new(),
         }
     }
 
@@ -534,12 +587,32 @@ impl HostConfig {
         if retention_days == 0 {
             return Err(bad("retention-days: at least 1".into()));
         }
+        if file.audit.retention_days == 0 {
+            return Err(bad("audit.retention-days: at least 1".into()));
+        }
+        let mut audit_webhooks = Vec::new();
+        for hook in &file.audit.webhooks {
+            let parsed = url::Url::parse(&hook.url)
+                .map_err(|e| bad(format!("audit.webhooks url `{}`: {e}", hook.url)))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(bad(format!(
+                    "audit.webhooks url `{}`: use http or https",
+                    hook.url
+                )));
+            }
+            audit_webhooks.push(AuditWebhook {
+                url: hook.url.clone(),
+                secret: env(&hook.secret_env)?,
+            });
+        }
         Ok(HostConfig {
             path: Some(path.to_path_buf()),
             alerts: file.alerts.clone(),
             alert_webhook_secret: env(&file.alerts.webhook_secret_env)?,
             smtp,
             retention_days,
+            audit_retention_days: file.audit.retention_days,
+            audit_webhooks,
             data_dir: base.join(&file.data_dir),
             listen,
             plan_name: file.plan.clone(),

@@ -121,6 +121,27 @@ impl Connectors {
 
     fn webhook(&self, entry: &OutboxEntry) -> Result<String, String> {
         let url = entry.recipients.first().ok_or("no webhook URL")?;
+        post_signed(
+            &self.http,
+            url,
+            entry.body.clone().into_bytes(),
+            &entry.id,
+            self.webhook_secret.as_deref(),
+        )
+    }
+}
+
+/// POSTs a JSON body to an operator-configured URL with an idempotency key, signed like
+/// inbound webhooks (`x-roster-timestamp`, `x-roster-signature`) when a secret is given.
+/// A 2xx is success.
+pub fn post_signed(
+    http: &HttpClient,
+    url: &str,
+    body: Vec<u8>,
+    idempotency_key: &str,
+    secret: Option<&str>,
+) -> Result<String, String> {
+    {
         let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
         let origin = format!(
             "{}://{}:{}",
@@ -138,15 +159,14 @@ impl Connectors {
             max_redirects: 0,
             timeout_ms: 10_000,
         };
-        let body = entry.body.clone().into_bytes();
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             (
                 crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
-                entry.id.clone(),
+                idempotency_key.to_string(),
             ),
         ];
-        if let Some(secret) = &self.webhook_secret {
+        if let Some(secret) = secret {
             let timestamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
@@ -160,8 +180,7 @@ impl Connectors {
             ));
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        let fetched = self
-            .http
+        let fetched = http
             .send(
                 &scope,
                 &http::Method::POST,
@@ -232,4 +251,75 @@ pub fn deliver_due(store: &Store, connectors: &Connectors, now: i64, limit: usiz
         }
     }
     count
+}
+
+/// How many audit entries one push carries.
+const AUDIT_BATCH: usize = 100;
+
+/// Pushes audit entries after each webhook's cursor, one batch per call and webhook, and
+/// advances the cursor only on a 2xx; returns how many entries were delivered. `retry_at`
+/// holds each webhook's backoff (attempts, not before). Runs on its own thread: a slow or
+/// failing receiver never holds up an execution.
+pub fn push_audit(
+    store: &Store,
+    http: &HttpClient,
+    hooks: &[crate::config::AuditWebhook],
+    retry_at: &mut std::collections::HashMap<String, (u32, i64)>,
+    now: i64,
+) -> usize {
+    let mut delivered = 0;
+    for hook in hooks {
+        let cursor_name = format!("audit-push\u{1f}{}", hook.url);
+        if retry_at.get(&hook.url).is_some_and(|(_, at)| *at > now) {
+            continue;
+        }
+        let cursor = match store.counter(&cursor_name) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reading the audit push cursor: {e}");
+                continue;
+            }
+        };
+        let query = crate::store::AuditQuery {
+            after: Some(cursor),
+            ..Default::default()
+        };
+        let mut batch = Vec::new();
+        let scanned = store.audit_scan(&query, |e, raw, hash| {
+            batch.push((e.seq, crate::store::export_item(e.seq, raw, hash)));
+            batch.len() < AUDIT_BATCH
+        });
+        if let Err(e) = scanned {
+            tracing::error!("reading the audit trail: {e}");
+            continue;
+        }
+        let (Some(first), Some(last)) = (batch.first().map(|b| b.0), batch.last().map(|b| b.0))
+        else {
+            continue;
+        };
+        let entries: Vec<serde_json::Value> = batch.into_iter().map(|(_, v)| v).collect();
+        let count = entries.len();
+        let body = serde_json::json!({ "entries": entries })
+            .to_string()
+            .into_bytes();
+        let key = format!("audit/{first}-{last}");
+        match post_signed(http, &hook.url, body, &key, hook.secret.as_deref()) {
+            Ok(_) => {
+                if let Err(e) = store.set_counter(&cursor_name, last) {
+                    tracing::error!("advancing the audit push cursor: {e}");
+                }
+                retry_at.remove(&hook.url);
+                delivered += count;
+            }
+            Err(error) => {
+                let attempts = retry_at.get(&hook.url).map_or(0, |(n, _)| *n) + 1;
+                tracing::warn!(
+                    "pushing audit entries {first}..{last} to {}: {error}",
+                    hook.url
+                );
+                retry_at.insert(hook.url.clone(), (attempts, now + backoff_ms(attempts)));
+            }
+        }
+    }
+    delivered
 }

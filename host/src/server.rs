@@ -112,6 +112,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/workers/{name}/resume", post(resume_worker))
         .route("/v1/executions", get(executions))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/audit", get(search_audit))
+        .route("/v1/audit/export", get(export_audit))
         .route("/v1/audit/verify", post(verify_audit))
         .route("/v1/audit/checkpoint", post(audit_checkpoint))
         .route("/v1/audit/checkpoints", get(audit_checkpoints))
@@ -230,6 +232,145 @@ async fn receive_event(
         status,
         Json(json!({ "accepted": accepted, "duplicate": duplicate })),
     ))
+}
+
+/// Audit search parameters; times are RFC 3339, `YYYY-MM-DD` or ms since the epoch.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    worker: Option<String>,
+    record: Option<String>,
+    principal: Option<String>,
+    status: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+impl AuditParams {
+    fn query(&self) -> Result<crate::store::AuditQuery, ApiError> {
+        let time = |t: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
+            t.as_ref()
+                .map(|t| {
+                    t.parse::<i64>()
+                        .ok()
+                        .or_else(|| crate::schema::parse_time(t))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "{name} `{t}`: use RFC 3339, YYYY-MM-DD or milliseconds"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        Ok(crate::store::AuditQuery {
+            worker: self.worker.clone(),
+            record: self.record.clone(),
+            principal: self.principal.clone(),
+            status: self.status.clone(),
+            action: self.action.clone(),
+            since: time(&self.since, "since")?,
+            until: time(&self.until, "until")?,
+            after: self.after,
+        })
+    }
+}
+
+async fn search_audit(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let query = params.query()?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = blocking(move || {
+        let mut out = Vec::new();
+        api.service.store().audit_scan(&query, |e, raw, hash| {
+            out.push(crate::store::export_item(e.seq, raw, hash));
+            out.len() < limit
+        })?;
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// A response body fed from a channel, so a long export streams as it is read.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+async fn export_audit(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> ApiResult<Response> {
+    authorize(&api, &headers)?;
+    let query = params.query()?;
+    let csv = match params.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "format `{other}`: use jsonl or csv"
+            )));
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::task::spawn_blocking(move || {
+        let store = api.service.store();
+        let line = |fields: Vec<String>| -> Bytes {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(&fields);
+            Bytes::from(w.into_inner().unwrap_or_default())
+        };
+        if csv {
+            let header = crate::store::CSV_COLUMNS
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            if tx.blocking_send(line(header)).is_err() {
+                return;
+            }
+        }
+        let result = store.audit_scan(&query, |e, raw, hash| {
+            let chunk = if csv {
+                line(crate::store::csv_row(e, hash))
+            } else {
+                Bytes::from(format!("{}\n", crate::store::export_item(e.seq, raw, hash)))
+            };
+            tx.blocking_send(chunk).is_ok()
+        });
+        if let Err(e) = result {
+            tracing::error!("exporting the audit trail: {e}");
+        }
+    });
+    let content_type = if csv {
+        "text/csv"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::new(ChannelBody(rx)),
+    )
+        .into_response())
 }
 
 /// Checkpoints held elsewhere to verify the chain against.

@@ -254,6 +254,12 @@ impl Service {
         threads.push(spawn("roster-delivery", move || {
             deliverer(&delivery_shared, &connectors);
         })?);
+        if !shared.config.audit_webhooks.is_empty() {
+            let audit_shared = shared.clone();
+            threads.push(spawn("roster-audit-push", move || {
+                audit_pusher(&audit_shared);
+            })?);
+        }
         let dispatcher_shared = shared.clone();
         threads.push(spawn("roster-dispatcher", move || {
             let mut d = Dispatcher::new(dispatcher_shared, work_tx, done_rx);
@@ -516,6 +522,19 @@ fn deliverer(shared: &Shared, connectors: &crate::delivery::Connectors) {
         let now = shared.clock.now_ms();
         if crate::delivery::deliver_due(&shared.store, connectors, now, 64) == 0 {
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Pushes the audit trail to its webhooks until the service stops.
+fn audit_pusher(shared: &Shared) {
+    let http = shared.runtime.services().http.clone();
+    let mut retry_at = HashMap::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let now = shared.clock.now_ms();
+        let hooks = &shared.config.audit_webhooks;
+        if crate::delivery::push_audit(&shared.store, &http, hooks, &mut retry_at, now) == 0 {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

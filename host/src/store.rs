@@ -19,7 +19,8 @@ mod records;
 mod writer;
 
 pub use audit::{
-    AuditProblem, AuditSummary, CHECKPOINT_EVERY, Checkpoint, GENESIS, checkpoint_text,
+    AuditProblem, AuditQuery, AuditSummary, CHECKPOINT_EVERY, CSV_COLUMNS, Checkpoint, GENESIS,
+    checkpoint_text, csv_row, export_item,
 };
 pub use queue::{Alert, EscalationRecord, ExecutionEntry, Finish, QueueItem, WorkerControl};
 pub(crate) use queue::{
@@ -381,6 +382,12 @@ impl Store {
             .get(name)?
             .map(|v| v.value())
             .unwrap_or(0))
+    }
+
+    /// Sets a named counter (a cursor).
+    pub fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| set_counter_in(tx, &name, value))
     }
 
     /// Entries of a log table (keyed by position) after position `after`, oldest first, at

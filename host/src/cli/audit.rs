@@ -1,5 +1,5 @@
-//! `roster audit`: verify the hash-chained audit trail and sign checkpoints to keep
-//! elsewhere. Works on the data directory (service stopped), or with `--remote` through a
+//! `roster audit`: search and export the audit trail, verify its hash chain and sign
+//! checkpoints to keep elsewhere. Works on the data directory (service stopped), or with `--remote` through a
 //! running service's API.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use super::Paths;
-use crate::store::{Checkpoint, checkpoint_text};
+use crate::store::{AuditQuery, CSV_COLUMNS, Checkpoint, checkpoint_text, csv_row, export_item};
 
 /// `roster audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -25,6 +25,31 @@ pub enum AuditCommand {
         #[arg(long)]
         remote: bool,
     },
+    /// Find audit entries (newest last).
+    Search {
+        /// Which entries.
+        #[command(flatten)]
+        filter: Filter,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the entries as JSON Lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export audit entries as JSON Lines (each with its hash, for checking the chain
+    /// elsewhere) or CSV, streamed with a progress bar.
+    Export {
+        /// Which entries.
+        #[command(flatten)]
+        filter: Filter,
+        /// `jsonl` or `csv`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Sign the chain's current head and print the checkpoint (JSON) to keep elsewhere.
     Checkpoint {
         /// Also write it to this file.
@@ -34,6 +59,54 @@ pub enum AuditCommand {
         #[arg(long)]
         remote: bool,
     },
+}
+
+/// Filters shared by `search` and `export`.
+#[derive(Debug, clap::Args)]
+pub struct Filter {
+    /// The installed worker's name.
+    #[arg(long)]
+    worker: Option<String>,
+    /// The record, as `object/id`.
+    #[arg(long)]
+    record: Option<String>,
+    /// The principal the worker acted as.
+    #[arg(long)]
+    principal: Option<String>,
+    /// The final status (`success`, `failed`, ...).
+    #[arg(long)]
+    status: Option<String>,
+    /// An action type: `http`, `records.create`, `notify.send`, ...
+    #[arg(long)]
+    action: Option<String>,
+    /// Started at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<String>,
+    /// Started before (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl Filter {
+    fn query(self) -> anyhow::Result<AuditQuery> {
+        let time = |t: Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
+            t.map(|t| {
+                crate::schema::parse_time(&t)
+                    .with_context(|| format!("--{flag} `{t}`: use RFC 3339 or YYYY-MM-DD"))
+            })
+            .transpose()
+        };
+        Ok(AuditQuery {
+            since: time(self.since, "since")?,
+            until: time(self.until, "until")?,
+            worker: self.worker,
+            record: self.record,
+            principal: self.principal,
+            status: self.status,
+            action: self.action,
+            after: None,
+        })
+    }
 }
 
 fn read_checkpoint(path: &PathBuf) -> anyhow::Result<Checkpoint> {
@@ -94,6 +167,102 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 );
                 Ok(ExitCode::from(1))
             }
+        }
+        AuditCommand::Search {
+            filter,
+            limit,
+            json,
+        } => {
+            let query = filter.query()?;
+            let store = super::records::open_store(paths)?;
+            let mut found = 0;
+            store.audit_scan(&query, |e, raw, hash| {
+                found += 1;
+                if json {
+                    println!("{}", export_item(e.seq, raw, hash));
+                } else {
+                    let row = csv_row(e, hash);
+                    println!(
+                        "{:>6}  {}  {:<20} {:<10} {:<14} {:<24} {}",
+                        e.seq,
+                        row[12],
+                        e.worker,
+                        e.status,
+                        e.failure.as_deref().unwrap_or("-"),
+                        e.record.as_deref().unwrap_or("-"),
+                        e.detail.as_deref().unwrap_or("")
+                    );
+                }
+                found < limit
+            })?;
+            if !json {
+                eprintln!("{found} entr{}", if found == 1 { "y" } else { "ies" });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export {
+            filter,
+            format,
+            output,
+        } => {
+            if format != "jsonl" && format != "csv" {
+                bail!("--format `{format}`: use jsonl or csv");
+            }
+            let query = filter.query()?;
+            let store = super::records::open_store(paths)?;
+            let file = std::fs::File::create(&output)
+                .with_context(|| format!("creating {}", output.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let progress = indicatif::ProgressBar::new(store.audit_len()?);
+            progress.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>10} [{bar:40}] {pos}/{len} entries ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            progress.set_message("exporting");
+            let (mut written, mut failure): (u64, Option<anyhow::Error>) = (0, None);
+            if format == "csv" {
+                let mut w = csv::Writer::from_writer(&mut out);
+                w.write_record(CSV_COLUMNS)?;
+                store.audit_scan(&query, |e, _, hash| {
+                    progress.set_position(e.seq);
+                    match w.write_record(csv_row(e, hash)) {
+                        Ok(()) => {
+                            written += 1;
+                            true
+                        }
+                        Err(err) => {
+                            failure = Some(err.into());
+                            false
+                        }
+                    }
+                })?;
+                w.flush()?;
+            } else {
+                store.audit_scan(&query, |e, raw, hash| {
+                    progress.set_position(e.seq);
+                    let line = format!("{}\n", export_item(e.seq, raw, hash));
+                    match std::io::Write::write_all(&mut out, line.as_bytes()) {
+                        Ok(()) => {
+                            written += 1;
+                            true
+                        }
+                        Err(err) => {
+                            failure = Some(err.into());
+                            false
+                        }
+                    }
+                })?;
+            }
+            std::io::Write::flush(&mut out)?;
+            progress.finish_and_clear();
+            if let Some(err) = failure {
+                return Err(err.context(format!("writing {}", output.display())));
+            }
+            eprintln!("exported {written} entries to {}", output.display());
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Checkpoint { output, remote } => {
             let checkpoint: Option<Checkpoint> = if remote {

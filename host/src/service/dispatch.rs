@@ -206,8 +206,8 @@ impl Dispatcher {
         }
     }
 
-    /// Forgets accepted event ids and journalled effects older than the retention, once an
-    /// hour of clock time.
+    /// Forgets accepted event ids and journalled effects older than their retention, and
+    /// prunes the audit trail past its own, once an hour of clock time.
     fn prune(&mut self, now: i64) {
         if now.saturating_sub(self.last_prune) < HOUR_MS {
             return;
@@ -221,6 +221,13 @@ impl Dispatcher {
             .and_then(|_| self.shared.store.prune_event_ids(before))
         {
             tracing::error!("pruning journals: {e}");
+        }
+        let audit_before =
+            now - i64::from(self.shared.config.audit_retention_days) * crate::clock::DAY_MS;
+        match self.shared.store.prune_audit(audit_before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("pruned {n} audit entries past their retention"),
+            Err(e) => tracing::error!("pruning the audit trail: {e}"),
         }
     }
 

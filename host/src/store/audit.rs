@@ -379,3 +379,214 @@ impl Store {
 pub fn checkpoint_text(c: &Checkpoint) -> String {
     serde_json::to_string_pretty(c).unwrap_or_default()
 }
+
+/// Which audit entries to find. Every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// The installed worker's name.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// The record, as `object/id`.
+    #[serde(default)]
+    pub record: Option<String>,
+    /// The principal the worker acted as.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// The final status (`success`, `failed`, `timeout`, ...).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// An action type: a capability (`http`) or `capability.operation` (`records.create`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Started at or after (ms since the Unix epoch).
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Started before.
+    #[serde(default)]
+    pub until: Option<i64>,
+    /// Only entries after this position.
+    #[serde(default)]
+    pub after: Option<u64>,
+}
+
+impl AuditQuery {
+    /// Whether `e` matches.
+    pub fn matches(&self, e: &ExecutionEntry) -> bool {
+        let report = e.report.as_ref();
+        self.worker.as_ref().is_none_or(|w| *w == e.worker)
+            && self
+                .record
+                .as_ref()
+                .is_none_or(|r| e.record.as_ref() == Some(r))
+            && self
+                .principal
+                .as_ref()
+                .is_none_or(|p| report.is_some_and(|r| r["principal"].as_str() == Some(p.as_str())))
+            && self.status.as_ref().is_none_or(|s| *s == e.status)
+            && self.since.is_none_or(|t| e.started_at >= t)
+            && self.until.is_none_or(|t| e.started_at < t)
+            && self.action.as_ref().is_none_or(|wanted| {
+                report
+                    .and_then(|r| r["actions"].as_array())
+                    .is_some_and(|actions| {
+                        actions.iter().any(|a| {
+                            let capability = a["capability"].as_str().unwrap_or_default();
+                            let operation = a["operation"].as_str().unwrap_or_default();
+                            wanted == capability || *wanted == format!("{capability}.{operation}")
+                        })
+                    })
+            })
+    }
+}
+
+impl Store {
+    /// Calls `f` with each matching entry, its stored bytes and its hash, oldest first,
+    /// until it returns `false`; reads one snapshot, so it streams without holding the
+    /// writer.
+    pub fn audit_scan(
+        &self,
+        query: &AuditQuery,
+        mut f: impl FnMut(&ExecutionEntry, &[u8], &str) -> bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(EXECUTIONS)?;
+        let start = query.after.map_or(0, |a| a + 1);
+        for entry in table.range(start..)? {
+            let (k, v) = entry?;
+            let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;
+            if query.matches(&e) && !f(&e, v.value(), &hash_of(v.value())) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The matching entries, oldest first, at most `limit`.
+    pub fn audit_search(
+        &self,
+        query: &AuditQuery,
+        limit: usize,
+    ) -> Result<Vec<ExecutionEntry>, StoreError> {
+        let mut out = Vec::new();
+        self.audit_scan(query, |e, _, _| {
+            out.push(e.clone());
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// How many entries the log holds now (for progress displays).
+    pub fn audit_len(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(redb::ReadableTableMetadata::len(
+            &tx.open_table(EXECUTIONS)?,
+        )?)
+    }
+
+    /// Removes the oldest entries that finished before `before` — only a run from the
+    /// start of the log, so what remains is one unbroken chain — and records where the
+    /// remaining chain starts, so it still verifies. Returns how many were removed.
+    pub fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(EXECUTIONS)?;
+            let mut last = None;
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;
+                if e.finished_at >= before {
+                    break;
+                }
+                last = Some((k.value(), hash_of(v.value())));
+            }
+            let Some((through, hash)) = last else {
+                return Ok(0);
+            };
+            let removed = table.extract_if(|k, _| k <= through)?.count() as u64;
+            drop(table);
+            let mut checkpoints = tx.open_table(CHECKPOINTS)?;
+            checkpoints.retain(|k, _| k > through)?;
+            set_state_in(tx, BASE, &format!("{through} {hash}"))?;
+            Ok(removed)
+        })
+    }
+}
+
+/// One audit entry as exported and pushed: its position, its hash and the entry exactly
+/// as stored (so a receiver can check the chain itself).
+pub fn export_item(seq: u64, raw: &[u8], hash: &str) -> serde_json::Value {
+    let entry: serde_json::Value = serde_json::from_slice(raw).unwrap_or_default();
+    serde_json::json!({ "seq": seq, "hash": hash, "entry": entry })
+}
+
+/// The columns of the CSV export.
+pub const CSV_COLUMNS: &[&str] = &[
+    "seq",
+    "hash",
+    "prev_hash",
+    "worker",
+    "plugin",
+    "version",
+    "principal",
+    "grant_digest",
+    "trigger",
+    "event_id",
+    "record",
+    "accepted_at",
+    "started_at",
+    "finished_at",
+    "attempt",
+    "status",
+    "failure",
+    "actions",
+    "denials",
+    "escalation",
+    "detail",
+];
+
+/// One CSV row of an entry, in [`CSV_COLUMNS`] order.
+pub fn csv_row(e: &ExecutionEntry, hash: &str) -> Vec<String> {
+    let report = e.report.as_ref();
+    let text = |key: &str| {
+        report
+            .and_then(|r| r[key].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let actions = report
+        .and_then(|r| r["actions"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let denials = actions.iter().filter(|a| a["result"] == "denied").count();
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    };
+    vec![
+        e.seq.to_string(),
+        hash.to_string(),
+        e.prev_hash.clone(),
+        e.worker.clone(),
+        text("worker"),
+        text("version"),
+        text("principal"),
+        text("grant_digest"),
+        e.trigger.clone(),
+        e.event_id.clone(),
+        e.record.clone().unwrap_or_default(),
+        time(e.accepted_at),
+        time(e.started_at),
+        time(e.finished_at),
+        e.attempt.to_string(),
+        e.status.clone(),
+        e.failure.clone().unwrap_or_default(),
+        actions.len().to_string(),
+        denials.to_string(),
+        e.escalation
+            .as_ref()
+            .map(|x| x.policy.clone())
+            .unwrap_or_default(),
+        e.detail.clone().unwrap_or_default(),
+    ]
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use redb::{Database, ReadableTable, TableDefinition};
-use roster_host::store::{Checkpoint, FieldValue, GENESIS, Record, Store};
+use roster_host::store::{AuditQuery, Checkpoint, FieldValue, GENESIS, Record, Store};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -291,4 +291,201 @@ fn verify_names_the_first_bad_entry_of_an_altered_log() {
         stderr.contains("audit chain BROKEN: audit entry 3: altered"),
         "{stderr}"
     );
+}
+
+#[test]
+fn search_export_and_push_carry_the_same_entries_and_pruning_keeps_the_chain() {
+    let connector = Connector::start();
+    let host = Host::new(
+        &connector,
+        &format!(
+            "[audit]\nretention-days = 1\nwebhooks = [{{ url = \"{}\" }}]\n",
+            connector.url("/audit")
+        ),
+        &[("auditee", "[retry]\nmax-retries = 0\n")],
+    );
+    let service = host.start();
+    for i in 0..4 {
+        service
+            .submit_event(
+                "auditee",
+                roster_host::service::EventSubmission {
+                    id: Some(format!("s-{i}")),
+                    payload: Some(json!({ "url": connector.url("/ok"), "ref": i, "deny": i == 3 })),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        idle(&service);
+    }
+    // Pushed to the webhook as they were written, without holding anything up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pushed = loop {
+        let pushed: Vec<serde_json::Value> = connector
+            .received_on("/audit")
+            .iter()
+            .flat_map(|r| {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                body["entries"].as_array().unwrap().clone()
+            })
+            .collect();
+        if pushed.len() >= 4 || std::time::Instant::now() > deadline {
+            break pushed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let seqs: Vec<u64> = pushed.iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "each entry pushed once, in order");
+
+    // Search by worker, status, action type, principal and time.
+    let store = service.store();
+    let search = |q: AuditQuery| store.audit_search(&q, 100).unwrap().len();
+    assert_eq!(
+        search(AuditQuery {
+            worker: Some("auditee".into()),
+            ..Default::default()
+        }),
+        4
+    );
+    assert_eq!(
+        search(AuditQuery {
+            status: Some("failed".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        search(AuditQuery {
+            action: Some("http".into()),
+            ..Default::default()
+        }),
+        3
+    );
+    assert_eq!(
+        search(AuditQuery {
+            action: Some("records.create".into()),
+            ..Default::default()
+        }),
+        4
+    );
+    assert_eq!(
+        search(AuditQuery {
+            principal: Some("svc".into()),
+            ..Default::default()
+        }),
+        4
+    );
+    assert_eq!(
+        search(AuditQuery {
+            principal: Some("ann".into()),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        search(AuditQuery {
+            record: Some("lead/L-1".into()),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        search(AuditQuery {
+            until: Some(crate::serve::T0),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        search(AuditQuery {
+            since: Some(crate::serve::T0),
+            ..Default::default()
+        }),
+        4
+    );
+    service.shutdown();
+
+    // The export carries exactly what was pushed; the CSV has a row per entry.
+    let roster = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--config")
+            .arg(&host.config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let jsonl = host.config.with_file_name("audit.jsonl");
+    let out = roster(&[
+        "audit",
+        "export",
+        "--format",
+        "jsonl",
+        "--output",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported, pushed);
+    let csv_path = host.config.with_file_name("audit.csv");
+    let out = roster(&[
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--output",
+        csv_path.to_str().unwrap(),
+        "--status",
+        "failed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv_text = std::fs::read_to_string(&csv_path).unwrap();
+    let rows: Vec<&str> = csv_text.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv_text}");
+    assert!(rows[0].starts_with("seq,hash,prev_hash,worker"));
+    assert!(rows[1].contains(",failed,denied,"), "{}", rows[1]);
+    let out = roster(&[
+        "audit",
+        "export",
+        "--format",
+        "xml",
+        "--output",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+
+    // Two days later the first entries are past the one-day retention: pruned on start,
+    // and what remains (with new entries) still verifies.
+    host.clock.advance(2 * roster_host::clock::DAY_MS);
+    let service = host.start();
+    service
+        .submit_event(
+            "auditee",
+            roster_host::service::EventSubmission {
+                id: Some("s-later".into()),
+                payload: Some(json!({ "url": connector.url("/ok"), "ref": "later" })),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    idle(&service);
+    let summary = service.store().verify_audit(&[]).unwrap().unwrap();
+    assert_eq!(
+        (summary.first, summary.last, summary.entries),
+        (5, 5, 1),
+        "{summary:?}"
+    );
+    assert_eq!(service.store().executions_after(0, 100).unwrap().len(), 1);
+    service.shutdown();
 }

@@ -307,6 +307,32 @@ fn the_webhook_accepts_only_signed_fresh_well_formed_events() {
     let (status, body) = server.api("GET", "/v1/records/lead?where=status:equals:new", "");
     assert_eq!(status, 200);
     assert_eq!(body["records"][0]["id"], "API-1");
+
+    // The audit trail through the API: search, streamed export, verification.
+    let (status, body) = server.api("GET", "/v1/audit?status=success&worker=on-ping", "");
+    assert_eq!(status, 200, "{body}");
+    let entries = body["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "{body}");
+    let (status, text) = http(
+        port,
+        "GET",
+        "/v1/audit/export?format=jsonl",
+        &[("authorization", format!("Bearer {TOKEN}"))],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(entries[0]["hash"].as_str().unwrap()),
+        "{text}"
+    );
+    let (status, body) = server.api("GET", "/v1/audit?since=yesterday", "");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.api("POST", "/v1/audit/verify", "");
+    assert_eq!(status, 200);
+    assert_eq!(body["ok"], true, "{body}");
+    let (status, _) = http(port, "GET", "/v1/audit", &[], b"").unwrap();
+    assert_eq!(status, 401, "the audit needs the token");
     server.stop();
 }
 
