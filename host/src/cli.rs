@@ -89,7 +89,30 @@ pub enum Command {
         #[command(subcommand)]
         command: remote::QueueCommand,
     },
-    /// Verify the audit trail and sign checkpoints.
+    /// The kill switch: pause one worker, a domain or everything in the running service,
+    /// interrupting what runs now.
+    Kill {
+        /// One worker.
+        #[arg(long, conflicts_with_all = ["domain", "all"])]
+        worker: Option<String>,
+        /// Every worker of a domain (revenue, customer-experience, it-operations, finance,
+        /// security, hr).
+        #[arg(long, conflicts_with = "all")]
+        domain: Option<String>,
+        /// Every worker.
+        #[arg(long)]
+        all: bool,
+        /// Why (required; recorded and sent to the owners).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (recorded).
+        #[arg(long, default_value = "cli")]
+        by: String,
+        /// Revoke their grants until a person restores them on resume.
+        #[arg(long)]
+        revoke_grants: bool,
+    },
+    /// Search, export and verify the audit trail; sign checkpoints.
     Audit {
         /// What to do.
         #[command(subcommand)]
@@ -179,6 +202,28 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command } => remote::events(&paths.config, command),
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
+        Command::Kill {
+            worker,
+            domain,
+            all,
+            reason,
+            by,
+            revoke_grants,
+        } => {
+            let scope = match (worker, domain, all) {
+                (Some(w), _, _) => serde_json::json!({ "worker": w }),
+                (_, Some(d), _) => serde_json::json!({ "domain": d }),
+                (_, _, true) => serde_json::json!("all"),
+                _ => anyhow::bail!("say what to pause: --worker NAME, --domain NAME or --all"),
+            };
+            let body = serde_json::json!({
+                "scope": scope,
+                "reason": reason,
+                "by": by,
+                "revoke_grants": revoke_grants,
+            });
+            remote::control(&paths.config, "/v1/kill", body)
+        }
     }
 }
 

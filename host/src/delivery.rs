@@ -188,6 +188,7 @@ pub fn post_signed(
                 &headers,
                 Some(body),
                 deadline,
+                None,
             )
             .map_err(|e| format!("{e:?}"))?;
         if (200..300).contains(&fetched.status) {

@@ -36,6 +36,9 @@ fn limit_status(hit: LimitExceeded) -> Status {
 
 /// The status and message of a trap.
 fn classify(error: &wasmtime::Error, limiter_hit: Option<LimitExceeded>) -> (Status, String) {
+    if let Some(halted) = error.downcast_ref::<crate::gate::Halted>() {
+        return (Status::Interrupted, halted.to_string());
+    }
     if let Some(hit) = limiter_hit.or_else(|| error.downcast_ref::<LimitExceeded>().copied()) {
         return (limit_status(hit), hit.to_string());
     }
@@ -131,13 +134,25 @@ impl LoadedWorker {
         let started = Instant::now();
         let deadline = started + std::time::Duration::from_millis(limits.timeout_ms);
         let output = OutputCapture::new(limits.log_bytes as usize);
-        let gate = Gate::new(execution_id.clone(), idempotency_scope, limits, mode);
+        let gate = Gate::new(execution_id.clone(), idempotency_scope, limits, mode)
+            .with_halt(ctx.halt.clone());
         let state = HostState::new(ctx.clone(), gate, &output, deadline);
         let mut store = Store::new(self.runtime.engine.wasmtime(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limits.fuel)?;
-        store.set_epoch_deadline(self.runtime.engine.ticks_for(limits.timeout_ms));
-        store.epoch_deadline_trap();
+        // Checked at every epoch tick: a paused worker is interrupted within one tick, and
+        // the wall-clock limit ends the execution at the first tick past its deadline.
+        let halt = ctx.halt.clone();
+        store.epoch_deadline_callback(move |_| {
+            if halt.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(wasmtime::Error::new(crate::gate::Halted));
+            }
+            if Instant::now() >= deadline {
+                return Err(wasmtime::Error::new(Trap::Interrupt));
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
 
         let mut outcome = None;
         let mut error = None;

@@ -51,6 +51,9 @@ pub enum FailureClass {
     Validation,
     /// Any other error the worker returned.
     Error,
+    /// A person paused the worker while it ran (not the worker's failure: the trigger is
+    /// held and runs again on resume).
+    Interrupted,
 }
 
 impl FailureClass {
@@ -65,12 +68,16 @@ impl FailureClass {
             FailureClass::Denied => "denied",
             FailureClass::Validation => "validation",
             FailureClass::Error => "error",
+            FailureClass::Interrupted => "interrupted",
         }
     }
 
     /// Denials and invalid input fail the same way every time: never retried.
     pub fn may_retry(self) -> bool {
-        !matches!(self, FailureClass::Denied | FailureClass::Validation)
+        !matches!(
+            self,
+            FailureClass::Denied | FailureClass::Validation | FailureClass::Interrupted
+        )
     }
 }
 
@@ -98,6 +105,7 @@ pub fn classify(
         Status::Success | Status::Partial | Status::Skipped => return None,
         Status::Trapped | Status::StackOverflow | Status::InstantiationFailed => FailureClass::Trap,
         Status::Timeout => FailureClass::Timeout,
+        Status::Interrupted => FailureClass::Interrupted,
         Status::OutOfFuel
         | Status::MemoryLimit
         | Status::TableLimit

@@ -177,9 +177,15 @@ impl Call {
     }
 }
 
+/// The trap that ends an execution whose worker was paused while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the worker was paused while this execution ran; it was interrupted")]
+pub struct Halted;
+
 /// The gate of one execution.
 #[derive(Debug)]
 pub struct Gate {
+    halt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     execution_id: String,
     idempotency_scope: String,
     limits: Limits,
@@ -199,6 +205,7 @@ impl Gate {
         mode: Mode,
     ) -> Gate {
         Gate {
+            halt: None,
             execution_id,
             idempotency_scope,
             limits,
@@ -209,9 +216,22 @@ impl Gate {
         }
     }
 
+    /// Makes every host call trap with [`Halted`] once `halt` is set.
+    pub fn with_halt(mut self, halt: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Gate {
+        self.halt = Some(halt);
+        self
+    }
+
     /// Counts a host call that passes `bytes` of arguments; an `Err` is a trap that ends the
-    /// execution (host-call limit or payload limit).
+    /// execution (the worker was paused, host-call limit or payload limit).
     pub fn enter(&mut self, bytes: u64) -> wasmtime::Result<()> {
+        if self
+            .halt
+            .as_ref()
+            .is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Err(wasmtime::Error::new(Halted));
+        }
         self.host_calls += 1;
         if self.host_calls > self.limits.host_calls {
             return Err(wasmtime::Error::new(LimitExceeded::HostCalls {
@@ -488,6 +508,17 @@ mod tests {
         assert!(matches!(err, WitError::Denied(_)));
         assert!(matches!(gate.log()[0].result, ActionResult::Denied { .. }));
         assert_eq!(gate.actions, 0, "a denial is not an action");
+    }
+
+    #[test]
+    fn no_host_call_passes_once_the_worker_is_halted() {
+        let halt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut gate = Gate::new("x".into(), "s".into(), Limits::default(), Mode::Live)
+            .with_halt(halt.clone());
+        assert!(gate.enter(1).is_ok());
+        halt.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = gate.enter(1).unwrap_err();
+        assert_eq!(err.downcast_ref::<Halted>(), Some(&Halted));
     }
 
     #[test]

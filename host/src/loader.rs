@@ -125,6 +125,7 @@ impl Runtime {
             grant: grant.clone(),
             limits,
             services: self.services.clone(),
+            halt: Arc::default(),
         };
         Ok(LoadedWorker {
             runtime: self.clone(),

@@ -37,6 +37,8 @@ pub enum Status {
     PayloadLimit,
     /// The sandbox could not be set up (for example an instance or memory count limit).
     InstantiationFailed,
+    /// The worker was paused (by a person or the kill switch) while the execution ran.
+    Interrupted,
 }
 
 impl Status {
@@ -57,6 +59,7 @@ impl Status {
             Status::HostCallLimit => "host-call-limit",
             Status::PayloadLimit => "payload-limit",
             Status::InstantiationFailed => "instantiation-failed",
+            Status::Interrupted => "interrupted",
         }
     }
 

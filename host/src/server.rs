@@ -110,6 +110,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/workers", get(workers))
         .route("/v1/workers/{name}/pause", post(pause_worker))
         .route("/v1/workers/{name}/resume", post(resume_worker))
+        .route("/v1/kill", post(kill))
         .route("/v1/executions", get(executions))
         .route("/v1/alerts", get(alerts))
         .route("/v1/audit", get(search_audit))
@@ -431,6 +432,43 @@ struct ControlRequest {
     by: Option<String>,
     /// Why.
     reason: String,
+    /// On resume: restore a grant the kill switch revoked (after reviewing it).
+    #[serde(default)]
+    restore_grant: bool,
+}
+
+/// A kill-switch request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillRequest {
+    /// `{"worker": "name"}`, `{"domain": "revenue"}` or `"all"`.
+    scope: crate::service::KillScope,
+    /// Who decided (recorded with the reason).
+    #[serde(default)]
+    by: Option<String>,
+    /// Why (required).
+    reason: String,
+    /// Revoke the workers' grants until a person restores them.
+    #[serde(default)]
+    revoke_grants: bool,
+}
+
+async fn kill(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let request: KillRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let report = blocking(move || {
+        let by = request.by.as_deref().unwrap_or("api");
+        Ok(api
+            .service
+            .kill(&request.scope, by, &request.reason, request.revoke_grants)?)
+    })
+    .await?;
+    Ok(Json(json!({ "report": report })))
 }
 
 async fn pause_worker(
@@ -461,7 +499,9 @@ async fn resume_worker(
         .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
     let control = blocking(move || {
         let by = request.by.as_deref().unwrap_or("api");
-        Ok(api.service.resume(&name, by, &request.reason)?)
+        Ok(api
+            .service
+            .resume(&name, by, &request.reason, request.restore_grant)?)
     })
     .await?;
     Ok(Json(json!({ "control": control })))

@@ -42,6 +42,9 @@ pub struct WorkerContext {
     pub limits: Limits,
     /// The backends.
     pub services: Services,
+    /// Set while the worker is paused by a person or the kill switch: running executions
+    /// are interrupted at the next epoch tick and every host call traps.
+    pub halt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Log lines and output kept for one execution, within the log limit.

@@ -193,7 +193,9 @@ impl HttpClient {
         })
     }
 
-    /// Sends a request under `scope`, following redirects, giving up at `deadline`.
+    /// Sends a request under `scope`, following redirects, giving up at `deadline` — or as
+    /// soon as `halt` is set (the worker was paused).
+    #[allow(clippy::too_many_arguments)]
     pub fn send(
         &self,
         scope: &HttpScope,
@@ -202,22 +204,34 @@ impl HttpClient {
         headers: &[(String, String)],
         body: Option<Vec<u8>>,
         deadline: Instant,
+        halt: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<Fetched, HttpError> {
         let headers = check_headers(headers)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let budget = remaining.min(Duration::from_millis(scope.timeout_ms));
+        let halted = async {
+            loop {
+                if halt.is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
         self.runtime.block_on(async {
-            match tokio::time::timeout(
-                budget,
-                self.follow(scope, method.clone(), url, headers, body),
-            )
-            .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(HttpError::Unavailable(format!(
-                    "no response within {} ms",
-                    budget.as_millis()
-                ))),
+            tokio::select! {
+                result = tokio::time::timeout(
+                    budget,
+                    self.follow(scope, method.clone(), url, headers, body),
+                ) => match result {
+                    Ok(result) => result,
+                    Err(_) => Err(HttpError::Unavailable(format!(
+                        "no response within {} ms",
+                        budget.as_millis()
+                    ))),
+                },
+                () = halted => Err(HttpError::Unavailable(
+                    "interrupted: the worker was paused".into(),
+                )),
             }
         })
     }
@@ -561,6 +575,7 @@ impl Host for HostState {
         }
         let client = self.worker.services.http.clone();
         let store = self.worker.services.store.clone();
+        let halt = self.worker.halt.clone();
         let url = request.url;
         let body = request.body;
         let result = self.gate.act(call, |ids| {
@@ -584,11 +599,12 @@ impl Host for HostState {
             {
                 headers.push((IDEMPOTENCY_HEADER.to_string(), ids.key.to_string()));
             }
-            let fetched = match client.send(&scope, &method, &url, &headers, body, deadline) {
-                Ok(fetched) => fetched,
-                Err(HttpError::Denied(reason)) => return Err(Refused::Denied(reason)),
-                Err(other) => return Err(Refused::Failed(Error::from(other))),
-            };
+            let fetched =
+                match client.send(&scope, &method, &url, &headers, body, deadline, Some(&halt)) {
+                    Ok(fetched) => fetched,
+                    Err(HttpError::Denied(reason)) => return Err(Refused::Denied(reason)),
+                    Err(other) => return Err(Refused::Failed(Error::from(other))),
+                };
             let mut output = json!({
                 "status": fetched.status,
                 "bytes": fetched.body.len(),
@@ -622,6 +638,10 @@ impl Host for HostState {
             };
             Ok(Applied::new(response, output))
         })?;
+        if self.worker.halt.load(std::sync::atomic::Ordering::SeqCst) {
+            // Paused while the request was out: the execution ends here.
+            return Err(wasmtime::Error::new(crate::gate::Halted));
+        }
         Ok(result.map(|(value, _)| value.unwrap_or_else(empty)))
     }
 }

@@ -91,6 +91,9 @@ pub enum WorkersCommand {
         /// Who decides (recorded).
         #[arg(long, default_value = "cli")]
         by: String,
+        /// Restore a grant the kill switch revoked (after reviewing it).
+        #[arg(long)]
+        restore_grant: bool,
     },
 }
 
@@ -368,10 +371,22 @@ fn cell(v: Option<&FieldValue>) -> String {
 pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<ExitCode> {
     match command {
         WorkersCommand::Pause { name, reason, by } => {
-            return super::remote::control(&cli.config, "pause", &name, &by, &reason);
+            let body = serde_json::json!({ "by": by, "reason": reason });
+            return super::remote::control(&cli.config, &format!("/v1/workers/{name}/pause"), body);
         }
-        WorkersCommand::Resume { name, reason, by } => {
-            return super::remote::control(&cli.config, "resume", &name, &by, &reason);
+        WorkersCommand::Resume {
+            name,
+            reason,
+            by,
+            restore_grant,
+        } => {
+            let body =
+                serde_json::json!({ "by": by, "reason": reason, "restore_grant": restore_grant });
+            return super::remote::control(
+                &cli.config,
+                &format!("/v1/workers/{name}/resume"),
+                body,
+            );
         }
         _ => {}
     }

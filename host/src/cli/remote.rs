@@ -160,23 +160,18 @@ pub(super) fn api(
     )
 }
 
-/// `roster workers pause|resume`: asks the running service to pause or resume a worker.
+/// `roster workers pause|resume` and `roster kill`: POSTs a control request to the running
+/// service and prints its answer.
 pub(super) fn control(
     config_path: &Path,
-    action: &str,
-    name: &str,
-    by: &str,
-    reason: &str,
+    path: &str,
+    body: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
-    let config = config(config_path)?;
-    let token = token(&config)?;
-    let body = serde_json::to_vec(&serde_json::json!({ "by": by, "reason": reason }))?;
-    let (status, text) = request(
-        &config,
+    let (status, text) = api(
+        config_path,
         http::Method::POST,
-        &format!("/v1/workers/{name}/{action}"),
-        &[("authorization", format!("Bearer {token}"))],
-        body,
+        path,
+        serde_json::to_vec(&body)?,
     )?;
     if status != 200 {
         bail!("the service answered {status}: {text}");

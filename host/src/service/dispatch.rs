@@ -179,6 +179,7 @@ impl Dispatcher {
             reason: reason.clone(),
             at: now,
             resumed_at: self.shared.resumed_at(worker),
+            grant_revoked: false,
         };
         let alert = owner_alert(
             &self.shared,
@@ -197,6 +198,7 @@ impl Dispatcher {
         {
             Ok(()) => {
                 tracing::warn!("worker `{worker}` paused: {reason}");
+                w.loaded.context.halt.store(true, Ordering::SeqCst);
                 if let Ok(mut c) = self.shared.controls.lock() {
                     c.insert(worker.to_string(), control);
                 }

@@ -24,8 +24,15 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
         };
         let lane = item.lane();
         let seq = item.seq;
+        if let Ok(mut f) = shared.in_flight.lock() {
+            f.insert(seq, item.worker.clone());
+        }
         let (entry, class) = run_item(shared, &item);
-        let counted = entry.report.is_some() || class.is_some();
+        if let Ok(mut f) = shared.in_flight.lock() {
+            f.remove(&seq);
+        }
+        let interrupted = class == Some(FailureClass::Interrupted);
+        let counted = (entry.report.is_some() || class.is_some()) && !interrupted;
         let failed = class.is_some();
         let finish = settle(shared, &item, entry, class);
         let requeued = finish.requeue.clone();
@@ -34,6 +41,9 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
             Ok(_) => {
                 if let Some((worker, control)) = pause {
                     tracing::warn!("worker `{worker}` paused: {}", control.reason);
+                    if let Some(w) = shared.workers.get(&worker) {
+                        w.loaded.context.halt.store(true, Ordering::SeqCst);
+                    }
                     if let Ok(mut controls) = shared.controls.lock() {
                         controls.insert(worker, control);
                     }
@@ -195,6 +205,15 @@ fn settle(
     };
     let now = shared.clock.now_ms();
     let config = &w.config;
+    if class == FailureClass::Interrupted {
+        // Paused mid-run: the trigger is held with the worker's others, as it was.
+        finish.requeue = Some(QueueItem {
+            due_at: now,
+            ..item.clone()
+        });
+        finish.entry = Some(entry);
+        return finish;
+    }
     if config.retry.retries(class, item.attempt) {
         let retry = item.attempt + 1;
         let retry_after = entry
@@ -238,6 +257,7 @@ fn settle(
                     reason,
                     at: now,
                     resumed_at: None,
+                    grant_revoked: false,
                 },
             ));
             // The failed trigger is held with the others and runs again on resume.

@@ -138,6 +138,9 @@ pub struct WorkerControl {
     /// When it was last resumed (the circuit breaker counts only executions after it).
     #[serde(default)]
     pub resumed_at: Option<i64>,
+    /// Whether the kill switch revoked its grant: it resumes only when a person restores it.
+    #[serde(default)]
+    pub grant_revoked: bool,
 }
 
 /// Everything recorded when an execution finishes, in one transaction: the log entry, the
@@ -416,11 +419,35 @@ impl Store {
         control: WorkerControl,
         alert: Option<(Alert, Vec<OutboxEntry>)>,
     ) -> Result<(), StoreError> {
-        let worker = worker.to_string();
+        self.set_controls(
+            vec![(worker.to_string(), control)],
+            alert.into_iter().collect(),
+            Vec::new(),
+        )
+    }
+
+    /// Pauses or resumes several workers at once, with their alerts and review records, in
+    /// one transaction.
+    pub fn set_controls(
+        &self,
+        controls: Vec<(String, WorkerControl)>,
+        alerts: Vec<(Alert, Vec<OutboxEntry>)>,
+        records: Vec<crate::store::Record>,
+    ) -> Result<(), StoreError> {
+        let store = self.clone();
         self.write(move |tx| {
-            set_control_in(tx, &worker, &control)?;
-            if let Some((alert, notifications)) = &alert {
+            for (worker, control) in &controls {
+                set_control_in(tx, worker, control)?;
+            }
+            for (alert, notifications) in &alerts {
                 raise_alert_in(tx, alert, notifications)?;
+            }
+            for record in &records {
+                match crate::store::create_record_in(tx, &store, record.clone(), "roster") {
+                    // Opened already (the same pause, repeated): one review is enough.
+                    Ok(_) | Err(StoreError::Exists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(())
         })

@@ -11,7 +11,7 @@ use roster_host::config::HostConfig;
 use roster_host::service::{EventSubmission, Service};
 use roster_host::store::{ExecutionEntry, FieldValue, RecordQuery};
 use serde_json::json;
-use test_programs_artifacts::{CONNECTOR_CLIENT, SERVE_RECORDER};
+use test_programs_artifacts::{CONNECTOR_CLIENT, LIMITS_SPIN, SERVE_RECORDER};
 
 use crate::connector::{Connector, SmtpSink};
 use crate::serve::{T0, executions, idle};
@@ -78,7 +78,8 @@ pub(crate) struct Host {
 
 impl Host {
     /// `workers`: (name, extra worker-file text: [retry], [escalation], ...). A worker named
-    /// `rescuer` runs the recorder component instead.
+    /// `rescuer` runs the recorder component instead, one named `spin...` a worker that
+    /// never returns, one named `ops...` the recorder in the IT-operations domain.
     pub(crate) fn new(connector: &Connector, host: &str, workers: &[(&str, &str)]) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -90,10 +91,19 @@ impl Host {
         .unwrap();
         std::fs::write(d.join("recorder.toml"), RECORDER_MANIFEST).unwrap();
         std::fs::write(d.join("recorder-grant.toml"), RECORDER_GRANT).unwrap();
+        std::fs::write(
+            d.join("ops.toml"),
+            RECORDER_MANIFEST.replace("domain = \"revenue\"", "domain = \"it-operations\""),
+        )
+        .unwrap();
         let mut names = Vec::new();
         for (name, extra) in workers {
             let (component, manifest, grant) = if *name == "rescuer" {
                 (SERVE_RECORDER, "recorder.toml", "recorder-grant.toml")
+            } else if name.starts_with("spin") {
+                (LIMITS_SPIN, "recorder.toml", "recorder-grant.toml")
+            } else if name.starts_with("ops") {
+                (SERVE_RECORDER, "ops.toml", "recorder-grant.toml")
             } else {
                 (CONNECTOR_CLIENT, "client.toml", "client-grant.toml")
             };
@@ -126,7 +136,7 @@ impl Host {
     }
 }
 
-fn call(service: &Service, worker: &str, id: &str, payload: serde_json::Value) {
+pub(crate) fn call(service: &Service, worker: &str, id: &str, payload: serde_json::Value) {
     let accepted = service
         .submit_event(
             worker,
@@ -487,7 +497,9 @@ fn each_escalation_policy_runs_after_the_last_retry() {
     );
 
     // Resuming the paused worker replays its held triggers: the connector works again.
-    service.resume("pauser", "ann", "connector fixed").unwrap();
+    service
+        .resume("pauser", "ann", "connector fixed", false)
+        .unwrap();
     idle(&service);
     let log = of(&service, "pauser");
     assert_eq!(log.len(), 4, "{log:#?}");
@@ -558,14 +570,16 @@ fn the_circuit_breaker_pauses_holds_alerts_and_replays_on_resume() {
     assert_eq!(service.queue_status().held, 3);
 
     // A person resumes it: the held triggers run, and the breaker starts counting afresh.
-    service.resume("flaky", "ann", "connector is back").unwrap();
+    service
+        .resume("flaky", "ann", "connector is back", false)
+        .unwrap();
     idle(&service);
     let log = of(&service, "flaky");
     assert_eq!(log.len(), 7);
     assert!(log[4..].iter().all(|e| e.status == "success"), "{log:#?}");
     assert!(!service.controls()["flaky"].paused);
     assert!(
-        service.resume("flaky", "ann", "again").is_err(),
+        service.resume("flaky", "ann", "again", false).is_err(),
         "not paused"
     );
 }

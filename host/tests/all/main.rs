@@ -10,6 +10,7 @@ mod connector;
 mod crash;
 mod failures;
 mod http;
+mod kill;
 mod limits;
 mod loading;
 mod plugins;
