@@ -330,6 +330,10 @@ pub struct WorkerConfig {
     pub component: PathBuf,
     /// The plugin manifest.
     pub manifest: Manifest,
+    /// Where the manifest is.
+    pub manifest_path: PathBuf,
+    /// Where the grant is.
+    pub grant_path: PathBuf,
     /// The grant, with the principal from the worker file applied.
     pub grant: Grant,
     /// Whether it runs.
@@ -659,8 +663,10 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
             component.display()
         )));
     }
-    let manifest = Manifest::load(&base.join(&file.worker.manifest))?;
-    let mut grant = Grant::load(&base.join(&file.worker.grant))?;
+    let manifest_path = base.join(&file.worker.manifest);
+    let grant_path = base.join(&file.worker.grant);
+    let manifest = Manifest::load(&manifest_path)?;
+    let mut grant = Grant::load(&grant_path)?;
     if let Some(principal) = &file.worker.principal {
         grant.grant.principal = principal.clone();
     }
@@ -760,6 +766,8 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
         path: path.to_path_buf(),
         component,
         manifest,
+        manifest_path,
+        grant_path,
         grant,
         enabled: file.worker.enabled,
         triggers,

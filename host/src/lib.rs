@@ -35,6 +35,7 @@ pub mod filter;
 pub mod gate;
 pub mod grant;
 pub mod imports;
+pub mod inventory;
 pub mod limits;
 pub mod loader;
 pub mod manifest;

@@ -108,6 +108,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/events/{name}", post(receive_event))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
+        .route("/v1/inventory", get(inventory))
         .route("/v1/workers/{name}/pause", post(pause_worker))
         .route("/v1/workers/{name}/resume", post(resume_worker))
         .route("/v1/kill", post(kill))
@@ -421,6 +422,16 @@ async fn audit_checkpoints(
     Ok(Json(
         json!({ "public-key": key, "checkpoints": checkpoints }),
     ))
+}
+
+async fn inventory(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(filter): Query<crate::inventory::InventoryFilter>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&api, &headers)?;
+    let workers = blocking(move || Ok(api.service.inventory(&filter)?)).await?;
+    Ok(Json(json!({ "workers": workers })))
 }
 
 /// A pause or resume request.

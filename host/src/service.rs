@@ -517,6 +517,26 @@ impl Service {
         Ok(control)
     }
 
+    /// The worker inventory, filtered, with each worker's last weeks of executions.
+    pub fn inventory(
+        &self,
+        filter: &crate::inventory::InventoryFilter,
+    ) -> Result<Vec<crate::inventory::InventoryEntry>, Error> {
+        let now = self.shared.clock.now_ms();
+        let since = now - crate::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
+        let recent = self.shared.store.executions_since(since)?;
+        let controls = self.controls();
+        let mut out = Vec::new();
+        for (name, w) in &self.shared.workers {
+            let mine: Vec<&ExecutionEntry> = recent.iter().filter(|e| &e.worker == name).collect();
+            let entry = crate::inventory::describe(&w.config, controls.get(name), &mine, now);
+            if filter.matches(&entry) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     fn installed(&self, worker: &str) -> Result<&Arc<Installed>, Error> {
         self.shared
             .workers

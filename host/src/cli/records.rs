@@ -70,6 +70,25 @@ pub enum WorkersCommand {
         /// The worker's name.
         name: String,
     },
+    /// The worker inventory: owners, triggers, connected systems, data scope, permitted
+    /// actions, escalation path, status, weekly accuracy, last change.
+    Inventory {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only workers this person owns (business or technical).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only `live`, `paused` or `disabled` workers.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Ask the running service instead of opening the data directory.
+        #[arg(long)]
+        remote: bool,
+    },
     /// Pause a worker of the running service: its triggers are held until it is resumed.
     Pause {
         /// The worker's name.
@@ -388,11 +407,27 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
                 body,
             );
         }
+        WorkersCommand::Inventory {
+            domain,
+            owner,
+            status,
+            json,
+            remote,
+        } => {
+            let filter = crate::inventory::InventoryFilter {
+                domain,
+                owner,
+                status,
+            };
+            return inventory(cli, filter, json, remote);
+        }
         _ => {}
     }
     let config = super::host_config(cli)?;
     match command {
-        WorkersCommand::Pause { .. } | WorkersCommand::Resume { .. } => {}
+        WorkersCommand::Pause { .. }
+        | WorkersCommand::Resume { .. }
+        | WorkersCommand::Inventory { .. } => {}
         WorkersCommand::List => {
             if config.workers.is_empty() {
                 println!("no workers installed (add them to `workers` in roster.toml)");
@@ -458,6 +493,112 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
                 }
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inventory(
+    cli: &Paths,
+    filter: crate::inventory::InventoryFilter,
+    json: bool,
+    remote: bool,
+) -> anyhow::Result<ExitCode> {
+    let entries: Vec<serde_json::Value> = if remote {
+        let mut query = Vec::new();
+        for (key, value) in [
+            ("domain", &filter.domain),
+            ("owner", &filter.owner),
+            ("status", &filter.status),
+        ] {
+            if let Some(v) = value {
+                query.push(format!(
+                    "{key}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                ));
+            }
+        }
+        let path = format!("/v1/inventory?{}", query.join("&"));
+        let (status, text) = super::remote::api(&cli.config, http::Method::GET, &path, Vec::new())?;
+        if status != 200 {
+            anyhow::bail!("the service answered {status}: {text}");
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)?;
+        value["workers"].as_array().cloned().unwrap_or_default()
+    } else {
+        let config = super::host_config(cli)?;
+        let store = open_store(cli)?;
+        let now = crate::clock::Clock::now_ms(&SystemClock);
+        let since = now - crate::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
+        let recent = store.executions_since(since)?;
+        let controls = store.controls()?;
+        config
+            .workers
+            .iter()
+            .map(|w| {
+                let mine: Vec<_> = recent.iter().filter(|e| e.worker == w.name).collect();
+                crate::inventory::describe(w, controls.get(&w.name), &mine, now)
+            })
+            .filter(|e| filter.matches(e))
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect()
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        println!("no workers match");
+    }
+    for e in &entries {
+        let list = |key: &str| {
+            e[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default()
+        };
+        let weeks: Vec<String> = e["accuracy_history"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|w| format!("{}/{}", w["succeeded"], w["executions"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{} — {} {} [{}] {}",
+            e["name"].as_str().unwrap_or_default(),
+            e["plugin"].as_str().unwrap_or_default(),
+            e["version"].as_str().unwrap_or_default(),
+            e["domain"].as_str().unwrap_or_default(),
+            e["status"].as_str().unwrap_or_default()
+        );
+        println!(
+            "  purpose      {}",
+            e["purpose"].as_str().unwrap_or_default()
+        );
+        println!(
+            "  owners       business {}, technical {}",
+            e["business_owner"].as_str().unwrap_or_default(),
+            e["technical_owner"].as_str().unwrap_or_default()
+        );
+        println!("  triggers     {}", list("triggers"));
+        println!("  connects to  {}", list("connected_systems"));
+        println!("  data scope   {}", list("data_scope"));
+        println!("  may          {}", list("permitted_actions"));
+        println!(
+            "  escalation   {}",
+            e["escalation_path"].as_str().unwrap_or_default()
+        );
+        println!("  checkpoints  {}", list("review_checkpoints"));
+        println!(
+            "  succeeded    {} (per week, oldest first)",
+            weeks.join("  ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod connector;
 mod crash;
 mod failures;
 mod http;
+mod inventory;
 mod kill;
 mod limits;
 mod loading;
