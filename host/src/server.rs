@@ -202,6 +202,11 @@ fn authorize(api: &Api, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
+/// A JSON request body, or a 400 saying what is wrong with it.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -392,8 +397,7 @@ async fn verify_audit(
     let request: VerifyRequest = if body.is_empty() {
         VerifyRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?
+        json_body(&body)?
     };
     let outcome =
         blocking(move || Ok(api.service.store().verify_audit(&request.checkpoints)?)).await?;
@@ -470,8 +474,7 @@ async fn kill(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     authorize(&api, &headers)?;
-    let request: KillRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let request: KillRequest = json_body(&body)?;
     let report = blocking(move || {
         let by = request.by.as_deref().unwrap_or("api");
         Ok(api
@@ -489,8 +492,7 @@ async fn pause_worker(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     authorize(&api, &headers)?;
-    let request: ControlRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let request: ControlRequest = json_body(&body)?;
     let control = blocking(move || {
         let by = request.by.as_deref().unwrap_or("api");
         Ok(api.service.pause(&name, by, &request.reason)?)
@@ -506,8 +508,7 @@ async fn resume_worker(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     authorize(&api, &headers)?;
-    let request: ControlRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let request: ControlRequest = json_body(&body)?;
     let control = blocking(move || {
         let by = request.by.as_deref().unwrap_or("api");
         Ok(api

@@ -109,6 +109,35 @@ impl Filter {
     }
 }
 
+/// Where exported entries go: CSV rows or JSON Lines.
+enum Sink<'a, W: std::io::Write> {
+    Csv(Box<csv::Writer<&'a mut W>>),
+    Jsonl(&'a mut W),
+}
+
+impl<W: std::io::Write> Sink<'_, W> {
+    fn write(
+        &mut self,
+        e: &crate::store::ExecutionEntry,
+        raw: &[u8],
+        hash: &str,
+    ) -> anyhow::Result<()> {
+        match self {
+            Sink::Csv(w) => w.write_record(csv_row(e, hash))?,
+            Sink::Jsonl(out) => writeln!(out, "{}", export_item(e.seq, raw, hash))?,
+        }
+        Ok(())
+    }
+
+    /// Flushes everything written to the file.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Csv(mut w) => w.flush(),
+            Sink::Jsonl(out) => out.flush(),
+        }
+    }
+}
+
 fn read_checkpoint(path: &PathBuf) -> anyhow::Result<Checkpoint> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -222,41 +251,28 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 .progress_chars("=> "),
             );
             progress.set_message("exporting");
-            let (mut written, mut failure): (u64, Option<anyhow::Error>) = (0, None);
-            if format == "csv" {
+            let mut sink = if format == "csv" {
                 let mut w = csv::Writer::from_writer(&mut out);
                 w.write_record(CSV_COLUMNS)?;
-                store.audit_scan(&query, |e, _, hash| {
-                    progress.set_position(e.seq);
-                    match w.write_record(csv_row(e, hash)) {
-                        Ok(()) => {
-                            written += 1;
-                            true
-                        }
-                        Err(err) => {
-                            failure = Some(err.into());
-                            false
-                        }
-                    }
-                })?;
-                w.flush()?;
+                Sink::Csv(Box::new(w))
             } else {
-                store.audit_scan(&query, |e, raw, hash| {
-                    progress.set_position(e.seq);
-                    let line = format!("{}\n", export_item(e.seq, raw, hash));
-                    match std::io::Write::write_all(&mut out, line.as_bytes()) {
-                        Ok(()) => {
-                            written += 1;
-                            true
-                        }
-                        Err(err) => {
-                            failure = Some(err.into());
-                            false
-                        }
+                Sink::Jsonl(&mut out)
+            };
+            let (mut written, mut failure) = (0u64, None);
+            store.audit_scan(&query, |e, raw, hash| {
+                progress.set_position(e.seq);
+                match sink.write(e, raw, hash) {
+                    Ok(()) => {
+                        written += 1;
+                        true
                     }
-                })?;
-            }
-            std::io::Write::flush(&mut out)?;
+                    Err(err) => {
+                        failure = Some(err);
+                        false
+                    }
+                }
+            })?;
+            sink.finish()?;
             progress.finish_and_clear();
             if let Some(err) = failure {
                 return Err(err.context(format!("writing {}", output.display())));
