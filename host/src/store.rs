@@ -384,6 +384,42 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Removes the entries of a journal table (values with an `at` time) stamped before
+    /// `before`; returns how many.
+    fn prune_before(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        before: i64,
+    ) -> Result<usize, StoreError> {
+        #[derive(Deserialize)]
+        struct Stamped {
+            at: i64,
+        }
+        let old: Vec<String> = {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(table)?;
+            let mut old = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                if decode::<Stamped>(k.value(), v.value())?.at < before {
+                    old.push(k.value().to_string());
+                }
+            }
+            old
+        };
+        let count = old.len();
+        if count > 0 {
+            self.write(move |tx| {
+                let mut t = tx.open_table(table)?;
+                for k in &old {
+                    t.remove(k.as_str())?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(count)
+    }
+
     /// Sets a named counter (a cursor).
     pub fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
         let name = name.to_string();

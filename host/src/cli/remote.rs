@@ -167,31 +167,27 @@ pub(super) fn control(
     path: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
-    let (status, text) = api(
+    print_api(
         config_path,
         http::Method::POST,
         path,
         serde_json::to_vec(&body)?,
-    )?;
-    if status != 200 {
-        bail!("the service answered {status}: {text}");
-    }
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(ExitCode::SUCCESS)
+    )
 }
 
 pub(super) fn queue(config_path: &Path, command: QueueCommand) -> anyhow::Result<ExitCode> {
-    let config = config(config_path)?;
     let QueueCommand::Status = command;
-    let token = token(&config)?;
-    let (status, text) = request(
-        &config,
-        http::Method::GET,
-        "/v1/queue",
-        &[("authorization", format!("Bearer {token}"))],
-        Vec::new(),
-    )?;
+    print_api(config_path, http::Method::GET, "/v1/queue", Vec::new())
+}
+
+/// Calls the API and prints its JSON answer; anything but 200 is an error.
+fn print_api(
+    config_path: &Path,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<ExitCode> {
+    let (status, text) = api(config_path, method, path, body)?;
     if status != 200 {
         bail!("the service answered {status}: {text}");
     }

@@ -62,29 +62,7 @@ impl Store {
     /// Forgets effects performed before `before` (long after any retry of them could
     /// run); returns how many.
     pub fn prune_effects(&self, before: i64) -> Result<usize, StoreError> {
-        let old: Vec<String> = {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(EFFECTS)?;
-            let mut old = Vec::new();
-            for entry in table.iter()? {
-                let (k, v) = entry?;
-                if decode::<Journalled>(k.value(), v.value())?.at < before {
-                    old.push(k.value().to_string());
-                }
-            }
-            old
-        };
-        let count = old.len();
-        if count > 0 {
-            self.write(move |tx| {
-                let mut table = tx.open_table(EFFECTS)?;
-                for k in &old {
-                    table.remove(k.as_str())?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(count)
+        self.prune_before(EFFECTS, before)
     }
 }
 

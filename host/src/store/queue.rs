@@ -318,29 +318,7 @@ impl Store {
 
     /// Forgets accepted event ids older than `before`; returns how many.
     pub fn prune_event_ids(&self, before: i64) -> Result<usize, StoreError> {
-        let old: Vec<String> = {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(EVENT_IDS)?;
-            let mut old = Vec::new();
-            for entry in table.iter()? {
-                let (k, v) = entry?;
-                if decode::<AcceptedEvent>(k.value(), v.value())?.at < before {
-                    old.push(k.value().to_string());
-                }
-            }
-            old
-        };
-        let count = old.len();
-        if count > 0 {
-            self.write(move |tx| {
-                let mut table = tx.open_table(EVENT_IDS)?;
-                for k in &old {
-                    table.remove(k.as_str())?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(count)
+        self.prune_before(EVENT_IDS, before)
     }
 
     /// Durably accepts items; returns their sequence numbers. One transaction for all.
