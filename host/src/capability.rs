@@ -22,6 +22,7 @@ mod logging;
 mod memory;
 mod notify;
 pub(crate) mod records;
+mod review;
 mod signals;
 
 use wasmtime::component::{HasSelf, Linker};

@@ -3,10 +3,11 @@
 //! This file holds the argument definitions and the dispatch; each group of commands lives
 //! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
 //! service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
-//! verification and checkpoints) and `remote.rs` (commands that talk to a running service:
+//! verification and checkpoints), `people.rs` (accounts, roles and tokens) and `remote.rs` (commands that talk to a running service:
 //! events, queue, pause and resume).
 
 mod audit;
+mod people;
 mod records;
 mod remote;
 mod run;
@@ -105,12 +106,21 @@ pub enum Command {
         /// Why (required; recorded and sent to the owners).
         #[arg(long)]
         reason: String,
-        /// Who decides (recorded).
-        #[arg(long, default_value = "cli")]
-        by: String,
         /// Revoke their grants until a person restores them on resume.
         #[arg(long)]
         revoke_grants: bool,
+    },
+    /// Manage people and service accounts and their roles.
+    People {
+        /// What to do.
+        #[command(subcommand)]
+        command: people::PeopleCommand,
+    },
+    /// Issue and revoke API tokens.
+    Tokens {
+        /// What to do.
+        #[command(subcommand)]
+        command: people::TokensCommand,
     },
     /// Search, export and verify the audit trail; sign checkpoints.
     Audit {
@@ -202,12 +212,13 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command } => remote::events(&paths.config, command),
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
+        Command::People { command } => people::people(&paths, command),
+        Command::Tokens { command } => people::tokens(&paths, command),
         Command::Kill {
             worker,
             domain,
             all,
             reason,
-            by,
             revoke_grants,
         } => {
             let scope = match (worker, domain, all) {
@@ -219,7 +230,6 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             let body = serde_json::json!({
                 "scope": scope,
                 "reason": reason,
-                "by": by,
                 "revoke_grants": revoke_grants,
             });
             remote::control(&paths.config, "/v1/kill", body)

@@ -173,6 +173,16 @@ impl Default for AuditSettings {
     }
 }
 
+/// `[access]`: the authorization policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccessSettings {
+    /// A directory with a `.cedarschema` file and `.cedar` policy files that replace the
+    /// shipped ones (relative to the configuration file).
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+}
+
 /// One audit webhook as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -266,9 +276,18 @@ struct HostFile {
     #[serde(default)]
     audit: AuditSettings,
     #[serde(default)]
+    access: AccessSettings,
+    #[serde(default)]
+    review_rules: Vec<crate::review::Rule>,
+    #[serde(default)]
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
     workers: Vec<Spanned<String>>,
+}
+
+/// The shipped policies; they are validated by a unit test, so loading them cannot fail.
+fn builtin_access() -> crate::access::Access {
+    crate::access::Access::builtin().unwrap_or_else(|e| unreachable!("shipped policies: {e}"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -298,6 +317,8 @@ struct WorkerFile {
     escalation: Option<Spanned<EscalationSpec>>,
     #[serde(default)]
     circuit_breaker: Option<Spanned<BreakerSpec>>,
+    #[serde(default)]
+    review: Option<Spanned<crate::review::ReviewSettings>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +374,8 @@ pub struct WorkerConfig {
     pub escalation: Escalation,
     /// When it is paused for failing too often.
     pub breaker: Breaker,
+    /// Its human-in-the-loop checkpoints and starting stage on the trust curve.
+    pub review: Option<crate::review::ReviewSettings>,
 }
 
 /// A validated host configuration.
@@ -398,6 +421,10 @@ pub struct HostConfig {
     pub audit_retention_days: u32,
     /// Where audit entries are pushed.
     pub audit_webhooks: Vec<AuditWebhook>,
+    /// The authorization policies in force.
+    pub access: std::sync::Arc<crate::access::Access>,
+    /// Review rules for every worker (or the workers of the domains they name).
+    pub review_rules: Vec<crate::review::Rule>,
 }
 
 fn problem(
@@ -444,6 +471,8 @@ impl HostConfig {
             retention_days: 7,
             audit_retention_days: ninety(),
             audit_webhooks: Vec::new(),
+            access: std::sync::Arc::new(builtin_access()),
+            review_rules: Vec::new(),
         }
     }
 
@@ -609,7 +638,21 @@ impl HostConfig {
                 secret: env(&hook.secret_env)?,
             });
         }
+        let access = match &file.access.policies {
+            Some(dir) => crate::access::Access::load(&base.join(dir))?,
+            None => builtin_access(),
+        };
+        let problems: Vec<String> = file
+            .review_rules
+            .iter()
+            .flat_map(|r| r.validate())
+            .collect();
+        if !problems.is_empty() {
+            return Err(bad(format!("review-rules: {}", problems.join("; "))));
+        }
         Ok(HostConfig {
+            review_rules: file.review_rules.clone(),
+            access: std::sync::Arc::new(access),
             path: Some(path.to_path_buf()),
             alerts: file.alerts.clone(),
             alert_webhook_secret: env(&file.alerts.webhook_secret_env)?,
@@ -748,6 +791,15 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
             .compile()
             .map_err(|r| section(Some(spec.span()), r))?,
     };
+    if let Some(review) = &file.review {
+        let problems = review.get_ref().validate();
+        if !problems.is_empty() {
+            return Err(section(
+                Some(review.span()),
+                format!("review: {}", problems.join("; ")),
+            ));
+        }
+    }
     let owners = match &file.worker.owners {
         Some(owners) if owners.is_empty() => {
             return Err(bad("worker.owners: name at least one owner".into()));
@@ -777,6 +829,7 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
         retry,
         escalation,
         breaker,
+        review: file.review.as_ref().map(|r| r.get_ref().clone()),
     })
 }
 

@@ -69,6 +69,9 @@ pub enum Error {
     /// No installed worker has this name.
     #[error("no installed worker is named `{0}`")]
     UnknownWorker(String),
+    /// A thing the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl From<wasmtime::Error> for Error {

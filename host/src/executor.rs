@@ -112,6 +112,19 @@ impl LoadedWorker {
         record: Option<crate::store::Record>,
         attempt_of: Option<&str>,
     ) -> Result<ExecutionReport, Error> {
+        self.execute_reviewed(input, mode, record, attempt_of, None)
+    }
+
+    /// Like [`LoadedWorker::execute_attempt`], holding the side effects that `review`'s
+    /// rules match for a person's approval.
+    pub fn execute_reviewed(
+        &self,
+        input: &EventInput,
+        mode: Mode,
+        record: Option<crate::store::Record>,
+        attempt_of: Option<&str>,
+        review: Option<crate::state::ReviewContext>,
+    ) -> Result<ExecutionReport, Error> {
         let ctx = &self.context;
         let limits = ctx.limits;
         let execution_id = uuid::Uuid::now_v7().to_string();
@@ -136,7 +149,8 @@ impl LoadedWorker {
         let output = OutputCapture::new(limits.log_bytes as usize);
         let gate = Gate::new(execution_id.clone(), idempotency_scope, limits, mode)
             .with_halt(ctx.halt.clone());
-        let state = HostState::new(ctx.clone(), gate, &output, deadline);
+        let mut state = HostState::new(ctx.clone(), gate, &output, deadline);
+        state.review = review.map(std::sync::Arc::new);
         let mut store = Store::new(self.runtime.engine.wasmtime(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limits.fuel)?;

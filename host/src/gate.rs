@@ -55,6 +55,13 @@ pub enum ActionResult {
     },
     /// It was checked and recorded but not performed (dry run).
     DryRun,
+    /// A review rule held it for a person's approval; nothing has happened yet.
+    Held {
+        /// The held action's id (`apr-...`).
+        approval: String,
+        /// Why it was held.
+        reasons: Vec<String>,
+    },
     /// The grant does not cover it; the plugin received `denied`.
     Denied {
         /// Why.
@@ -174,6 +181,18 @@ impl Call {
             key: None,
             replayed: false,
         }
+    }
+}
+
+impl Call {
+    /// The capability.
+    pub fn capability(&self) -> &'static str {
+        self.capability
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> &'static str {
+        self.operation
     }
 }
 
@@ -314,33 +333,13 @@ impl Gate {
     /// the action limit is exhausted (checked before anything is performed).
     pub fn act<T>(
         &mut self,
-        mut call: Call,
+        call: Call,
         f: impl FnOnce(EffectIds<'_>) -> Result<Applied<T>, Refused>,
     ) -> wasmtime::Result<Result<(Option<T>, Receipt), WitError>> {
-        self.actions += 1;
-        if self.actions > self.limits.actions {
-            let limit = self.limits.actions;
-            self.push(
-                call,
-                ActionResult::Failed {
-                    error: format!("action limit of {limit} reached"),
-                },
-            );
-            return Err(wasmtime::Error::new(LimitExceeded::Actions { limit }));
-        }
-        let action_id = self.next_id();
-        let key = self.idempotency_key(self.actions);
-        call.key = Some(key.clone());
-        if self.mode == Mode::DryRun {
-            self.push(call, ActionResult::DryRun);
-            return Ok(Ok((
-                None,
-                Receipt {
-                    action_id,
-                    state: ActionState::DryRun,
-                },
-            )));
-        }
+        let (mut call, action_id, key) = match self.begin_effect(call)? {
+            Ok(started) => started,
+            Err(dry_run) => return Ok(Ok((None, dry_run))),
+        };
         let ids = EffectIds {
             action_id: &action_id,
             key: &key,
@@ -369,6 +368,76 @@ impl Gate {
             }
             Err(Refused::Failed(error)) => Ok(Err(self.reject(call, error))),
         }
+    }
+
+    /// Holds a side effect for a person's approval instead of performing it: counted
+    /// against the action limit like any side effect, recorded as held, and answered with a
+    /// `held-for-approval` receipt whose id is the held action's. `store` stores the held
+    /// action under the effect's idempotency key and returns its id (the same id when a
+    /// retry holds it again). In dry-run mode nothing is stored and the action is recorded
+    /// as a dry run.
+    pub fn hold(
+        &mut self,
+        call: Call,
+        reasons: Vec<String>,
+        store: impl FnOnce(EffectIds<'_>) -> Result<(String, bool), WitError>,
+    ) -> wasmtime::Result<Result<Receipt, WitError>> {
+        let (mut call, action_id, key) = match self.begin_effect(call)? {
+            Ok(started) => started,
+            Err(dry_run) => return Ok(Ok(dry_run)),
+        };
+        let ids = EffectIds {
+            action_id: &action_id,
+            key: &key,
+        };
+        match store(ids) {
+            Ok((approval, replayed)) => {
+                call.replayed = replayed;
+                self.push(
+                    call,
+                    ActionResult::Held {
+                        approval: approval.clone(),
+                        reasons,
+                    },
+                );
+                Ok(Ok(Receipt {
+                    action_id: approval,
+                    state: ActionState::HeldForApproval,
+                }))
+            }
+            Err(error) => Ok(Err(self.reject(call, error))),
+        }
+    }
+
+    /// Counts a side effect against the action limit (a trap past it) and gives it its
+    /// action id and idempotency key; in dry-run mode records it and returns the receipt
+    /// instead.
+    fn begin_effect(
+        &mut self,
+        mut call: Call,
+    ) -> wasmtime::Result<Result<(Call, String, String), Receipt>> {
+        self.actions += 1;
+        if self.actions > self.limits.actions {
+            let limit = self.limits.actions;
+            self.push(
+                call,
+                ActionResult::Failed {
+                    error: format!("action limit of {limit} reached"),
+                },
+            );
+            return Err(wasmtime::Error::new(LimitExceeded::Actions { limit }));
+        }
+        let action_id = self.next_id();
+        let key = self.idempotency_key(self.actions);
+        call.key = Some(key.clone());
+        if self.mode == Mode::DryRun {
+            self.push(call, ActionResult::DryRun);
+            return Ok(Err(Receipt {
+                action_id,
+                state: ActionState::DryRun,
+            }));
+        }
+        Ok(Ok((call, action_id, key)))
     }
 
     /// The idempotency key of the `n`th side effect (from 1) of this execution.

@@ -17,6 +17,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod access;
 pub mod bindings;
 pub mod capability;
 pub mod cli;
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod loader;
 pub mod manifest;
 pub mod report;
+pub mod review;
 pub mod runtime;
 pub mod schema;
 pub mod scope;

@@ -85,6 +85,20 @@ pub enum Domain {
     Hr,
 }
 
+impl Domain {
+    /// Its name, as written in manifests and role grants (`customer-experience`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Revenue => "revenue",
+            Domain::CustomerExperience => "customer-experience",
+            Domain::ItOperations => "it-operations",
+            Domain::Finance => "finance",
+            Domain::Security => "security",
+            Domain::Hr => "hr",
+        }
+    }
+}
+
 /// Who answers for a plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

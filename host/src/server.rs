@@ -24,10 +24,14 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
+mod approvals;
+pub mod people;
+
+use crate::access::{Operation, Resource};
 use crate::error::Error;
 use crate::filter::{Filter, Op};
 use crate::service::{EventSubmission, Service};
-use crate::store::{FieldValue, Record, RecordQuery, StoreError};
+use crate::store::{Account, FieldValue, Record, RecordQuery, StoreError};
 
 /// The header carrying the signing time (Unix seconds).
 pub const TIMESTAMP_HEADER: &str = "x-roster-timestamp";
@@ -67,7 +71,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Schema(_) | StoreError::BadKey(_) => ApiError::bad_request(e.to_string()),
+            StoreError::Schema(_) | StoreError::BadKey(_) | StoreError::Invalid(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             StoreError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             other => ApiError::internal(other),
         }
@@ -80,7 +86,9 @@ impl From<Error> for ApiError {
             Error::InvalidEvent(_) | Error::InvalidRequest(_) | Error::Config { .. } => {
                 ApiError::bad_request(e.to_string())
             }
-            Error::UnknownWorker(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            Error::UnknownWorker(_) | Error::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             Error::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
@@ -106,6 +114,18 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/events/{name}", post(receive_event))
+        .route("/v1/whoami", get(people::whoami))
+        .route("/v1/people", get(people::list).post(people::create))
+        .route("/v1/people/{id}", axum::routing::patch(people::change))
+        .route("/v1/people/{id}/tokens", post(people::issue_token))
+        .route(
+            "/v1/tokens/{id}",
+            axum::routing::delete(people::revoke_token),
+        )
+        .route("/v1/grants", get(people::grants))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/decide", post(approvals::decide))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
         .route("/v1/inventory", get(inventory))
@@ -178,28 +198,84 @@ fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<()
         .map_err(|_| unauthorized("the signature does not match"))
 }
 
-fn authorize(api: &Api, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(token) = &api.service.config().api_token else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the API is disabled (set api-token-env in roster.toml)",
-        ));
-    };
+/// The account a request acts as: the holder of a stored token, or `root` for the
+/// bootstrap token. A request without a valid token is refused with 401.
+fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
         .unwrap_or_default();
-    // Compare digests so the comparison takes the same time wherever the tokens differ.
-    use sha2::Digest;
-    if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API token",
-        ))
+    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API token");
+    if given.is_empty() {
+        return Err(refused());
     }
+    if let Some(token) = &api.service.config().api_token {
+        // Compare digests so the comparison takes the same time wherever the tokens differ.
+        use sha2::Digest;
+        if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
+            return Ok(crate::access::bootstrap_account());
+        }
+    }
+    match api.service.store().authenticate(given) {
+        Ok(Some((account, _))) => Ok(account),
+        Ok(None) => Err(refused()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Authenticates the request and asks the policies whether its account may perform
+/// `operation` on `resource`; refused with 403, naming the deciding policies.
+fn authorize(
+    api: &Api,
+    headers: &HeaderMap,
+    operation: Operation,
+    resource: &Resource,
+) -> ApiResult<Account> {
+    let account = authenticate(api, headers)?;
+    let verdict = api
+        .service
+        .config()
+        .access
+        .decide(&account, operation, resource);
+    if verdict.allowed {
+        return Ok(account);
+    }
+    tracing::warn!(
+        account = %account.id,
+        operation = operation.as_str(),
+        "refused by the access policies"
+    );
+    let because = if verdict.policies.is_empty() {
+        "no policy permits it".to_string()
+    } else {
+        format!("forbidden by {}", verdict.policies.join(", "))
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "`{}` may not {} here: {because}",
+            account.id,
+            operation.as_str()
+        ),
+    ))
+}
+
+/// [`authorize`] on the host as a whole.
+fn authorize_host(api: &Api, headers: &HeaderMap, operation: Operation) -> ApiResult<Account> {
+    authorize(api, headers, operation, &Resource::Host)
+}
+
+/// [`authorize`] on an installed worker (404 when there is none).
+fn authorize_worker(
+    api: &Api,
+    headers: &HeaderMap,
+    operation: Operation,
+    worker: &str,
+) -> ApiResult<Account> {
+    let resource = api.service.worker_resource(worker)?;
+    authorize(api, headers, operation, &resource)
 }
 
 /// A JSON request body, or a 400 saying what is wrong with it.
@@ -291,7 +367,7 @@ async fn search_audit(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AuditRead)?;
     let query = params.query()?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
     let entries = blocking(move || {
@@ -328,7 +404,7 @@ async fn export_audit(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> ApiResult<Response> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AuditRead)?;
     let query = params.query()?;
     let csv = match params.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => false,
@@ -393,7 +469,7 @@ async fn verify_audit(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AuditRead)?;
     let request: VerifyRequest = if body.is_empty() {
         VerifyRequest::default()
     } else {
@@ -411,7 +487,7 @@ async fn audit_checkpoint(
     State(api): State<Api>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AuditCheckpoint)?;
     let checkpoint = blocking(move || Ok(api.service.store().audit_checkpoint()?)).await?;
     Ok(Json(json!({ "checkpoint": checkpoint })))
 }
@@ -420,7 +496,7 @@ async fn audit_checkpoints(
     State(api): State<Api>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AuditRead)?;
     let key = api.service.store().audit_public_key();
     let checkpoints = blocking(move || Ok(api.service.store().audit_checkpoints()?)).await?;
     Ok(Json(
@@ -433,7 +509,7 @@ async fn inventory(
     headers: HeaderMap,
     Query(filter): Query<crate::inventory::InventoryFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::InventoryView)?;
     let workers = blocking(move || Ok(api.service.inventory(&filter)?)).await?;
     Ok(Json(json!({ "workers": workers })))
 }
@@ -442,9 +518,6 @@ async fn inventory(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ControlRequest {
-    /// Who decided (recorded with the reason).
-    #[serde(default)]
-    by: Option<String>,
     /// Why.
     reason: String,
     /// On resume: restore a grant the kill switch revoked (after reviewing it).
@@ -458,9 +531,6 @@ struct ControlRequest {
 struct KillRequest {
     /// `{"worker": "name"}`, `{"domain": "revenue"}` or `"all"`.
     scope: crate::service::KillScope,
-    /// Who decided (recorded with the reason).
-    #[serde(default)]
-    by: Option<String>,
     /// Why (required).
     reason: String,
     /// Revoke the workers' grants until a person restores them.
@@ -473,13 +543,23 @@ async fn kill(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
     let request: KillRequest = json_body(&body)?;
+    let resource = match &request.scope {
+        crate::service::KillScope::Worker(name) => api.service.worker_resource(name)?,
+        crate::service::KillScope::Domain(name) => Resource::Domain(name.clone()),
+        crate::service::KillScope::All => Resource::Host,
+    };
+    let account = authorize(&api, &headers, Operation::Kill, &resource)?;
+    if request.revoke_grants {
+        authorize(&api, &headers, Operation::GrantsChange, &resource)?;
+    }
     let report = blocking(move || {
-        let by = request.by.as_deref().unwrap_or("api");
-        Ok(api
-            .service
-            .kill(&request.scope, by, &request.reason, request.revoke_grants)?)
+        Ok(api.service.kill(
+            &request.scope,
+            &account.id,
+            &request.reason,
+            request.revoke_grants,
+        )?)
     })
     .await?;
     Ok(Json(json!({ "report": report })))
@@ -491,13 +571,10 @@ async fn pause_worker(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    let account = authorize_worker(&api, &headers, Operation::WorkerPause, &name)?;
     let request: ControlRequest = json_body(&body)?;
-    let control = blocking(move || {
-        let by = request.by.as_deref().unwrap_or("api");
-        Ok(api.service.pause(&name, by, &request.reason)?)
-    })
-    .await?;
+    let control =
+        blocking(move || Ok(api.service.pause(&name, &account.id, &request.reason)?)).await?;
     Ok(Json(json!({ "control": control })))
 }
 
@@ -507,27 +584,29 @@ async fn resume_worker(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    let account = authorize_worker(&api, &headers, Operation::WorkerResume, &name)?;
     let request: ControlRequest = json_body(&body)?;
+    if request.restore_grant {
+        authorize_worker(&api, &headers, Operation::GrantsChange, &name)?;
+    }
     let control = blocking(move || {
-        let by = request.by.as_deref().unwrap_or("api");
         Ok(api
             .service
-            .resume(&name, by, &request.reason, request.restore_grant)?)
+            .resume(&name, &account.id, &request.reason, request.restore_grant)?)
     })
     .await?;
     Ok(Json(json!({ "control": control })))
 }
 
 async fn queue(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::QueueView)?;
     let status = api.service.queue_status();
     let stored = blocking(move || Ok(api.service.store().queue_len()?)).await?;
     Ok(Json(json!({ "status": status, "stored": stored })))
 }
 
 async fn workers(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::WorkersList)?;
     let controls = api.service.controls();
     let list: Vec<serde_json::Value> = api
         .service
@@ -572,7 +651,7 @@ async fn executions(
     headers: HeaderMap,
     Query(q): Query<ExecutionsQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::ExecutionsView)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = blocking(move || {
         let all = api
@@ -590,7 +669,7 @@ async fn executions(
 }
 
 async fn alerts(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::AlertsView)?;
     let alerts = blocking(move || Ok(api.service.store().alerts()?)).await?;
     Ok(Json(json!({ "alerts": alerts })))
 }
@@ -600,7 +679,7 @@ async fn get_record(
     headers: HeaderMap,
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Record>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::RecordsRead)?;
     let found = blocking(move || {
         api.service
             .store()
@@ -653,7 +732,7 @@ async fn query_records(
     Path(object): Path<String>,
     Query(q): Query<RecordsQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&api, &headers)?;
+    authorize_host(&api, &headers, Operation::RecordsRead)?;
     let filters = parse_where(q.r#where.as_deref().unwrap_or("")).map_err(ApiError::bad_request)?;
     let records = blocking(move || {
         Ok(api.service.store().query(&RecordQuery {
@@ -682,14 +761,17 @@ async fn create_record(
     Path(object): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Record>)> {
-    authorize(&api, &headers)?;
+    let account = authorize_host(&api, &headers, Operation::RecordsWrite)?;
     let new: NewRecord = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid record: {e}")))?;
     let record = blocking(move || {
-        Ok(api
-            .service
-            .store()
-            .create_record(&object, new.id, new.owner, new.fields, "api")?)
+        Ok(api.service.store().create_record(
+            &object,
+            new.id,
+            new.owner,
+            new.fields,
+            &format!("api:{}", account.id),
+        )?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(record)))
@@ -707,14 +789,16 @@ async fn update_record(
     Path((object, id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Record>> {
-    authorize(&api, &headers)?;
+    let account = authorize_host(&api, &headers, Operation::RecordsWrite)?;
     let update: RecordUpdate = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))?;
     let updated = blocking(move || {
-        Ok(api
-            .service
-            .store()
-            .update_record(&object, &id, &update.fields, "api")?)
+        Ok(api.service.store().update_record(
+            &object,
+            &id,
+            &update.fields,
+            &format!("api:{}", account.id),
+        )?)
     })
     .await?;
     updated
@@ -727,14 +811,17 @@ async fn delete_record(
     headers: HeaderMap,
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&api, &headers)?;
+    let account = authorize_host(&api, &headers, Operation::RecordsWrite)?;
     let existed = blocking(move || {
         api.service
             .store()
             .schema()
             .object(&object)
             .map_err(StoreError::from)?;
-        Ok(api.service.store().delete_record(&object, &id, "api")?)
+        Ok(api
+            .service
+            .store()
+            .delete_record(&object, &id, &format!("api:{}", account.id))?)
     })
     .await?;
     if existed {

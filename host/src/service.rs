@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::json;
 
 use crate::clock::{HOUR_MS, MINUTE_MS, SharedClock};
 use crate::condition::{ConditionResult, Context};
@@ -35,9 +36,9 @@ use crate::gate::Mode;
 use crate::loader::LoadedWorker;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{
-    Alert, Change, ChangeKind, ExecutionEntry, FieldValue, OutboxEntry, QueueItem, RecordQuery,
-    Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in, set_schedule_in,
-    set_state_in, state_in,
+    Alert, Change, ChangeKind, ExecutionEntry, FieldValue, GovernanceEvent, OutboxEntry, QueueItem,
+    RecordQuery, Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in,
+    set_schedule_in, set_state_in, state_in,
 };
 use crate::trigger::{TriggerKind, inside_threshold};
 
@@ -46,10 +47,12 @@ const TICK: Duration = Duration::from_millis(5);
 /// How many changes or signals one tick turns into items.
 const BATCH: usize = 1024;
 
+mod approvals;
 mod derive;
 mod dispatch;
 mod execute;
 
+pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
 use execute::executor;
 
@@ -276,10 +279,17 @@ impl Service {
             let mut d = Dispatcher::new(dispatcher_shared, work_tx, done_rx);
             d.run();
         })?);
-        Ok(Service {
+        let service = Service {
             shared,
             threads: Mutex::new(threads),
-        })
+        };
+        // Actions approved before a stop and not yet applied are applied now, once.
+        match service.apply_approved() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("applied {n} approved actions left from before the stop"),
+            Err(e) => tracing::error!("applying approved actions: {e}"),
+        }
+        Ok(service)
     }
 
     /// The store.
@@ -309,6 +319,22 @@ impl Service {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// A worker as the authorization policies see it: its domain and every owner
+    /// (business, technical, and those alerted about it).
+    pub fn worker_resource(&self, worker: &str) -> Result<crate::access::Resource, Error> {
+        let w = self.installed(worker)?;
+        let m = &w.config.manifest;
+        let mut owners = vec![m.owners.business.clone(), m.owners.technical.clone()];
+        owners.extend(w.config.owners.iter().cloned());
+        owners.sort();
+        owners.dedup();
+        Ok(crate::access::Resource::Worker {
+            name: worker.to_string(),
+            domain: m.plugin.domain.as_str().to_string(),
+            owners,
+        })
     }
 
     /// Every worker's pause state.
@@ -355,13 +381,7 @@ impl Service {
                     .shared
                     .workers
                     .values()
-                    .filter(|w| {
-                        serde_json::to_value(w.config.manifest.plugin.domain)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .as_deref()
-                            == Some(domain.as_str())
-                    })
+                    .filter(|w| w.config.manifest.plugin.domain.as_str() == domain)
                     .collect();
                 if found.is_empty() {
                     return Err(Error::InvalidRequest(format!(
@@ -444,12 +464,29 @@ impl Service {
             })
             .unwrap_or_default();
         let reviews = records.iter().map(|r| format!("task/{}", r.id)).collect();
+        let event = GovernanceEvent {
+            action: "kill".into(),
+            by: by.to_string(),
+            worker: match scope {
+                KillScope::Worker(name) => Some(name.clone()),
+                _ => None,
+            },
+            subject: None,
+            reason: Some(reason.to_string()),
+            data: json!({
+                "scope": scope,
+                "paused": names,
+                "interrupted": interrupted,
+                "revoke-grants": revoke_grants,
+            }),
+        };
         self.shared
             .store
-            .set_controls(controls.clone(), alerts, records)?;
+            .set_controls(controls.clone(), alerts, records, Some(event))?;
         if let Ok(mut c) = self.shared.controls.lock() {
             c.extend(controls);
         }
+        let cancelled = self.cancel_held(&names, by, reason)?;
         let mut held = 0;
         let mut cursor = 0;
         loop {
@@ -471,6 +508,7 @@ impl Service {
             paused: names.into_iter().collect(),
             interrupted,
             held,
+            cancelled,
             reviews,
         })
     }
@@ -506,9 +544,19 @@ impl Service {
             resumed_at: Some(now),
             grant_revoked: false,
         };
-        self.shared
-            .store
-            .set_control(worker, control.clone(), None)?;
+        self.shared.store.set_control(
+            worker,
+            control.clone(),
+            None,
+            Some(GovernanceEvent {
+                action: "resume".into(),
+                by: by.to_string(),
+                worker: Some(worker.to_string()),
+                subject: None,
+                reason: Some(reason.to_string()),
+                data: json!({ "restore-grant": restore_grant }),
+            }),
+        )?;
         if let Ok(mut c) = self.shared.controls.lock() {
             c.insert(worker.to_string(), control.clone());
         }
@@ -688,6 +736,8 @@ pub struct KillReport {
     pub interrupted: Vec<u64>,
     /// Other triggers of these workers now held in the queue.
     pub held: u64,
+    /// Held actions that waited for a decision and are now cancelled.
+    pub cancelled: Vec<String>,
     /// The review tasks opened.
     pub reviews: Vec<String>,
 }

@@ -131,6 +131,7 @@ impl tokio::io::AsyncWrite for OutputCapture {
 
 /// The store data of one execution.
 pub struct HostState {
+    pub(crate) review: Option<Arc<ReviewContext>>,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
@@ -166,6 +167,7 @@ impl HostState {
             .allow_ip_name_lookup(false)
             .build();
         HostState {
+            review: None,
             wasi,
             table: ResourceTable::new(),
             limiter: StoreLimiter::new(worker.limits),
@@ -175,4 +177,29 @@ impl HostState {
             deadline,
         }
     }
+}
+
+/// What the review rules need to know about one execution; without it nothing is held.
+#[derive(Debug, Clone)]
+pub struct ReviewContext {
+    /// The rules in force (the stage's defaults, the worker's and the host's).
+    pub checkpoints: Arc<crate::review::Checkpoints>,
+    /// The installed worker's name.
+    pub worker: String,
+    /// Its domain.
+    pub domain: String,
+    /// Its owners.
+    pub owners: Vec<String>,
+    /// Its stage on the trust curve.
+    pub stage: Option<crate::review::Stage>,
+    /// The trigger's description.
+    pub trigger: String,
+    /// The event's id.
+    pub event_id: String,
+    /// `object/id` of the trigger record.
+    pub record: Option<String>,
+    /// The trigger record's fields (for record-value rules and the reviewer).
+    pub fields: std::collections::BTreeMap<String, crate::store::FieldValue>,
+    /// The event's payload, if any.
+    pub payload: Option<serde_json::Value>,
 }

@@ -11,24 +11,37 @@
 //! the system of record and its queries; `index.rs` the index key encoding; `writer.rs` the
 //! group-commit thread.
 
+mod accounts;
+mod approvals;
 mod audit;
 mod effects;
 mod index;
 mod queue;
 mod records;
+mod trust;
 mod writer;
 
+pub use accounts::{Account, AccountKind, TOKEN_PREFIX, TokenInfo, token_digest};
+pub use approvals::{
+    Application, Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, FEEDBACK_PREFIX,
+    Verdict,
+};
+pub(crate) use audit::append_governance_in;
 pub use audit::{
     AuditProblem, AuditQuery, AuditSummary, CHECKPOINT_EVERY, CSV_COLUMNS, Checkpoint, GENESIS,
     checkpoint_text, csv_row, export_item,
 };
-pub use queue::{Alert, EscalationRecord, ExecutionEntry, Finish, QueueItem, WorkerControl};
+pub use queue::{
+    Alert, EscalationRecord, ExecutionEntry, Finish, GOVERNANCE, GovernanceEvent, QueueItem,
+    WorkerControl,
+};
 pub(crate) use queue::{
     enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
 };
 pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
+pub use trust::TrustState;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -89,6 +102,9 @@ pub enum StoreError {
         /// The identifier.
         id: String,
     },
+    /// A request the store refuses, with the reason (an unknown account, a bad id, ...).
+    #[error("{0}")]
+    Invalid(String),
     /// The group-commit writer failed or stopped.
     #[error("write failed: {0}")]
     Writer(String),
@@ -249,6 +265,30 @@ pub(crate) fn enqueue_notification_in(
     Ok(())
 }
 
+/// Writes one key of a worker's memory inside a transaction, outside its quota (the host
+/// writes reviewers' feedback this way).
+pub(crate) fn memory_put_in(
+    tx: &WriteTransaction,
+    worker: &str,
+    k: &str,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    let full = key(worker, k)?;
+    let mut table = tx.open_table(MEMORY)?;
+    let mut usage = tx.open_table(MEMORY_USAGE)?;
+    let old = table
+        .get(full.as_str())?
+        .map(|v| k.len() as u64 + v.value().len() as u64)
+        .unwrap_or(0);
+    let current = usage
+        .get(worker)
+        .map(|v| v.map(|v| v.value()).unwrap_or(0))?;
+    let now = current.saturating_sub(old) + k.len() as u64 + value.len() as u64;
+    table.insert(full.as_str(), value)?;
+    usage.insert(worker, now)?;
+    Ok(())
+}
+
 /// The delivery state of one notification.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -348,6 +388,9 @@ impl Store {
             tx.open_table(SIGNALS)?;
             tx.open_table(effects::EFFECTS)?;
             tx.open_table(audit::CHECKPOINTS)?;
+            tx.open_table(accounts::ACCOUNTS)?;
+            tx.open_table(approvals::APPROVALS)?;
+            tx.open_table(accounts::TOKENS)?;
             tx.open_table(DELIVERIES)?;
             tx.open_table(PENDING_DELIVERIES)?;
             Store::create_queue_tables(tx)?;

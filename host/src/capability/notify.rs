@@ -5,12 +5,14 @@
 
 use serde_json::json;
 
+use super::review::Reviewed;
 use crate::bindings::roster::notify::notify::{Channel as WitChannel, Host, Message};
 use crate::bindings::roster::types::types::{Error, Receipt};
 use crate::gate::{ActionKind, Applied, Call};
+use crate::review::Risk;
 use crate::scope::Channel;
 use crate::state::HostState;
-use crate::store::{OutboxEntry, enqueue_notification_in};
+use crate::store::{Effect, OutboxEntry, enqueue_notification_in};
 
 /// The largest notification body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -83,6 +85,21 @@ impl Host for HostState {
             let error = Error::InvalidInput(format!("the body exceeds {MAX_BODY} bytes"));
             return Ok(Err(self.gate.reject(call, error)));
         }
+        let effect = Effect::Notify {
+            channel: channel.as_str().to_string(),
+            recipients: message.recipients.clone(),
+            subject: message.subject.clone(),
+            body: message.body.clone(),
+        };
+        let risk = if channel.as_str() == "in-app" {
+            Risk::InternalWrite
+        } else {
+            Risk::ExternalCommunication
+        };
+        let call = match self.review(call, effect, risk)? {
+            Reviewed::Held(answer) => return Ok(answer),
+            Reviewed::Proceed(call) => call,
+        };
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
         let result = self.gate.act(call, |ids| {

@@ -10,14 +10,16 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::review::Reviewed;
 use crate::bindings::roster::records::records::{Comparison, Created, Filter, Host, Query};
 use crate::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
 use crate::filter::{self, Op};
 use crate::gate::{ActionKind, Applied, Call};
+use crate::review::record_risk;
 use crate::scope::ObjectScope;
 use crate::state::HostState;
 use crate::store::{
-    FieldValue, Record, RecordQuery, StoreError, create_record_in, delete_record_in,
+    Effect, FieldValue, Record, RecordQuery, StoreError, create_record_in, delete_record_in,
     update_record_in,
 };
 
@@ -311,6 +313,18 @@ impl Host for HostState {
         if let Err(e) = store.check_record(record.clone()) {
             return Ok(Err(self.gate.reject(call, store_error(e))));
         }
+        let effect = Effect::RecordCreate {
+            object: object.clone(),
+            id: id.clone(),
+            owner: record.owner.clone(),
+            fields: record.fields.clone(),
+        };
+        let call = match self.review(call, effect, record_risk(&object, "create"))? {
+            Reviewed::Held(answer) => {
+                return Ok(answer.map(|receipt| Created { receipt, id }));
+            }
+            Reviewed::Proceed(call) => call,
+        };
         let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |ids| {
             let journal = store.clone();
@@ -357,6 +371,15 @@ impl Host for HostState {
             Ok(changes) => changes,
             Err(e) => return Ok(Err(self.gate.reject(call, store_error(e.into())))),
         };
+        let effect = Effect::RecordUpdate {
+            object: object.clone(),
+            id: id.clone(),
+            fields: changes.clone(),
+        };
+        let call = match self.review(call, effect, record_risk(&object, "update"))? {
+            Reviewed::Held(answer) => return Ok(answer),
+            Reviewed::Proceed(call) => call,
+        };
         let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |ids| {
             let journal = store.clone();
@@ -396,6 +419,14 @@ impl Host for HostState {
             return Ok(Err(self.gate.deny(call, reason)));
         }
         let call = wit_try!(self.check_visible_for_write(call, &object, &id));
+        let effect = Effect::RecordDelete {
+            object: object.clone(),
+            id: id.clone(),
+        };
+        let call = match self.review(call, effect, record_risk(&object, "delete"))? {
+            Reviewed::Held(answer) => return Ok(answer),
+            Reviewed::Proceed(call) => call,
+        };
         let store = self.worker.services.store.clone();
         let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |ids| {

@@ -2,11 +2,13 @@
 
 use serde_json::json;
 
+use super::review::Reviewed;
 use crate::bindings::roster::signals::signals::Host;
 use crate::bindings::roster::types::types::{Error, Receipt};
 use crate::gate::{ActionKind, Applied, Call};
+use crate::review::Risk;
 use crate::state::HostState;
-use crate::store::{SignalEntry, record_signal_in};
+use crate::store::{Effect, SignalEntry, record_signal_in};
 
 impl Host for HostState {
     fn emit(&mut self, topic: String, payload: String) -> wasmtime::Result<Result<Receipt, Error>> {
@@ -31,6 +33,14 @@ impl Host for HostState {
             let error = Error::InvalidInput(format!("the payload is not JSON: {e}"));
             return Ok(Err(self.gate.reject(call, error)));
         }
+        let effect = Effect::Signal {
+            topic: topic.clone(),
+            payload: payload.clone(),
+        };
+        let call = match self.review(call, effect, Risk::InternalWrite)? {
+            Reviewed::Held(answer) => return Ok(answer),
+            Reviewed::Proceed(call) => call,
+        };
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
         let result = self.gate.act(call, |ids| {

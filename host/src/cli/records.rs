@@ -96,9 +96,6 @@ pub enum WorkersCommand {
         /// Why (recorded, and sent to its owners).
         #[arg(long)]
         reason: String,
-        /// Who decides (recorded).
-        #[arg(long, default_value = "cli")]
-        by: String,
     },
     /// Resume a paused worker of the running service: its held triggers run.
     Resume {
@@ -107,9 +104,6 @@ pub enum WorkersCommand {
         /// Why (recorded).
         #[arg(long)]
         reason: String,
-        /// Who decides (recorded).
-        #[arg(long, default_value = "cli")]
-        by: String,
         /// Restore a grant the kill switch revoked (after reviewing it).
         #[arg(long)]
         restore_grant: bool,
@@ -389,18 +383,16 @@ fn cell(v: Option<&FieldValue>) -> String {
 
 pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<ExitCode> {
     match command {
-        WorkersCommand::Pause { name, reason, by } => {
-            let body = serde_json::json!({ "by": by, "reason": reason });
+        WorkersCommand::Pause { name, reason } => {
+            let body = serde_json::json!({ "reason": reason });
             return super::remote::control(&cli.config, &format!("/v1/workers/{name}/pause"), body);
         }
         WorkersCommand::Resume {
             name,
             reason,
-            by,
             restore_grant,
         } => {
-            let body =
-                serde_json::json!({ "by": by, "reason": reason, "restore_grant": restore_grant });
+            let body = serde_json::json!({ "reason": reason, "restore_grant": restore_grant });
             return super::remote::control(
                 &cli.config,
                 &format!("/v1/workers/{name}/resume"),

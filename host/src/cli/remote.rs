@@ -135,11 +135,20 @@ pub(super) fn events(config_path: &Path, command: EventsCommand) -> anyhow::Resu
     }
 }
 
+/// The environment variable with a personal or service token; it takes precedence over
+/// the bootstrap token of `api-token-env`.
+pub const TOKEN_ENV: &str = "ROSTER_TOKEN";
+
 fn token(config: &HostConfig) -> anyhow::Result<String> {
-    config
-        .api_token
-        .clone()
-        .context("no API token: set api-token-env in roster.toml and that variable")
+    std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| config.api_token.clone())
+        .with_context(|| {
+            format!(
+                "no API token: set {TOKEN_ENV}, or api-token-env in roster.toml and that variable"
+            )
+        })
 }
 
 /// Calls the running service's API with the token; returns the status and body.
@@ -180,15 +189,15 @@ pub(super) fn queue(config_path: &Path, command: QueueCommand) -> anyhow::Result
     print_api(config_path, http::Method::GET, "/v1/queue", Vec::new())
 }
 
-/// Calls the API and prints its JSON answer; anything but 200 is an error.
-fn print_api(
+/// Calls the API and prints its JSON answer; anything but 2xx is an error.
+pub(super) fn print_api(
     config_path: &Path,
     method: http::Method,
     path: &str,
     body: Vec<u8>,
 ) -> anyhow::Result<ExitCode> {
     let (status, text) = api(config_path, method, path, body)?;
-    if status != 200 {
+    if !(200..300).contains(&status) {
         bail!("the service answered {status}: {text}");
     }
     let value: serde_json::Value = serde_json::from_str(&text)?;

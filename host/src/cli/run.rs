@@ -140,6 +140,9 @@ pub fn print_report(r: &ExecutionReport) {
         let result = match &a.result {
             ActionResult::Performed { output } => format!("performed {output}"),
             ActionResult::DryRun => "dry-run (not performed)".into(),
+            ActionResult::Held { approval, reasons } => {
+                format!("HELD for approval as {approval}: {}", reasons.join("; "))
+            }
             ActionResult::Denied { reason } => format!("DENIED: {reason}"),
             ActionResult::Failed { error } => format!("failed: {error}"),
         };

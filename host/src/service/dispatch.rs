@@ -194,7 +194,7 @@ impl Dispatcher {
         match self
             .shared
             .store
-            .set_control(worker, control.clone(), Some(alert))
+            .set_control(worker, control.clone(), Some(alert), None)
         {
             Ok(()) => {
                 tracing::warn!("worker `{worker}` paused: {reason}");

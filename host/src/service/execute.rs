@@ -4,7 +4,11 @@
 
 use super::*;
 use crate::failure::{Escalation, FailureClass, classify, retry_after_ms};
-use crate::store::{EscalationRecord, Finish, Record, WorkerControl};
+use crate::review::Checkpoints;
+use crate::state::ReviewContext;
+use crate::store::{
+    ApprovalStatus, Decision, EscalationRecord, Finish, Record, Verdict, WorkerControl,
+};
 
 pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done: &Sender<Done>) {
     loop {
@@ -154,30 +158,116 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
 
     // Every attempt at this item derives the same idempotency keys.
     let attempt_of = format!("{}/{}/{}", item.worker, item.trigger, entry.event_id);
-    let class = match w
-        .loaded
-        .execute_attempt(&item.event, Mode::Live, record, Some(&attempt_of))
-    {
-        Ok(report) => {
-            entry.status = report.status.as_str().to_string();
-            entry.detail = report.error.clone();
-            let class = classify(report.status, report.error.as_deref(), &report.actions);
-            let retry_after = retry_after_ms(&report.actions);
-            entry.report = serde_json::to_value(&report).ok();
-            if let (Some(ms), Some(report)) = (retry_after, entry.report.as_mut()) {
-                report["retry_after_ms"] = serde_json::json!(ms);
+    let review = review_context(shared, w, &entry, record.as_ref(), &item.event);
+    let class =
+        match w
+            .loaded
+            .execute_reviewed(&item.event, Mode::Live, record, Some(&attempt_of), review)
+        {
+            Ok(report) => {
+                settle_held(shared, &report);
+                entry.status = report.status.as_str().to_string();
+                entry.detail = report.error.clone();
+                let class = classify(report.status, report.error.as_deref(), &report.actions);
+                let retry_after = retry_after_ms(&report.actions);
+                entry.report = serde_json::to_value(&report).ok();
+                if let (Some(ms), Some(report)) = (retry_after, entry.report.as_mut()) {
+                    report["retry_after_ms"] = serde_json::json!(ms);
+                }
+                class
             }
-            class
-        }
-        Err(e) => {
-            entry.status = "failed".into();
-            entry.detail = Some(e.to_string());
-            Some(FailureClass::Validation)
-        }
-    };
+            Err(e) => {
+                entry.status = "failed".into();
+                entry.detail = Some(e.to_string());
+                Some(FailureClass::Validation)
+            }
+        };
     entry.failure = class.map(|c| c.as_str().to_string());
     entry.finished_at = shared.clock.now_ms();
     (entry, class)
+}
+
+/// The review rules of one execution, or `None` when the worker has none.
+fn review_context(
+    shared: &Shared,
+    w: &Installed,
+    entry: &ExecutionEntry,
+    record: Option<&Record>,
+    event: &EventInput,
+) -> Option<ReviewContext> {
+    let domain = w.config.manifest.plugin.domain.as_str();
+    let stage = shared.stage(&w.config);
+    let checkpoints = Checkpoints::new(
+        w.config.review.as_ref(),
+        stage,
+        &shared.config.review_rules,
+        domain,
+    );
+    if checkpoints.is_empty() {
+        return None;
+    }
+    let m = &w.config.manifest;
+    let mut owners = vec![m.owners.business.clone(), m.owners.technical.clone()];
+    owners.extend(w.config.owners.iter().cloned());
+    owners.sort();
+    owners.dedup();
+    Some(ReviewContext {
+        checkpoints: Arc::new(checkpoints),
+        worker: w.config.name.clone(),
+        domain: domain.to_string(),
+        owners,
+        stage,
+        trigger: entry.trigger.clone(),
+        event_id: entry.event_id.clone(),
+        record: entry.record.clone(),
+        fields: record.map(|r| r.fields.clone()).unwrap_or_default(),
+        payload: event.payload.clone(),
+    })
+}
+
+/// Settles the actions an execution held until its outcome: released and applied when
+/// the worker reported the confidence their rule asks for, otherwise left to a person.
+fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) {
+    let confidence = report.outcome.as_ref().and_then(|o| o.confidence);
+    let succeeded = report.outcome.is_some();
+    for action in &report.actions {
+        let crate::gate::ActionResult::Held { approval, .. } = &action.result else {
+            continue;
+        };
+        let result = (|| -> Result<(), StoreError> {
+            let Some(held) = shared.store.approval(approval)? else {
+                return Ok(());
+            };
+            if held.status != ApprovalStatus::AwaitingOutcome {
+                return Ok(());
+            }
+            let confident = succeeded
+                && confidence
+                    .zip(held.release_at_confidence)
+                    .is_some_and(|(c, needed)| c >= needed);
+            if confident {
+                let decision = Decision {
+                    verdict: Verdict::Release,
+                    by: "policy:confidence".into(),
+                    at: shared.clock.now_ms(),
+                    reason: Some(format!(
+                        "confidence {:.2} meets {:.2}",
+                        confidence.unwrap_or_default(),
+                        held.release_at_confidence.unwrap_or_default()
+                    )),
+                    edited: None,
+                };
+                shared.store.decide(approval, decision, confidence)?;
+                shared.store.apply_approved(approval)?;
+            } else {
+                shared.store.await_person(approval, confidence)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!("settling held action {approval}: {e}");
+        }
+    }
 }
 
 /// A stable seed for the jitter of one item's retry.

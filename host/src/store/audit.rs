@@ -156,6 +156,26 @@ pub(crate) fn append_entry_in(
     Ok(seq)
 }
 
+/// Records a person's decision in the chain inside a transaction; returns its position.
+pub(crate) fn append_governance_in(
+    tx: &WriteTransaction,
+    store: &Store,
+    event: &super::queue::GovernanceEvent,
+) -> Result<u64, StoreError> {
+    append_entry_in(tx, store, &event.entry(store.clock.now_ms()))
+}
+
+impl Store {
+    /// Records a person's decision in the audit chain.
+    pub fn record_governance(
+        &self,
+        event: super::queue::GovernanceEvent,
+    ) -> Result<u64, StoreError> {
+        let store = self.clone();
+        self.write(move |tx| append_governance_in(tx, &store, &event))
+    }
+}
+
 fn checkpoint_in(
     tx: &WriteTransaction,
     store: &Store,

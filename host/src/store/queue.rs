@@ -111,6 +111,65 @@ pub struct ExecutionEntry {
     pub prev_hash: String,
 }
 
+/// The status of an audit entry that records a person's decision, not an execution.
+pub const GOVERNANCE: &str = "governance";
+
+impl ExecutionEntry {
+    /// Whether the entry records a person's decision (see [`GovernanceEvent`]) rather
+    /// than an execution.
+    pub fn is_governance(&self) -> bool {
+        self.status == GOVERNANCE
+    }
+}
+
+/// A person's decision, recorded in the audit chain beside the executions: an account
+/// or role change, a token issued or revoked, a pause or resume, an approval, a
+/// promotion on the trust curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GovernanceEvent {
+    /// What was done (`account.create`, `approval.approve`, `trust.promote`, ...).
+    pub action: String,
+    /// The account that did it.
+    pub by: String,
+    /// The worker concerned, if any.
+    pub worker: Option<String>,
+    /// What it was done to (an account, a token id, an approval id), if anything else.
+    pub subject: Option<String>,
+    /// The reason given.
+    pub reason: Option<String>,
+    /// Details.
+    pub data: serde_json::Value,
+}
+
+impl GovernanceEvent {
+    /// The audit entry recording it at `now`.
+    pub(crate) fn entry(&self, now: i64) -> ExecutionEntry {
+        ExecutionEntry {
+            seq: 0,
+            worker: self.worker.clone().unwrap_or_default(),
+            trigger: format!("governance:{}", self.action),
+            queue_seq: 0,
+            event_id: String::new(),
+            record: None,
+            accepted_at: now,
+            started_at: now,
+            finished_at: now,
+            status: GOVERNANCE.to_string(),
+            conditions: Vec::new(),
+            detail: self.reason.clone(),
+            report: Some(serde_json::json!({
+                "principal": self.by,
+                "governance": self,
+            })),
+            attempt: 1,
+            failure: None,
+            retry_at: None,
+            escalation: None,
+            prev_hash: String::new(),
+        }
+    }
+}
+
 fn first() -> u32 {
     1
 }
@@ -390,30 +449,37 @@ impl Store {
         })
     }
 
-    /// Pauses or resumes a worker, raising `alert` (with its notifications) once per key.
+    /// Pauses or resumes a worker, raising `alert` (with its notifications) once per key and
+    /// recording `event` in the audit trail.
     pub fn set_control(
         &self,
         worker: &str,
         control: WorkerControl,
         alert: Option<(Alert, Vec<OutboxEntry>)>,
+        event: Option<GovernanceEvent>,
     ) -> Result<(), StoreError> {
         self.set_controls(
             vec![(worker.to_string(), control)],
             alert.into_iter().collect(),
             Vec::new(),
+            event,
         )
     }
 
-    /// Pauses or resumes several workers at once, with their alerts and review records, in
-    /// one transaction.
+    /// Pauses or resumes several workers at once, with their alerts, review records and
+    /// the person's decision for the audit trail, in one transaction.
     pub fn set_controls(
         &self,
         controls: Vec<(String, WorkerControl)>,
         alerts: Vec<(Alert, Vec<OutboxEntry>)>,
         records: Vec<crate::store::Record>,
+        event: Option<GovernanceEvent>,
     ) -> Result<(), StoreError> {
         let store = self.clone();
         self.write(move |tx| {
+            if let Some(event) = &event {
+                crate::store::append_governance_in(tx, &store, event)?;
+            }
             for (worker, control) in &controls {
                 set_control_in(tx, worker, control)?;
             }
@@ -451,7 +517,9 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ExecutionEntry>, StoreError> {
-        self.log_after(EXECUTIONS, after, limit)
+        let mut entries: Vec<ExecutionEntry> = self.log_after(EXECUTIONS, after, limit)?;
+        entries.retain(|e| !e.is_governance());
+        Ok(entries)
     }
 
     /// The newest executions that started at or after `since`, newest first.
@@ -465,7 +533,9 @@ impl Store {
             if e.started_at < since {
                 break;
             }
-            out.push(e);
+            if !e.is_governance() {
+                out.push(e);
+            }
         }
         Ok(out)
     }

@@ -191,11 +191,12 @@ fn verify_names_the_first_bad_entry_of_an_altered_log() {
         "{stdout}"
     );
 
-    // Altered: entry 3 says it succeeded.
+    // Altered: entry 3 (a success) says it was skipped.
     let (_d, altered) = copy(&store);
     tamper(&altered, |tx| {
         let mut e = entry(tx, 3);
-        e["status"] = json!("success");
+        assert_eq!(e["status"], "success");
+        e["status"] = json!("skipped");
         put(tx, 3, &e);
     });
     let err = verify(&altered, &[]).unwrap_err();

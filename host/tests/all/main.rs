@@ -3,6 +3,8 @@
 //!
 //! One test binary for the whole crate (link time is the bottleneck); one module per area.
 
+mod access;
+mod approvals;
 mod audit;
 mod cli;
 mod common;
@@ -29,6 +31,7 @@ macro_rules! require_test {
 test_programs_artifacts::foreach_program!(require_test);
 
 mod by_program {
+    pub use super::approvals::review_proposer;
     pub use super::failures::connector_client;
     pub use super::limits::{
         fault_panic, limits_action_flood, limits_call_flood, limits_huge_string,
