@@ -3,9 +3,10 @@
 //! This file holds the argument definitions and the dispatch; each group of commands lives
 //! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
 //! service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
-//! verification and checkpoints), `people.rs` (accounts, roles and tokens) and `remote.rs` (commands that talk to a running service:
+//! verification and checkpoints), `people.rs` (accounts, roles and tokens), `approvals.rs` (held actions and the trust curve) and `remote.rs` (commands that talk to a running service:
 //! events, queue, pause and resume).
 
+mod approvals;
 mod audit;
 mod people;
 mod records;
@@ -116,6 +117,12 @@ pub enum Command {
         #[command(subcommand)]
         command: people::PeopleCommand,
     },
+    /// The approval queue: list, show, approve, edit or reject held actions.
+    Approvals {
+        /// What to do.
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
+    },
     /// Issue and revoke API tokens.
     Tokens {
         /// What to do.
@@ -213,6 +220,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
         Command::People { command } => people::people(&paths, command),
+        Command::Approvals { command } => approvals::approvals(&paths, command),
         Command::Tokens { command } => people::tokens(&paths, command),
         Command::Kill {
             worker,

@@ -280,6 +280,8 @@ struct HostFile {
     #[serde(default)]
     review_rules: Vec<crate::review::Rule>,
     #[serde(default)]
+    trust: crate::trust::TrustSettings,
+    #[serde(default)]
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
     workers: Vec<Spanned<String>>,
@@ -425,6 +427,8 @@ pub struct HostConfig {
     pub access: std::sync::Arc<crate::access::Access>,
     /// Review rules for every worker (or the workers of the domains they name).
     pub review_rules: Vec<crate::review::Rule>,
+    /// When the trust curve proposes a promotion.
+    pub trust: crate::trust::TrustSettings,
 }
 
 fn problem(
@@ -473,6 +477,7 @@ impl HostConfig {
             audit_webhooks: Vec::new(),
             access: std::sync::Arc::new(builtin_access()),
             review_rules: Vec::new(),
+            trust: crate::trust::TrustSettings::default(),
         }
     }
 
@@ -642,16 +647,19 @@ impl HostConfig {
             Some(dir) => crate::access::Access::load(&base.join(dir))?,
             None => builtin_access(),
         };
-        let problems: Vec<String> = file
+        let mut problems: Vec<String> = file
             .review_rules
             .iter()
             .flat_map(|r| r.validate())
+            .map(|p| format!("review-rules: {p}"))
             .collect();
+        problems.extend(file.trust.validate());
         if !problems.is_empty() {
-            return Err(bad(format!("review-rules: {}", problems.join("; "))));
+            return Err(bad(problems.join("; ")));
         }
         Ok(HostConfig {
             review_rules: file.review_rules.clone(),
+            trust: file.trust.clone(),
             access: std::sync::Arc::new(access),
             path: Some(path.to_path_buf()),
             alerts: file.alerts.clone(),

@@ -50,6 +50,7 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod trigger;
+pub mod trust;
 
 pub use error::Error;
 pub use event::EventInput;

@@ -126,6 +126,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/decide", post(approvals::decide))
+        .route("/v1/workers/{name}/trust", get(approvals::trust))
+        .route("/v1/workers/{name}/stage", post(approvals::stage))
+        .route("/v1/workers/{name}/reversals", post(approvals::reversal))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
         .route("/v1/inventory", get(inventory))
@@ -234,13 +237,25 @@ fn authorize(
     resource: &Resource,
 ) -> ApiResult<Account> {
     let account = authenticate(api, headers)?;
+    permit(api, &account, operation, resource)?;
+    Ok(account)
+}
+
+/// Asks the policies whether an authenticated account may perform `operation` on
+/// `resource` (for handlers that must authenticate before they can name the resource).
+fn permit(
+    api: &Api,
+    account: &Account,
+    operation: Operation,
+    resource: &Resource,
+) -> ApiResult<()> {
     let verdict = api
         .service
         .config()
         .access
-        .decide(&account, operation, resource);
+        .decide(account, operation, resource);
     if verdict.allowed {
-        return Ok(account);
+        return Ok(());
     }
     tracing::warn!(
         account = %account.id,
@@ -267,15 +282,17 @@ fn authorize_host(api: &Api, headers: &HeaderMap, operation: Operation) -> ApiRe
     authorize(api, headers, operation, &Resource::Host)
 }
 
-/// [`authorize`] on an installed worker (404 when there is none).
+/// [`authorize`] on an installed worker (401 before 404: the token is checked first).
 fn authorize_worker(
     api: &Api,
     headers: &HeaderMap,
     operation: Operation,
     worker: &str,
 ) -> ApiResult<Account> {
+    let account = authenticate(api, headers)?;
     let resource = api.service.worker_resource(worker)?;
-    authorize(api, headers, operation, &resource)
+    permit(api, &account, operation, &resource)?;
+    Ok(account)
 }
 
 /// A JSON request body, or a 400 saying what is wrong with it.
@@ -543,15 +560,16 @@ async fn kill(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let account = authenticate(&api, &headers)?;
     let request: KillRequest = json_body(&body)?;
     let resource = match &request.scope {
         crate::service::KillScope::Worker(name) => api.service.worker_resource(name)?,
         crate::service::KillScope::Domain(name) => Resource::Domain(name.clone()),
         crate::service::KillScope::All => Resource::Host,
     };
-    let account = authorize(&api, &headers, Operation::Kill, &resource)?;
+    permit(&api, &account, Operation::Kill, &resource)?;
     if request.revoke_grants {
-        authorize(&api, &headers, Operation::GrantsChange, &resource)?;
+        permit(&api, &account, Operation::GrantsChange, &resource)?;
     }
     let report = blocking(move || {
         Ok(api.service.kill(
@@ -587,7 +605,8 @@ async fn resume_worker(
     let account = authorize_worker(&api, &headers, Operation::WorkerResume, &name)?;
     let request: ControlRequest = json_body(&body)?;
     if request.restore_grant {
-        authorize_worker(&api, &headers, Operation::GrantsChange, &name)?;
+        let resource = api.service.worker_resource(&name)?;
+        permit(&api, &account, Operation::GrantsChange, &resource)?;
     }
     let control = blocking(move || {
         Ok(api

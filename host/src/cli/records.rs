@@ -108,6 +108,38 @@ pub enum WorkersCommand {
         #[arg(long)]
         restore_grant: bool,
     },
+    /// A worker's place on the trust curve: stage, metrics from the audit trail, and
+    /// whether the next promotion is ready.
+    Trust {
+        /// The worker's name.
+        name: String,
+        /// Ask the running service.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Move a worker on the trust curve (one stage up when ready, or down); through the
+    /// running service, as the `ROSTER_TOKEN` account.
+    Stage {
+        /// The worker's name.
+        name: String,
+        /// assistive, supervised, conditional-autonomy or high-trust.
+        #[arg(long)]
+        to: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Report that a person reversed an action the worker performed.
+    Reverse {
+        /// The worker's name.
+        name: String,
+        /// The action's id (from the execution log) or the held action's id.
+        #[arg(long)]
+        action: String,
+        /// What was wrong.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub(super) fn open_store(cli: &Paths) -> anyhow::Result<Store> {
@@ -399,6 +431,17 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
                 body,
             );
         }
+        WorkersCommand::Trust { name, remote } => {
+            return super::approvals::trust(cli, &name, remote);
+        }
+        WorkersCommand::Stage { name, to, reason } => {
+            return super::approvals::stage(cli, &name, &to, &reason);
+        }
+        WorkersCommand::Reverse {
+            name,
+            action,
+            reason,
+        } => return super::approvals::reverse(cli, &name, &action, &reason),
         WorkersCommand::Inventory {
             domain,
             owner,
@@ -419,6 +462,9 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
     match command {
         WorkersCommand::Pause { .. }
         | WorkersCommand::Resume { .. }
+        | WorkersCommand::Trust { .. }
+        | WorkersCommand::Stage { .. }
+        | WorkersCommand::Reverse { .. }
         | WorkersCommand::Inventory { .. } => {}
         WorkersCommand::List => {
             if config.workers.is_empty() {

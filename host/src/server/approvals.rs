@@ -5,6 +5,9 @@
 //!   confidence and the reasons it was held.
 //! - `POST /v1/approvals/{id}/decide` — `{"verdict": "approve" | "edit" | "reject",
 //!   "reason": ..., "edited": {...}}`; the caller's account is recorded.
+//! - `GET /v1/workers/{name}/trust` — stage, metrics and the next promotion.
+//! - `POST /v1/workers/{name}/stage` — `{"to": "supervised", "reason": ...}`.
+//! - `POST /v1/workers/{name}/reversals` — `{"action": ..., "reason": ...}`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde_json::json;
 
-use super::{Api, ApiResult, authorize, blocking, json_body};
+use super::{Api, ApiResult, authenticate, authorize_worker, blocking, json_body, permit};
 use crate::access::{Operation, Resource};
 use crate::service::DecisionRequest;
 use crate::store::ApprovalFilter;
@@ -22,6 +25,7 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(filter): Query<ApprovalFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let account = authenticate(&api, &headers)?;
     let resource = match (&filter.worker, &filter.domain) {
         (Some(worker), _) => api.service.worker_resource(worker)?,
         (None, Some(domain)) => Resource::Domain(domain.clone()),
@@ -32,7 +36,7 @@ pub(super) async fn list(
         Resource::Worker { domain, .. } => Resource::Domain(domain),
         other => other,
     };
-    authorize(&api, &headers, Operation::ApprovalsList, &resource)?;
+    permit(&api, &account, Operation::ApprovalsList, &resource)?;
     let approvals = blocking(move || Ok(api.service.approvals(&filter)?)).await?;
     Ok(Json(json!({ "approvals": approvals })))
 }
@@ -42,8 +46,9 @@ pub(super) async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let account = authenticate(&api, &headers)?;
     let resource = api.service.approval_resource(&id)?;
-    authorize(&api, &headers, Operation::ApprovalView, &resource)?;
+    permit(&api, &account, Operation::ApprovalView, &resource)?;
     let approval = blocking(move || Ok(api.service.store().approval(&id)?)).await?;
     Ok(Json(json!({ "approval": approval })))
 }
@@ -54,9 +59,70 @@ pub(super) async fn decide(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let account = authenticate(&api, &headers)?;
     let resource = api.service.approval_resource(&id)?;
-    let account = authorize(&api, &headers, Operation::ApprovalDecide, &resource)?;
+    permit(&api, &account, Operation::ApprovalDecide, &resource)?;
     let request: DecisionRequest = json_body(&body)?;
     let approval = blocking(move || Ok(api.service.decide(&id, &account.id, request)?)).await?;
     Ok(Json(json!({ "approval": approval })))
+}
+
+pub(super) async fn trust(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize_worker(&api, &headers, Operation::TrustView, &name)?;
+    let report = blocking(move || Ok(api.service.trust(&name)?)).await?;
+    Ok(Json(json!({ "trust": report })))
+}
+
+/// A move on the trust curve.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StageRequest {
+    to: crate::review::Stage,
+    reason: String,
+}
+
+pub(super) async fn stage(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let account = authorize_worker(&api, &headers, Operation::TrustPromote, &name)?;
+    let request: StageRequest = json_body(&body)?;
+    let report = blocking(move || {
+        Ok(api
+            .service
+            .set_stage(&name, request.to, &account.id, &request.reason)?)
+    })
+    .await?;
+    Ok(Json(json!({ "trust": report })))
+}
+
+/// A reversed action.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReversalRequest {
+    action: String,
+    reason: String,
+}
+
+pub(super) async fn reversal(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let account = authorize_worker(&api, &headers, Operation::ActionReverse, &name)?;
+    let request: ReversalRequest = json_body(&body)?;
+    let seq = blocking(move || {
+        Ok(api
+            .service
+            .report_reversal(&name, &request.action, &account.id, &request.reason)?)
+    })
+    .await?;
+    Ok(Json(json!({ "recorded": seq })))
 }

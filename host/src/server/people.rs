@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Api, ApiError, ApiResult, authenticate, authorize_host, blocking, json_body};
+use super::{Api, ApiError, ApiResult, authorize_host, blocking, json_body};
 use crate::access::{Operation, check_role};
 use crate::clock::DAY_MS;
 use crate::store::{Account, AccountKind};
@@ -21,18 +21,7 @@ pub(super) async fn whoami(
     State(api): State<Api>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let account = authenticate(&api, &headers)?;
-    let verdict = api.service.config().access.decide(
-        &account,
-        Operation::Whoami,
-        &crate::access::Resource::Host,
-    );
-    if !verdict.allowed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "no policy permits whoami",
-        ));
-    }
+    let account = authorize_host(&api, &headers, Operation::Whoami)?;
     Ok(Json(json!({ "account": account })))
 }
 

@@ -96,10 +96,167 @@ impl Service {
             edited: request.edited,
         };
         let decided = self.shared.store.decide(id, decision, None)?;
-        if decided.status != ApprovalStatus::Approved {
-            return Ok(decided);
+        let done = if decided.status == ApprovalStatus::Approved {
+            self.shared.store.apply_approved(id)?
+        } else {
+            decided
+        };
+        self.propose_promotion(&done.worker);
+        Ok(done)
+    }
+
+    /// Alerts a worker's owners once when its metrics meet every threshold of the next
+    /// stage (the promotion itself is a person's decision).
+    fn propose_promotion(&self, worker: &str) {
+        let Ok(w) = self.installed(worker) else {
+            return;
+        };
+        let report = match self.trust(worker) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("trust metrics of {worker}: {e}");
+                return;
+            }
+        };
+        let Some(p) = report.promotion.filter(|p| p.ready) else {
+            return;
+        };
+        let (alert, notifications) = owner_alert(
+            &self.shared,
+            &w.config,
+            "promotion",
+            format!("promotion/{worker}/{}", p.to.as_str()),
+            format!("{worker} is ready for {}", p.to.as_str()),
+            format!(
+                "Worker `{worker}` meets every threshold to move from {} to {} (approval rate {:.0}%, {} decisions, {} executions). A business owner or admin promotes it with `roster workers stage {worker} --to {}`.",
+                p.from.as_str(),
+                p.to.as_str(),
+                report.metrics.approval_rate * 100.0,
+                report.metrics.decisions(),
+                report.metrics.executions,
+                p.to.as_str()
+            ),
+        );
+        if let Err(e) = self.shared.store.raise_alert(alert, notifications) {
+            tracing::error!("alerting about {worker}'s promotion: {e}");
         }
-        Ok(self.shared.store.apply_approved(id)?)
+    }
+
+    /// A worker's place on the trust curve: stage, metrics from the audit trail, and the
+    /// next promotion.
+    pub fn trust(&self, worker: &str) -> Result<crate::trust::TrustReport, Error> {
+        let w = self.installed(worker)?;
+        Ok(crate::trust::report(
+            &self.shared.store,
+            &w.config,
+            &self.shared.config.trust,
+            self.shared.clock.now_ms(),
+        )?)
+    }
+
+    /// Moves a worker on the trust curve: up one stage when the promotion is ready, or down
+    /// any number of stages. The move and its reason are an audit entry.
+    pub fn set_stage(
+        &self,
+        worker: &str,
+        to: Stage,
+        by: &str,
+        reason: &str,
+    ) -> Result<crate::trust::TrustReport, Error> {
+        if reason.trim().is_empty() {
+            return Err(Error::InvalidRequest("give a reason for the move".into()));
+        }
+        let report = self.trust(worker)?;
+        let Some(stage) = report.stage else {
+            return Err(Error::InvalidRequest(format!(
+                "worker `{worker}` has no [review] section, so it is not on the trust curve"
+            )));
+        };
+        if to == stage {
+            return Err(Error::InvalidRequest(format!(
+                "worker `{worker}` is already {}",
+                stage.as_str()
+            )));
+        }
+        let action = if to > stage {
+            let Some(p) = report.promotion.as_ref().filter(|p| p.to == to) else {
+                return Err(Error::InvalidRequest(format!(
+                    "a promotion moves one stage at a time: from {} the next is {}",
+                    stage.as_str(),
+                    stage.next().map_or("none", Stage::as_str)
+                )));
+            };
+            if !p.ready {
+                let unmet: Vec<String> = p
+                    .checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| {
+                        format!(
+                            "{} {:.2} (needs {} {:.2})",
+                            c.metric,
+                            c.value,
+                            if c.minimum { ">=" } else { "<=" },
+                            c.threshold
+                        )
+                    })
+                    .collect();
+                return Err(Error::InvalidRequest(format!(
+                    "not ready for {}: {}",
+                    to.as_str(),
+                    unmet.join(", ")
+                )));
+            }
+            "trust.promote"
+        } else {
+            "trust.demote"
+        };
+        let state = crate::store::TrustState {
+            stage: to,
+            since: self.shared.clock.now_ms(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        };
+        let event = GovernanceEvent {
+            action: action.into(),
+            by: by.to_string(),
+            worker: Some(worker.to_string()),
+            subject: None,
+            reason: Some(reason.to_string()),
+            data: json!({ "from": stage, "to": to, "metrics": report.metrics }),
+        };
+        self.shared.store.set_trust(worker, state, event)?;
+        tracing::info!(
+            "worker `{worker}` moved from {} to {} by {by}",
+            stage.as_str(),
+            to.as_str()
+        );
+        self.trust(worker)
+    }
+
+    /// Records that a person reversed an action the worker performed (it counts against
+    /// the worker on the trust curve).
+    pub fn report_reversal(
+        &self,
+        worker: &str,
+        action: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<u64, Error> {
+        self.installed(worker)?;
+        if reason.trim().is_empty() || action.trim().is_empty() {
+            return Err(Error::InvalidRequest(
+                "name the reversed action and give a reason".into(),
+            ));
+        }
+        Ok(self.shared.store.record_governance(GovernanceEvent {
+            action: "action.reverse".into(),
+            by: by.to_string(),
+            worker: Some(worker.to_string()),
+            subject: Some(action.to_string()),
+            reason: Some(reason.to_string()),
+            data: json!({}),
+        })?)
     }
 
     /// Applies every approved action not yet applied (after a stop between a decision and

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use roster_host::review::Risk;
 use roster_host::service::Service;
-use roster_host::store::{Account, AccountKind};
+use roster_host::store::{Account, AccountKind, Approval, ApprovalStatus, Effect};
 
 use crate::serve::Fixture;
 use crate::serve_process::http;
@@ -94,6 +95,38 @@ pub(crate) fn person(service: &Service, id: &str, roles: &[&str]) -> String {
         .issue_token(id, "test", None, "test")
         .unwrap()
         .1
+}
+
+/// A held action of `worker` (domain revenue, owned by b@ and t@example.com).
+pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
+    Approval {
+        id: id.into(),
+        worker: worker.into(),
+        plugin: "test.recorder".into(),
+        version: "1.0.0".into(),
+        domain: "revenue".into(),
+        owners: vec!["b@example.com".into(), "t@example.com".into()],
+        stage: Some("supervised".into()),
+        action_id: "x/0".into(),
+        trigger: "manual".into(),
+        event_id: "e".into(),
+        record: None,
+        data: serde_json::Value::Null,
+        proposed: Effect::Signal {
+            topic: "revenue.x".into(),
+            payload: "{}".into(),
+        },
+        risk: Risk::InternalWrite,
+        reasons: vec!["matrix".into()],
+        release_at_confidence: None,
+        confidence: None,
+        key: format!("key-{id}"),
+        actor: "worker:test.recorder".into(),
+        status: ApprovalStatus::Pending,
+        created_at: 0,
+        decision: None,
+        applied: None,
+    }
 }
 
 const ROLES: [&str; 7] = [
@@ -215,6 +248,30 @@ fn operations() -> Vec<(
             r#"{"scope":"all","reason":"matrix","revoke_grants":true}"#,
             &["admin"],
         ),
+        ("approvals.list", "GET", "/v1/approvals", "", ALL),
+        ("approval.view", "GET", "/v1/approvals/apr-matrix", "", ALL),
+        (
+            "approval.decide",
+            "POST",
+            "/v1/approvals/apr-matrix/decide",
+            r#"{"verdict":"reject","reason":"matrix"}"#,
+            &["admin", "business-owner", "reviewer"],
+        ),
+        ("trust.view", "GET", "/v1/workers/w1/trust", "", ALL),
+        (
+            "trust.promote",
+            "POST",
+            "/v1/workers/w1/stage",
+            r#"{"to":"supervised","reason":"matrix"}"#,
+            &["admin", "business-owner"],
+        ),
+        (
+            "action.reverse",
+            "POST",
+            "/v1/workers/w1/reversals",
+            r#"{"action":"x/0","reason":"matrix"}"#,
+            &["admin", "business-owner", "reviewer"],
+        ),
         ("people.read", "GET", "/v1/people", "", AUDITORS),
         (
             "people.create",
@@ -261,6 +318,10 @@ fn every_role_and_anonymous_against_every_operation_matches_the_policies() {
     service
         .store()
         .create_record("lead", Some("L-1".into()), None, BTreeMap::new(), "test")
+        .unwrap();
+    service
+        .store()
+        .hold(held_action("apr-matrix", "w1"))
         .unwrap();
     let tokens: Vec<(&str, String)> = ROLES
         .iter()

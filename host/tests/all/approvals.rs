@@ -61,6 +61,11 @@ struct Host {
 impl Host {
     /// One `proposer` worker with `review` as its `[review]` section.
     fn new(review: &str) -> Host {
+        Host::with(review, "")
+    }
+
+    /// Like [`Host::new`], with `host` added to `roster.toml`.
+    fn with(review: &str, host: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("manifest.toml"), MANIFEST).unwrap();
@@ -75,7 +80,7 @@ impl Host {
         let config = d.join("roster.toml");
         std::fs::write(
             &config,
-            "data-dir = \"data\"\nexecutors = 2\nworkers = [\"proposer.toml\"]\n[[principals]]\nid = \"svc\"\nkind = \"service\"\nsees = \"all\"\n",
+            format!("data-dir = \"data\"\nexecutors = 2\nworkers = [\"proposer.toml\"]\n{host}\n[[principals]]\nid = \"svc\"\nkind = \"service\"\nsees = \"all\"\n"),
         )
         .unwrap();
         Host {
@@ -432,5 +437,139 @@ fn record_value_rules_hold_big_deals_only_and_the_kill_switch_cancels_what_waits
             .is_err()
     );
     assert_eq!(stage_of(&service, "BIG"), "discovery");
+    service.stop();
+}
+
+fn decide_all(service: &Service, verdict: Verdict, reason: Option<&str>) -> usize {
+    let pending = held(service, ApprovalStatus::Pending);
+    for a in &pending {
+        let request = roster_host::service::DecisionRequest {
+            verdict,
+            reason: reason.map(str::to_string),
+            edited: None,
+        };
+        service.decide(&a.id, "rita@example.com", request).unwrap();
+    }
+    pending.len()
+}
+
+#[test]
+fn the_trust_curve_proposes_and_a_business_owner_promotes_on_audited_metrics() {
+    let host = Host::with(
+        "[review]\nstage = \"assistive\"\n",
+        "[trust]\nmin-executions = 5\nmin-decisions = 10\n",
+    );
+    let service = host.start();
+    opportunity(&service, "O-1", 1000);
+    let reviewer = person(&service, "rita@example.com", &["reviewer@revenue"]);
+    let owner = person(&service, "owner@example.com", &["business-owner@revenue"]);
+    let api = Api::start(service.clone());
+    let stage = |to: &str, token: &str| {
+        api.call(
+            Some(token),
+            "POST",
+            "/v1/workers/proposer/stage",
+            &format!(r#"{{"to":"{to}","reason":"reviewed the metrics"}}"#),
+        )
+    };
+
+    // Assistive: everything is held. One rejection early on.
+    let summary = propose(&service, "run-0", "O-1", None);
+    assert_eq!(summary, "update=held email=held signal=held feedback=[]");
+    assert_eq!(decide_all(&service, Verdict::Reject, Some("not yet")), 3);
+    let (status, answer) = stage("supervised", &owner);
+    assert_eq!(status, 400, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("executions") && error.contains("rejection-rate"),
+        "{error}"
+    );
+
+    for i in 1..10 {
+        propose(&service, &format!("run-{i}"), "O-1", None);
+        assert_eq!(decide_all(&service, Verdict::Approve, None), 3);
+    }
+    let (status, answer) = api.call(Some(&reviewer), "GET", "/v1/workers/proposer/trust", "");
+    assert_eq!(status, 200);
+    let trust = &answer["trust"];
+    assert_eq!(trust["stage"], "assistive");
+    assert_eq!(trust["metrics"]["executions"], 10);
+    assert_eq!(trust["metrics"]["approved"], 27);
+    assert_eq!(trust["metrics"]["rejected"], 3);
+    assert_eq!(trust["metrics"]["approval_rate"], 0.9);
+    assert_eq!(trust["metrics"]["rejection_rate"], 0.1);
+    // 10% rejected is above the 5% the default allows: not ready yet.
+    assert_eq!(trust["promotion"]["ready"], false);
+    for i in 10..20 {
+        propose(&service, &format!("run-{i}"), "O-1", None);
+        assert_eq!(decide_all(&service, Verdict::Approve, None), 3);
+    }
+    let report = service.trust("proposer").unwrap();
+    let promotion = report.promotion.unwrap();
+    assert!(promotion.ready, "{promotion:?}");
+    assert_eq!(report.metrics.rejection_rate, 0.05);
+    // The owners were alerted once with the proposal.
+    let alerts = service.store().alerts().unwrap();
+    let proposals: Vec<_> = alerts.iter().filter(|a| a.kind == "promotion").collect();
+    assert_eq!(proposals.len(), 1);
+
+    // Only a role the policies allow promotes, one stage at a time.
+    assert_eq!(stage("supervised", &reviewer).0, 403);
+    let (status, answer) = stage("conditional-autonomy", &owner);
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = stage("supervised", &owner);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["trust"]["stage"], "supervised");
+    let summary = propose(&service, "after", "O-1", None);
+    assert!(
+        summary.starts_with("update=performed email=held signal=performed"),
+        "{summary}"
+    );
+
+    // A reversal counts against it; a demotion needs only a reason.
+    let (status, _) = api.call(
+        Some(&reviewer),
+        "POST",
+        "/v1/workers/proposer/reversals",
+        r#"{"action":"x/0","reason":"wrong stage"}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(service.trust("proposer").unwrap().metrics.reversals, 1);
+    let (status, _) = stage("assistive", &owner);
+    assert_eq!(status, 200);
+    let summary = propose(&service, "demoted", "O-1", None);
+    assert!(
+        summary.starts_with("update=held email=held signal=held"),
+        "{summary}"
+    );
+
+    // Promotion and demotion are in the audit trail, by the owner.
+    let moves: Vec<(String, String)> = service
+        .store()
+        .audit_search(
+            &roster_host::store::AuditQuery {
+                principal: Some("owner@example.com".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.trigger, e.detail.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                "governance:trust.promote".to_string(),
+                "reviewed the metrics".to_string()
+            ),
+            (
+                "governance:trust.demote".into(),
+                "reviewed the metrics".into()
+            ),
+        ]
+    );
+    drop(api);
     service.stop();
 }
