@@ -94,6 +94,8 @@ pub enum Operation {
     ApprovalView,
     /// A worker's trust stage and metrics.
     TrustView,
+    /// A worker's versions and readiness checklist.
+    WorkerView,
     /// Read records.
     RecordsRead,
     /// Create, change or delete records.
@@ -118,6 +120,12 @@ pub enum Operation {
     TrustPromote,
     /// Report an action of a worker that a person reversed.
     ActionReverse,
+    /// Run a worker in dry-run on a staging dataset.
+    StagingRun,
+    /// Put a worker live (after the readiness checklist).
+    WorkerDeploy,
+    /// Roll a worker back to its previous version.
+    WorkerRollback,
     /// List accounts and tokens.
     PeopleRead,
     /// Create and change accounts, issue and revoke tokens.
@@ -126,7 +134,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 23] = [
+    pub const ALL: [Operation; 27] = [
         Operation::Whoami,
         Operation::QueueView,
         Operation::WorkersList,
@@ -136,6 +144,7 @@ impl Operation {
         Operation::ApprovalsList,
         Operation::ApprovalView,
         Operation::TrustView,
+        Operation::WorkerView,
         Operation::RecordsRead,
         Operation::RecordsWrite,
         Operation::AuditRead,
@@ -148,6 +157,9 @@ impl Operation {
         Operation::ApprovalDecide,
         Operation::TrustPromote,
         Operation::ActionReverse,
+        Operation::StagingRun,
+        Operation::WorkerDeploy,
+        Operation::WorkerRollback,
         Operation::PeopleRead,
         Operation::PeopleManage,
     ];
@@ -164,6 +176,7 @@ impl Operation {
             Operation::ApprovalsList => "approvals.list",
             Operation::ApprovalView => "approval.view",
             Operation::TrustView => "trust.view",
+            Operation::WorkerView => "worker.view",
             Operation::RecordsRead => "records.read",
             Operation::RecordsWrite => "records.write",
             Operation::AuditRead => "audit.read",
@@ -176,6 +189,9 @@ impl Operation {
             Operation::ApprovalDecide => "approval.decide",
             Operation::TrustPromote => "trust.promote",
             Operation::ActionReverse => "action.reverse",
+            Operation::StagingRun => "staging.run",
+            Operation::WorkerDeploy => "worker.deploy",
+            Operation::WorkerRollback => "worker.rollback",
             Operation::PeopleRead => "people.read",
             Operation::PeopleManage => "people.manage",
         }

@@ -3,7 +3,7 @@
 //! This file holds the argument definitions and the dispatch; each group of commands lives
 //! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
 //! service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
-//! verification and checkpoints), `people.rs` (accounts, roles and tokens), `approvals.rs` (held actions and the trust curve) and `remote.rs` (commands that talk to a running service:
+//! verification and checkpoints), `people.rs` (accounts, roles and tokens), `approvals.rs` (held actions and the trust curve), `versions.rs` (dry runs, versions, readiness, deploy, rollback) and `remote.rs` (commands that talk to a running service:
 //! events, queue, pause and resume).
 
 mod approvals;
@@ -13,6 +13,7 @@ mod records;
 mod remote;
 mod run;
 mod serve;
+mod versions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -249,6 +250,18 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
 struct Paths {
     config: PathBuf,
     data_dir: PathBuf,
+}
+
+/// An installed worker's configuration, by name.
+fn worker_config<'a>(
+    config: &'a crate::config::HostConfig,
+    name: &str,
+) -> anyhow::Result<&'a crate::config::WorkerConfig> {
+    config
+        .workers
+        .iter()
+        .find(|w| w.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no installed worker is named `{name}`"))
 }
 
 /// The host configuration: `roster.toml` when it exists, otherwise the built-in defaults

@@ -336,6 +336,8 @@ struct WorkerSection {
     owners: Option<Vec<String>>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    deployment: Option<crate::store::DeployStatus>,
 }
 
 fn yes() -> bool {
@@ -378,6 +380,9 @@ pub struct WorkerConfig {
     pub breaker: Breaker,
     /// Its human-in-the-loop checkpoints and starting stage on the trust curve.
     pub review: Option<crate::review::ReviewSettings>,
+    /// Where it starts: `live` (the default), or `staging` to go live only through the
+    /// deployment-readiness checklist (`roster workers deploy`).
+    pub deployment: crate::store::DeployStatus,
 }
 
 /// A validated host configuration.
@@ -452,6 +457,20 @@ fn problem(
 }
 
 impl HostConfig {
+    /// The runtime settings this configuration implies (data directory, limits, schema,
+    /// directory), with `clock`.
+    pub fn runtime_config(
+        &self,
+        clock: crate::clock::SharedClock,
+    ) -> crate::runtime::RuntimeConfig {
+        let mut config = crate::runtime::RuntimeConfig::new(&self.data_dir);
+        config.max_limits = self.max_limits;
+        config.schema = self.schema.clone();
+        config.directory = self.directory.clone();
+        config.clock = clock;
+        config
+    }
+
     /// The built-in defaults: no workers, an open directory, the professional plan.
     pub fn defaults() -> HostConfig {
         HostConfig {
@@ -838,6 +857,10 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
         escalation,
         breaker,
         review: file.review.as_ref().map(|r| r.get_ref().clone()),
+        deployment: file
+            .worker
+            .deployment
+            .unwrap_or(crate::store::DeployStatus::Live),
     })
 }
 

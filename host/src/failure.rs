@@ -481,6 +481,8 @@ mod tests {
             idempotency_key: None,
             replayed: false,
             duration_us: 1,
+            proposal_digest: None,
+            proposal: None,
         }
     }
 

@@ -101,6 +101,13 @@ pub struct ActionRecord {
     pub replayed: bool,
     /// How long it took, in microseconds.
     pub duration_us: u64,
+    /// The SHA-256 of the proposed effect with its values (records, notify, signals), so
+    /// two runs can be compared without storing message bodies in the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal_digest: Option<String>,
+    /// The proposed effect with its values, in dry runs (staging and shadow runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<serde_json::Value>,
 }
 
 /// The identifiers of a side effect being performed.
@@ -160,6 +167,7 @@ pub struct Call {
     started: Instant,
     key: Option<String>,
     replayed: bool,
+    proposal: Option<serde_json::Value>,
 }
 
 impl Call {
@@ -180,7 +188,14 @@ impl Call {
             started: Instant::now(),
             key: None,
             replayed: false,
+            proposal: None,
         }
+    }
+
+    /// Attaches the effect the call proposes, with its values.
+    pub fn proposing(mut self, effect: &impl Serialize) -> Call {
+        self.proposal = serde_json::to_value(effect).ok();
+        self
     }
 }
 
@@ -473,6 +488,11 @@ impl Gate {
 
     fn push(&mut self, call: Call, result: ActionResult) {
         let id = self.next_id();
+        let proposal_digest = call
+            .proposal
+            .as_ref()
+            .map(|p| hex::encode(Sha256::digest(p.to_string().as_bytes())));
+        let proposal = call.proposal.filter(|_| self.mode == Mode::DryRun);
         self.log.push(ActionRecord {
             id,
             capability: call.capability,
@@ -484,6 +504,8 @@ impl Gate {
             idempotency_key: call.key,
             replayed: call.replayed,
             duration_us: call.started.elapsed().as_micros() as u64,
+            proposal_digest,
+            proposal,
         });
     }
 }

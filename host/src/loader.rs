@@ -100,6 +100,18 @@ impl Runtime {
         manifest: &Manifest,
         grant: &Grant,
     ) -> Result<LoadedWorker, Error> {
+        self.load_with_halt(bytes, manifest, grant, Arc::default())
+    }
+
+    /// Like [`Runtime::load`], sharing `halt` (the kill switch's flag) with the other
+    /// versions of the same installed worker.
+    pub fn load_with_halt(
+        &self,
+        bytes: &[u8],
+        manifest: &Manifest,
+        grant: &Grant,
+        halt: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<LoadedWorker, Error> {
         grant.check_against(manifest)?;
         let info = imports::inspect(bytes)?;
         let linked = plan(&info, manifest, grant)?;
@@ -125,7 +137,7 @@ impl Runtime {
             grant: grant.clone(),
             limits,
             services: self.services.clone(),
-            halt: Arc::default(),
+            halt,
         };
         Ok(LoadedWorker {
             runtime: self.clone(),

@@ -89,6 +89,20 @@ impl Runtime {
         })
     }
 
+    /// A runtime with the same engine, HTTP client and directory over another store (a
+    /// staging dataset's).
+    pub fn sharing_engine(&self, store: Store) -> Runtime {
+        Runtime {
+            engine: self.engine.clone(),
+            services: Services {
+                store,
+                http: self.services.http.clone(),
+                directory: self.services.directory.clone(),
+            },
+            max_limits: self.max_limits,
+        }
+    }
+
     /// The embedded store.
     pub fn store(&self) -> &Store {
         &self.services.store

@@ -26,6 +26,7 @@ use sha2::Sha256;
 
 mod approvals;
 pub mod people;
+mod versions;
 
 use crate::access::{Operation, Resource};
 use crate::error::Error;
@@ -129,6 +130,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/workers/{name}/trust", get(approvals::trust))
         .route("/v1/workers/{name}/stage", post(approvals::stage))
         .route("/v1/workers/{name}/reversals", post(approvals::reversal))
+        .route("/v1/workers/{name}/dry-run", post(versions::dry_run))
+        .route("/v1/workers/{name}/versions", get(versions::versions))
+        .route("/v1/workers/{name}/readiness", get(versions::readiness))
+        .route("/v1/workers/{name}/deploy", post(versions::deploy))
+        .route("/v1/workers/{name}/rollback", post(versions::rollback))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
         .route("/v1/inventory", get(inventory))
@@ -650,8 +656,8 @@ async fn workers(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<s
                 "principal": w.config.grant.grant.principal,
                 "enabled": w.config.enabled,
                 "triggers": w.config.triggers.iter().map(|t| t.label.clone()).collect::<Vec<_>>(),
-                "limits": w.loaded.limits(),
-                "component-digest": w.loaded.component_digest(),
+                "limits": w.loaded().limits(),
+                "component-digest": w.loaded().component_digest(),
             })
         })
         .collect();

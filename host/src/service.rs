@@ -34,7 +34,7 @@ use crate::event::{ChangeInput, EventInput, TriggerInput};
 use crate::filter::Filter;
 use crate::gate::Mode;
 use crate::loader::LoadedWorker;
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime::Runtime;
 use crate::store::{
     Alert, Change, ChangeKind, ExecutionEntry, FieldValue, GovernanceEvent, OutboxEntry, QueueItem,
     RecordQuery, Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in,
@@ -51,6 +51,7 @@ mod approvals;
 mod derive;
 mod dispatch;
 mod execute;
+mod versions;
 
 pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
@@ -60,8 +61,29 @@ use execute::executor;
 pub struct Installed {
     /// Its configuration.
     pub config: WorkerConfig,
-    /// The loaded component.
-    pub loaded: LoadedWorker,
+    /// The version that runs now (the configured one, or the one a rollback pinned).
+    loaded: std::sync::RwLock<Arc<LoadedWorker>>,
+    /// The kill switch's flag, shared by every version of the worker.
+    pub halt: Arc<AtomicBool>,
+}
+
+impl Installed {
+    /// The version that runs now.
+    pub fn loaded(&self) -> Arc<LoadedWorker> {
+        match self.loaded.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Runs `loaded` from now on; executions already running finish on the old version.
+    fn replace(&self, loaded: LoadedWorker) {
+        let loaded = Arc::new(loaded);
+        match self.loaded.write() {
+            Ok(mut l) => *l = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
+    }
 }
 
 struct Shared {
@@ -195,31 +217,21 @@ impl Service {
     /// Opens the store, loads every enabled worker and starts the dispatcher and executors.
     /// Nothing is started when any worker fails to load.
     pub fn start(config: HostConfig, clock: SharedClock) -> Result<Service, Error> {
-        let mut runtime_config = RuntimeConfig::new(&config.data_dir);
-        runtime_config.max_limits = config.max_limits;
-        runtime_config.schema = config.schema.clone();
-        runtime_config.directory = config.directory.clone();
-        runtime_config.clock = clock.clone();
-        let runtime = Runtime::open(runtime_config)?;
+        let runtime = Runtime::open(config.runtime_config(clock.clone()))?;
         let mut workers = BTreeMap::new();
         for w in config.workers.iter().filter(|w| w.enabled) {
             let bytes = std::fs::read(&w.component).map_err(|source| Error::Io {
                 path: w.component.clone(),
                 source,
             })?;
-            let mut grant = w.grant.clone();
-            grant.limits = grant.limits.overlay(&w.limits);
-            let loaded = runtime
-                .load(&bytes, &w.manifest, &grant)
-                .map_err(|e| Error::Config {
-                    location: w.path.display().to_string(),
-                    reason: format!("worker `{}`: {e}", w.name),
-                })?;
+            let halt = Arc::new(AtomicBool::new(false));
+            let loaded = versions::load_worker(&runtime, &config, w, &bytes, halt.clone())?;
             workers.insert(
                 w.name.clone(),
                 Arc::new(Installed {
                     config: w.clone(),
-                    loaded,
+                    loaded: std::sync::RwLock::new(Arc::new(loaded)),
+                    halt,
                 }),
             );
         }
@@ -239,10 +251,7 @@ impl Service {
         let controls = shared.store.controls()?;
         for (name, control) in &controls {
             if let Some(w) = shared.workers.get(name) {
-                w.loaded
-                    .context
-                    .halt
-                    .store(control.paused, Ordering::SeqCst);
+                w.halt.store(control.paused, Ordering::SeqCst);
             }
         }
         if let Ok(mut c) = shared.controls.lock() {
@@ -394,7 +403,7 @@ impl Service {
         };
         // Stop them first: from here no host call of theirs succeeds.
         for w in &targets {
-            w.loaded.context.halt.store(true, Ordering::SeqCst);
+            w.halt.store(true, Ordering::SeqCst);
         }
         let now = self.shared.clock.now_ms();
         let mut controls = Vec::new();
@@ -560,7 +569,7 @@ impl Service {
         if let Ok(mut c) = self.shared.controls.lock() {
             c.insert(worker.to_string(), control.clone());
         }
-        w.loaded.context.halt.store(false, Ordering::SeqCst);
+        w.halt.store(false, Ordering::SeqCst);
         tracing::info!("worker `{worker}` resumed by {by}");
         Ok(control)
     }

@@ -19,6 +19,7 @@ mod index;
 mod queue;
 mod records;
 mod trust;
+mod versions;
 mod writer;
 
 pub use accounts::{Account, AccountKind, TOKEN_PREFIX, TokenInfo, token_digest};
@@ -42,6 +43,7 @@ pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 pub use trust::TrustState;
+pub use versions::{DeployStatus, Deployment, VersionEntry};
 
 use std::collections::BTreeMap;
 use std::path::Path;

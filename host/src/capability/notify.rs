@@ -96,9 +96,9 @@ impl Host for HostState {
         } else {
             Risk::ExternalCommunication
         };
-        let call = match self.review(call, effect, risk)? {
+        let call = match self.review(call.proposing(&effect), effect, risk)? {
             Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => call,
+            Reviewed::Proceed(call) => *call,
         };
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();

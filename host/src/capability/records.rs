@@ -319,11 +319,20 @@ impl Host for HostState {
             owner: record.owner.clone(),
             fields: record.fields.clone(),
         };
-        let call = match self.review(call, effect, record_risk(&object, "create"))? {
+        // The id is new on every run; what is proposed is the rest.
+        let mut proposal = serde_json::to_value(&effect).unwrap_or_default();
+        if let Some(o) = proposal.as_object_mut() {
+            o.remove("id");
+        }
+        let call = match self.review(
+            call.proposing(&proposal),
+            effect,
+            record_risk(&object, "create"),
+        )? {
             Reviewed::Held(answer) => {
                 return Ok(answer.map(|receipt| Created { receipt, id }));
             }
-            Reviewed::Proceed(call) => call,
+            Reviewed::Proceed(call) => *call,
         };
         let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |ids| {
@@ -376,9 +385,13 @@ impl Host for HostState {
             id: id.clone(),
             fields: changes.clone(),
         };
-        let call = match self.review(call, effect, record_risk(&object, "update"))? {
+        let call = match self.review(
+            call.proposing(&effect),
+            effect,
+            record_risk(&object, "update"),
+        )? {
             Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => call,
+            Reviewed::Proceed(call) => *call,
         };
         let actor = actor(&self.worker.plugin);
         let result = self.gate.act(call, |ids| {
@@ -423,9 +436,13 @@ impl Host for HostState {
             object: object.clone(),
             id: id.clone(),
         };
-        let call = match self.review(call, effect, record_risk(&object, "delete"))? {
+        let call = match self.review(
+            call.proposing(&effect),
+            effect,
+            record_risk(&object, "delete"),
+        )? {
             Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => call,
+            Reviewed::Proceed(call) => *call,
         };
         let store = self.worker.services.store.clone();
         let actor = actor(&self.worker.plugin);

@@ -13,7 +13,7 @@ pub(crate) enum Reviewed {
     /// Held (or refused while holding it): the answer for the worker.
     Held(Result<Receipt, Error>),
     /// Not held: perform it.
-    Proceed(Call),
+    Proceed(Box<Call>),
 }
 
 impl HostState {
@@ -25,7 +25,7 @@ impl HostState {
         risk: Risk,
     ) -> wasmtime::Result<Reviewed> {
         let Some(review) = self.review.clone() else {
-            return Ok(Reviewed::Proceed(call));
+            return Ok(Reviewed::Proceed(Box::new(call)));
         };
         let store = self.worker.services.store.clone();
         let (object, proposed, current) = match &effect {
@@ -68,7 +68,7 @@ impl HostState {
             value: &value,
         };
         let Some(hold) = review.checkpoints.check(&proposal) else {
-            return Ok(Reviewed::Proceed(call));
+            return Ok(Reviewed::Proceed(Box::new(call)));
         };
         let worker = self.worker.clone();
         let now = store.clock().now_ms();

@@ -37,9 +37,9 @@ impl Host for HostState {
             topic: topic.clone(),
             payload: payload.clone(),
         };
-        let call = match self.review(call, effect, Risk::InternalWrite)? {
+        let call = match self.review(call.proposing(&effect), effect, Risk::InternalWrite)? {
             Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => call,
+            Reviewed::Proceed(call) => *call,
         };
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();

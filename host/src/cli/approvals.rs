@@ -164,11 +164,7 @@ pub(super) fn trust(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<E
         return print_api(&paths.config, http::Method::GET, &path, Vec::new());
     }
     let config = super::host_config(paths)?;
-    let worker = config
-        .workers
-        .iter()
-        .find(|w| w.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no installed worker is named `{name}`"))?;
+    let worker = super::worker_config(&config, name)?;
     let store = open_store(paths)?;
     let now = store.clock().now_ms();
     let report = crate::trust::report(&store, worker, &config.trust, now)?;

@@ -129,6 +129,47 @@ pub enum WorkersCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Run a worker in dry-run on a staging dataset (JSON: records and events): every
+    /// action is checked and shown, none is performed, the live records are not touched.
+    DryRun {
+        /// The worker's name.
+        name: String,
+        /// The dataset file.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Run it in the running service (recorded in its audit trail).
+        #[arg(long)]
+        remote: bool,
+    },
+    /// The versions a worker ran and the one running now (running service).
+    Versions {
+        /// The worker's name.
+        name: String,
+    },
+    /// The deployment-readiness checklist (running service).
+    Readiness {
+        /// The worker's name.
+        name: String,
+    },
+    /// Put a worker in staging live, once its readiness checklist passes (running service).
+    Deploy {
+        /// The worker's name.
+        name: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Roll a worker back to the version it ran before (running service).
+    Rollback {
+        /// The worker's name.
+        name: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
     /// Report that a person reversed an action the worker performed.
     Reverse {
         /// The worker's name.
@@ -434,6 +475,22 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
         WorkersCommand::Trust { name, remote } => {
             return super::approvals::trust(cli, &name, remote);
         }
+        WorkersCommand::DryRun {
+            name,
+            dataset,
+            json,
+            remote,
+        } => return super::versions::dry_run(cli, &name, &dataset, json, remote),
+        WorkersCommand::Versions { name } => return super::versions::show(cli, &name, "versions"),
+        WorkersCommand::Readiness { name } => {
+            return super::versions::show(cli, &name, "readiness");
+        }
+        WorkersCommand::Deploy { name, reason } => {
+            return super::versions::act(cli, &name, "deploy", &reason);
+        }
+        WorkersCommand::Rollback { name, reason } => {
+            return super::versions::act(cli, &name, "rollback", &reason);
+        }
         WorkersCommand::Stage { name, to, reason } => {
             return super::approvals::stage(cli, &name, &to, &reason);
         }
@@ -463,6 +520,11 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
         WorkersCommand::Pause { .. }
         | WorkersCommand::Resume { .. }
         | WorkersCommand::Trust { .. }
+        | WorkersCommand::DryRun { .. }
+        | WorkersCommand::Versions { .. }
+        | WorkersCommand::Readiness { .. }
+        | WorkersCommand::Deploy { .. }
+        | WorkersCommand::Rollback { .. }
         | WorkersCommand::Stage { .. }
         | WorkersCommand::Reverse { .. }
         | WorkersCommand::Inventory { .. } => {}

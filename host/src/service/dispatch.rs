@@ -198,7 +198,7 @@ impl Dispatcher {
         {
             Ok(()) => {
                 tracing::warn!("worker `{worker}` paused: {reason}");
-                w.loaded.context.halt.store(true, Ordering::SeqCst);
+                w.halt.store(true, Ordering::SeqCst);
                 if let Ok(mut c) = self.shared.controls.lock() {
                     c.insert(worker.to_string(), control);
                 }

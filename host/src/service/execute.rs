@@ -28,6 +28,33 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
         };
         let lane = item.lane();
         let seq = item.seq;
+        if shared
+            .workers
+            .get(&item.worker)
+            .is_some_and(|w| !shared.is_live(&w.config))
+        {
+            // In staging: its triggers do not run (dry runs and shadow runs show what it
+            // would do); the item is settled without an execution.
+            tracing::debug!(
+                "worker `{}` is in staging; trigger {seq} dropped",
+                item.worker
+            );
+            if let Err(e) = shared.store.finish(Finish {
+                queue_seq: seq,
+                ..Finish::default()
+            }) {
+                tracing::error!("settling queue item {seq}: {e}");
+            }
+            let _ = done.send(Done {
+                seq,
+                lane,
+                worker: item.worker.clone(),
+                counted: false,
+                failed: false,
+                requeued: None,
+            });
+            continue;
+        }
         if let Ok(mut f) = shared.in_flight.lock() {
             f.insert(seq, item.worker.clone());
         }
@@ -46,7 +73,7 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
                 if let Some((worker, control)) = pause {
                     tracing::warn!("worker `{worker}` paused: {}", control.reason);
                     if let Some(w) = shared.workers.get(&worker) {
-                        w.loaded.context.halt.store(true, Ordering::SeqCst);
+                        w.halt.store(true, Ordering::SeqCst);
                     }
                     if let Ok(mut controls) = shared.controls.lock() {
                         controls.insert(worker, control);
@@ -159,29 +186,31 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
     // Every attempt at this item derives the same idempotency keys.
     let attempt_of = format!("{}/{}/{}", item.worker, item.trigger, entry.event_id);
     let review = review_context(shared, w, &entry, record.as_ref(), &item.event);
-    let class =
-        match w
-            .loaded
-            .execute_reviewed(&item.event, Mode::Live, record, Some(&attempt_of), review)
-        {
-            Ok(report) => {
-                settle_held(shared, &report);
-                entry.status = report.status.as_str().to_string();
-                entry.detail = report.error.clone();
-                let class = classify(report.status, report.error.as_deref(), &report.actions);
-                let retry_after = retry_after_ms(&report.actions);
-                entry.report = serde_json::to_value(&report).ok();
-                if let (Some(ms), Some(report)) = (retry_after, entry.report.as_mut()) {
-                    report["retry_after_ms"] = serde_json::json!(ms);
-                }
-                class
+    let class = match w.loaded().execute_reviewed(
+        &item.event,
+        Mode::Live,
+        record,
+        Some(&attempt_of),
+        review,
+    ) {
+        Ok(report) => {
+            settle_held(shared, &report);
+            entry.status = report.status.as_str().to_string();
+            entry.detail = report.error.clone();
+            let class = classify(report.status, report.error.as_deref(), &report.actions);
+            let retry_after = retry_after_ms(&report.actions);
+            entry.report = serde_json::to_value(&report).ok();
+            if let (Some(ms), Some(report)) = (retry_after, entry.report.as_mut()) {
+                report["retry_after_ms"] = serde_json::json!(ms);
             }
-            Err(e) => {
-                entry.status = "failed".into();
-                entry.detail = Some(e.to_string());
-                Some(FailureClass::Validation)
-            }
-        };
+            class
+        }
+        Err(e) => {
+            entry.status = "failed".into();
+            entry.detail = Some(e.to_string());
+            Some(FailureClass::Validation)
+        }
+    };
     entry.failure = class.map(|c| c.as_str().to_string());
     entry.finished_at = shared.clock.now_ms();
     (entry, class)

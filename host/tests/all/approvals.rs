@@ -52,51 +52,77 @@ topics = ["revenue.*"]
 quota-bytes = 65536
 "#;
 
-struct Host {
+pub(crate) struct Host {
     _dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     clock: ManualClock,
 }
 
 impl Host {
     /// One `proposer` worker with `review` as its `[review]` section.
-    fn new(review: &str) -> Host {
+    pub(crate) fn new(review: &str) -> Host {
         Host::with(review, "")
     }
 
     /// Like [`Host::new`], with `host` added to `roster.toml`.
-    fn with(review: &str, host: &str) -> Host {
+    pub(crate) fn with(review: &str, host: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("manifest.toml"), MANIFEST).unwrap();
         std::fs::write(d.join("grant.toml"), GRANT).unwrap();
-        std::fs::write(
-            d.join("proposer.toml"),
-            format!(
-                "[worker]\nname = \"proposer\"\ncomponent = \"{REVIEW_PROPOSER}\"\nmanifest = \"manifest.toml\"\ngrant = \"grant.toml\"\nprincipal = \"svc\"\n\n[[triggers]]\non = \"event\"\nname = \"propose\"\n\n{review}\n"
-            ),
-        )
-        .unwrap();
         let config = d.join("roster.toml");
         std::fs::write(
             &config,
             format!("data-dir = \"data\"\nexecutors = 2\nworkers = [\"proposer.toml\"]\n{host}\n[[principals]]\nid = \"svc\"\nkind = \"service\"\nsees = \"all\"\n"),
         )
         .unwrap();
-        Host {
+        let host = Host {
             _dir: dir,
             config,
             clock: ManualClock::new(T0),
-        }
+        };
+        host.install(REVIEW_PROPOSER, "1.0.0", "", review);
+        host
     }
 
-    fn start(&self) -> Arc<Service> {
+    /// (Re)writes the `proposer` worker, triggered by the `propose` event: `component` as
+    /// plugin version `version`, with `keys` added to its `[worker]` section and `extra`
+    /// sections ([review], [escalation], ...).
+    pub(crate) fn install(&self, component: &str, version: &str, keys: &str, extra: &str) {
+        let d = self.config.parent().unwrap();
+        let manifest = format!("manifest-{version}.toml");
+        std::fs::write(
+            d.join(&manifest),
+            MANIFEST.replace("version = \"1.0.0\"", &format!("version = \"{version}\"")),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("proposer.toml"),
+            format!(
+                "[worker]\nname = \"proposer\"\ncomponent = \"{component}\"\nmanifest = \"{manifest}\"\ngrant = \"grant.toml\"\nprincipal = \"svc\"\n{keys}\n\n[[triggers]]\non = \"event\"\nname = \"propose\"\n\n{extra}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    pub(crate) fn start(&self) -> Arc<Service> {
         let config = HostConfig::load(&self.config).unwrap();
         Arc::new(Service::start(config, Arc::new(self.clock.clone())).unwrap())
     }
 }
 
-fn opportunity(service: &Service, id: &str, amount: i64) {
+/// The audit entries recording what `principal` did, oldest first.
+pub(crate) fn audited(
+    service: &Service,
+    principal: &str,
+) -> Vec<roster_host::store::ExecutionEntry> {
+    let query = roster_host::store::AuditQuery {
+        principal: Some(principal.into()),
+        ..Default::default()
+    };
+    service.store().audit_search(&query, 1000).unwrap()
+}
+
+pub(crate) fn opportunity(service: &Service, id: &str, amount: i64) {
     let fields = BTreeMap::from([
         ("name".to_string(), FieldValue::Text(format!("Deal {id}"))),
         ("stage".to_string(), FieldValue::Text("discovery".into())),
@@ -115,7 +141,7 @@ fn opportunity(service: &Service, id: &str, amount: i64) {
 }
 
 /// Runs the worker on `id` (with an optional confidence) and returns its summary.
-fn propose(service: &Service, event: &str, id: &str, confidence: Option<f64>) -> String {
+pub(crate) fn propose(service: &Service, event: &str, id: &str, confidence: Option<f64>) -> String {
     service
         .accept_event(
             "propose",
@@ -143,7 +169,7 @@ fn propose(service: &Service, event: &str, id: &str, confidence: Option<f64>) ->
         .to_string()
 }
 
-fn held(service: &Service, status: ApprovalStatus) -> Vec<Approval> {
+pub(crate) fn held(service: &Service, status: ApprovalStatus) -> Vec<Approval> {
     service
         .approvals(&ApprovalFilter {
             status: Some(status),
@@ -164,7 +190,7 @@ fn stage_of(service: &Service, id: &str) -> String {
     }
 }
 
-fn emails(service: &Service) -> Vec<roster_host::store::OutboxEntry> {
+pub(crate) fn emails(service: &Service) -> Vec<roster_host::store::OutboxEntry> {
     service.store().outbox().unwrap()
 }
 
@@ -284,16 +310,7 @@ pub fn review_proposer() {
     // Each decision is in the audit trail, by the reviewer.
     let (_, audit) = api.call(Some(&reviewer), "GET", "/v1/approvals?worker=proposer", "");
     assert_eq!(audit["approvals"].as_array().unwrap().len(), 4);
-    let decisions: Vec<(String, String)> = service
-        .store()
-        .audit_search(
-            &roster_host::store::AuditQuery {
-                status: Some("governance".into()),
-                ..Default::default()
-            },
-            100,
-        )
-        .unwrap()
+    let decisions: Vec<(String, String)> = audited(&service, "rita@example.com")
         .into_iter()
         .filter(|e| e.trigger.starts_with("governance:approval."))
         .map(|e| {
@@ -544,16 +561,7 @@ fn the_trust_curve_proposes_and_a_business_owner_promotes_on_audited_metrics() {
     );
 
     // Promotion and demotion are in the audit trail, by the owner.
-    let moves: Vec<(String, String)> = service
-        .store()
-        .audit_search(
-            &roster_host::store::AuditQuery {
-                principal: Some("owner@example.com".into()),
-                ..Default::default()
-            },
-            100,
-        )
-        .unwrap()
+    let moves: Vec<(String, String)> = audited(&service, "owner@example.com")
         .into_iter()
         .map(|e| (e.trigger, e.detail.unwrap_or_default()))
         .collect();

@@ -20,6 +20,7 @@ mod plugins;
 mod scopes;
 mod serve;
 mod serve_process;
+mod versions;
 
 /// Every guest program must have a test named after it: `foreach_program!` lists the
 /// programs and this fails to compile when one has no test.
