@@ -321,6 +321,26 @@ struct WorkerFile {
     circuit_breaker: Option<Spanned<BreakerSpec>>,
     #[serde(default)]
     review: Option<Spanned<crate::review::ReviewSettings>>,
+    #[serde(default)]
+    shadow: Option<ShadowSpec>,
+}
+
+/// `[shadow]` as written: a new version to run beside the live one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ShadowSpec {
+    component: PathBuf,
+    manifest: PathBuf,
+}
+
+/// A new version of a worker that runs in dry-run beside the live one, on the same
+/// triggers, so that their proposed actions can be compared.
+#[derive(Debug, Clone)]
+pub struct ShadowConfig {
+    /// The new version's component.
+    pub component: PathBuf,
+    /// Its manifest (the same plugin id, another version).
+    pub manifest: Manifest,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -383,6 +403,8 @@ pub struct WorkerConfig {
     /// Where it starts: `live` (the default), or `staging` to go live only through the
     /// deployment-readiness checklist (`roster workers deploy`).
     pub deployment: crate::store::DeployStatus,
+    /// A new version shadow-running beside this one.
+    pub shadow: Option<ShadowConfig>,
 }
 
 /// A validated host configuration.
@@ -741,6 +763,30 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
         grant.grant.principal = principal.clone();
     }
     grant.check_against(&manifest)?;
+    let shadow = match &file.shadow {
+        None => None,
+        Some(spec) => {
+            let component = base.join(&spec.component);
+            if !component.is_file() {
+                return Err(bad(format!(
+                    "shadow.component {} does not exist",
+                    component.display()
+                )));
+            }
+            let shadow_manifest = Manifest::load(&base.join(&spec.manifest))?;
+            if shadow_manifest.plugin.id != manifest.plugin.id {
+                return Err(bad(format!(
+                    "shadow.manifest is plugin `{}`; a shadow run compares versions of the same plugin `{}`",
+                    shadow_manifest.plugin.id, manifest.plugin.id
+                )));
+            }
+            grant.check_against(&shadow_manifest)?;
+            Some(ShadowConfig {
+                component,
+                manifest: shadow_manifest,
+            })
+        }
+    };
     if !directory.knows(&grant.grant.principal) {
         return Err(bad(format!(
             "principal `{}` is not in roster.toml's [[principals]]",
@@ -861,6 +907,7 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
             .worker
             .deployment
             .unwrap_or(crate::store::DeployStatus::Live),
+        shadow,
     })
 }
 

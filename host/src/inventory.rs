@@ -105,6 +105,8 @@ fn modified(path: &std::path::Path) -> Option<i64> {
 pub fn describe(
     config: &WorkerConfig,
     control: Option<&WorkerControl>,
+    deployment: Option<&crate::store::Deployment>,
+    stage: Option<crate::review::Stage>,
     recent: &[&ExecutionEntry],
     now: i64,
 ) -> InventoryEntry {
@@ -180,6 +182,17 @@ pub fn describe(
             .collect::<Vec<_>>()
             .join(", ")
     )];
+    if let Some(stage) = stage {
+        review_checkpoints.push(format!("trust stage: {}", stage.as_str()));
+    }
+    for rule in config.review.iter().flat_map(|r| &r.rules) {
+        review_checkpoints.push(format!(
+            "held for review: {}",
+            rule.reason
+                .clone()
+                .unwrap_or_else(|| serde_json::to_string(rule).unwrap_or_default())
+        ));
+    }
     let b = &config.breaker;
     if b.enabled {
         review_checkpoints.push(format!(
@@ -190,10 +203,14 @@ pub fn describe(
         ));
     }
     let paused = control.filter(|c| c.paused);
+    let staged =
+        deployment.map_or(config.deployment, |d| d.status) == crate::store::DeployStatus::Staging;
     let status = if !config.enabled {
         "disabled"
     } else if paused.is_some() {
         "paused"
+    } else if staged {
+        "staging"
     } else {
         "live"
     };

@@ -47,6 +47,7 @@ pub mod schema;
 pub mod scope;
 pub mod server;
 pub mod service;
+pub mod shadow;
 pub mod staging;
 pub mod state;
 pub mod store;

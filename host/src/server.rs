@@ -135,6 +135,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/workers/{name}/readiness", get(versions::readiness))
         .route("/v1/workers/{name}/deploy", post(versions::deploy))
         .route("/v1/workers/{name}/rollback", post(versions::rollback))
+        .route("/v1/workers/{name}/shadow", get(versions::shadow))
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
         .route("/v1/inventory", get(inventory))

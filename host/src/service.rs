@@ -65,6 +65,8 @@ pub struct Installed {
     loaded: std::sync::RwLock<Arc<LoadedWorker>>,
     /// The kill switch's flag, shared by every version of the worker.
     pub halt: Arc<AtomicBool>,
+    /// A new version running in dry-run beside it, if its file has `[shadow]`.
+    pub shadow: Option<LoadedWorker>,
 }
 
 impl Installed {
@@ -226,12 +228,14 @@ impl Service {
             })?;
             let halt = Arc::new(AtomicBool::new(false));
             let loaded = versions::load_worker(&runtime, &config, w, &bytes, halt.clone())?;
+            let shadow = versions::load_shadow(&runtime, w, halt.clone())?;
             workers.insert(
                 w.name.clone(),
                 Arc::new(Installed {
                     config: w.clone(),
                     loaded: std::sync::RwLock::new(Arc::new(loaded)),
                     halt,
+                    shadow,
                 }),
             );
         }
@@ -586,7 +590,16 @@ impl Service {
         let mut out = Vec::new();
         for (name, w) in &self.shared.workers {
             let mine: Vec<&ExecutionEntry> = recent.iter().filter(|e| &e.worker == name).collect();
-            let entry = crate::inventory::describe(&w.config, controls.get(name), &mine, now);
+            let deployment = self.shared.store.deployment(name)?;
+            let stage = self.shared.stage(&w.config);
+            let entry = crate::inventory::describe(
+                &w.config,
+                controls.get(name),
+                deployment.as_ref(),
+                stage,
+                &mine,
+                now,
+            );
             if filter.matches(&entry) {
                 out.push(entry);
             }

@@ -18,6 +18,7 @@ mod effects;
 mod index;
 mod queue;
 mod records;
+mod shadow;
 mod trust;
 mod versions;
 mod writer;
@@ -42,6 +43,7 @@ pub(crate) use queue::{
 pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
+pub use shadow::{ProposedAction, ShadowRun};
 pub use trust::TrustState;
 pub use versions::{DeployStatus, Deployment, VersionEntry};
 
@@ -392,6 +394,7 @@ impl Store {
             tx.open_table(audit::CHECKPOINTS)?;
             tx.open_table(accounts::ACCOUNTS)?;
             tx.open_table(approvals::APPROVALS)?;
+            tx.open_table(shadow::SHADOW_RUNS)?;
             tx.open_table(accounts::TOKENS)?;
             tx.open_table(DELIVERIES)?;
             tx.open_table(PENDING_DELIVERIES)?;

@@ -257,6 +257,18 @@ pub struct TrustReport {
     pub promotion: Option<Promotion>,
 }
 
+/// A worker's stage: where a person last moved it, else where its `[review]` section
+/// starts it; `None` without review settings.
+pub fn current_stage(
+    store: &Store,
+    config: &crate::config::WorkerConfig,
+) -> Result<Option<Stage>, StoreError> {
+    Ok(store
+        .trust(&config.name)?
+        .map(|t| t.stage)
+        .or(config.review.as_ref().map(|r| r.stage)))
+}
+
 /// A worker's trust report at `now`.
 pub fn report(
     store: &Store,
@@ -265,10 +277,7 @@ pub fn report(
     now: i64,
 ) -> Result<TrustReport, StoreError> {
     let moved = store.trust(&config.name)?;
-    let stage = moved
-        .as_ref()
-        .map(|t| t.stage)
-        .or(config.review.as_ref().map(|r| r.stage));
+    let stage = current_stage(store, config)?;
     let since = now - i64::from(settings.window_days) * crate::clock::DAY_MS;
     let metrics = metrics(store, &config.name, since)?;
     let promotion = stage.and_then(|s| promotion(s, &metrics, settings));

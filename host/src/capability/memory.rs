@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::bindings::roster::memory::store::Host;
 use crate::bindings::roster::types::types::Error;
-use crate::gate::{ActionKind, Call};
+use crate::gate::{ActionKind, Call, Mode};
 use crate::state::HostState;
 use crate::store::StoreError;
 
@@ -89,6 +89,12 @@ impl Host for HostState {
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
         let size = value.len();
+        if self.gate.mode() == Mode::DryRun {
+            // A dry run (staging, a shadow version) leaves the worker's memory as it is.
+            return Ok(self
+                .gate
+                .read(call, || Ok(((), json!({ "bytes": size, "dry-run": true })))));
+        }
         Ok(self.gate.read(call, || {
             store
                 .memory_set(&worker, &key, &value, quota)
@@ -100,6 +106,11 @@ impl Host for HostState {
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
         self.gate.enter(super::len(&key))?;
         let call = wit_try!(self.memory_call("delete", ActionKind::State, &key));
+        if self.gate.mode() == Mode::DryRun {
+            return Ok(self
+                .gate
+                .read(call, || Ok(((), json!({ "dry-run": true })))));
+        }
         let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
         Ok(self.gate.read(call, || {

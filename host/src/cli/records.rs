@@ -144,6 +144,15 @@ pub enum WorkersCommand {
         #[arg(long)]
         remote: bool,
     },
+    /// How a worker's shadow version compares with the live one: runs, agreement, and
+    /// where their proposed actions differed.
+    Shadow {
+        /// The worker's name.
+        name: String,
+        /// Ask the running service.
+        #[arg(long)]
+        remote: bool,
+    },
     /// The versions a worker ran and the one running now (running service).
     Versions {
         /// The worker's name.
@@ -482,6 +491,9 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
             remote,
         } => return super::versions::dry_run(cli, &name, &dataset, json, remote),
         WorkersCommand::Versions { name } => return super::versions::show(cli, &name, "versions"),
+        WorkersCommand::Shadow { name, remote } => {
+            return super::versions::shadow(cli, &name, remote);
+        }
         WorkersCommand::Readiness { name } => {
             return super::versions::show(cli, &name, "readiness");
         }
@@ -522,6 +534,7 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
         | WorkersCommand::Trust { .. }
         | WorkersCommand::DryRun { .. }
         | WorkersCommand::Versions { .. }
+        | WorkersCommand::Shadow { .. }
         | WorkersCommand::Readiness { .. }
         | WorkersCommand::Deploy { .. }
         | WorkersCommand::Rollback { .. }
@@ -636,8 +649,19 @@ fn inventory(
             .iter()
             .map(|w| {
                 let mine: Vec<_> = recent.iter().filter(|e| e.worker == w.name).collect();
-                crate::inventory::describe(w, controls.get(&w.name), &mine, now)
+                let deployment = store.deployment(&w.name)?;
+                let stage = crate::trust::current_stage(&store, w)?;
+                Ok(crate::inventory::describe(
+                    w,
+                    controls.get(&w.name),
+                    deployment.as_ref(),
+                    stage,
+                    &mine,
+                    now,
+                ))
             })
+            .collect::<Result<Vec<_>, StoreError>>()?
+            .into_iter()
             .filter(|e| filter.matches(e))
             .map(|e| serde_json::to_value(e).unwrap_or_default())
             .collect()

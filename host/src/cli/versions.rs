@@ -104,3 +104,16 @@ pub(super) fn act(paths: &Paths, name: &str, what: &str, reason: &str) -> anyhow
     let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))?;
     print_api(&paths.config, http::Method::POST, &path, body)
 }
+
+/// `roster workers shadow NAME`: where the shadow version proposed other actions.
+pub(super) fn shadow(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<ExitCode> {
+    if remote {
+        return show(paths, name, "shadow");
+    }
+    let config = super::host_config(paths)?;
+    super::worker_config(&config, name)?;
+    let store = super::records::open_store(paths)?;
+    let report = crate::shadow::report(name, store.shadow_runs(name)?);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -5,6 +5,7 @@
 //! - `GET /v1/workers/{name}/readiness` — the deployment-readiness checklist.
 //! - `POST /v1/workers/{name}/deploy` — `{"reason": ...}`: go live if ready.
 //! - `POST /v1/workers/{name}/rollback` — `{"reason": ...}`: run the previous version.
+//! - `GET /v1/workers/{name}/shadow` — where the shadow version's proposals differed.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -98,4 +99,14 @@ pub(super) async fn rollback(
     Ok(Json(
         json!({ "rolled-back-to": { "version": to.version, "digest": to.digest } }),
     ))
+}
+
+pub(super) async fn shadow(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize_worker(&api, &headers, Operation::WorkerView, &name)?;
+    let report = blocking(move || Ok(api.service.shadow_report(&name)?)).await?;
+    Ok(Json(json!({ "shadow": report })))
 }

@@ -24,9 +24,8 @@ impl Shared {
     /// A worker's stage on the trust curve: where a person last moved it, else where its
     /// `[review]` section starts it; `None` when it has no review settings.
     pub(crate) fn stage(&self, config: &WorkerConfig) -> Option<Stage> {
-        match self.store.trust(&config.name) {
-            Ok(Some(t)) => Some(t.stage),
-            Ok(None) => config.review.as_ref().map(|r| r.stage),
+        match crate::trust::current_stage(&self.store, config) {
+            Ok(stage) => stage,
             Err(e) => {
                 // Failing safe: without the recorded stage, hold everything.
                 tracing::error!("reading the stage of {}: {e}", config.name);

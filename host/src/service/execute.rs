@@ -185,6 +185,11 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
 
     // Every attempt at this item derives the same idempotency keys.
     let attempt_of = format!("{}/{}/{}", item.worker, item.trigger, entry.event_id);
+    // A shadow version runs first, in dry-run, on the record as the live run finds it.
+    let shadow = w
+        .shadow
+        .as_ref()
+        .map(|s| s.execute_attempt(&item.event, Mode::DryRun, record.clone(), Some(&attempt_of)));
     let review = review_context(shared, w, &entry, record.as_ref(), &item.event);
     let class = match w.loaded().execute_reviewed(
         &item.event,
@@ -195,6 +200,9 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
     ) {
         Ok(report) => {
             settle_held(shared, &report);
+            if let Some(shadow) = shadow {
+                record_shadow(shared, &entry, &report, shadow);
+            }
             entry.status = report.status.as_str().to_string();
             entry.detail = report.error.clone();
             let class = classify(report.status, report.error.as_deref(), &report.actions);
@@ -214,6 +222,28 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
     entry.failure = class.map(|c| c.as_str().to_string());
     entry.finished_at = shared.clock.now_ms();
     (entry, class)
+}
+
+/// Records how a shadow version's run compares with the live one.
+fn record_shadow(
+    shared: &Shared,
+    entry: &ExecutionEntry,
+    live: &crate::report::ExecutionReport,
+    shadow: Result<crate::report::ExecutionReport, Error>,
+) {
+    let result = shadow.map_err(|e| e.to_string()).and_then(|shadow| {
+        let run = crate::shadow::compare(
+            &entry.worker,
+            entry.record.clone(),
+            shared.clock.now_ms(),
+            live,
+            &shadow,
+        );
+        shared.store.record_shadow(run).map_err(|e| e.to_string())
+    });
+    if let Err(e) = result {
+        tracing::error!("shadow run of {}: {e}", entry.worker);
+    }
 }
 
 /// The review rules of one execution, or `None` when the worker has none.

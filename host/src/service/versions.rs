@@ -118,6 +118,30 @@ pub(super) fn load_worker(
     }
 }
 
+/// Loads the new version a worker's `[shadow]` section names, under the live grant.
+pub(super) fn load_shadow(
+    runtime: &Runtime,
+    w: &WorkerConfig,
+    halt: Arc<AtomicBool>,
+) -> Result<Option<LoadedWorker>, Error> {
+    let Some(shadow) = &w.shadow else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(&shadow.component).map_err(|source| Error::Io {
+        path: shadow.component.clone(),
+        source,
+    })?;
+    let mut grant = w.grant.clone();
+    grant.limits = grant.limits.overlay(&w.limits);
+    runtime
+        .load_with_halt(&bytes, &shadow.manifest, &grant, halt)
+        .map(Some)
+        .map_err(|e| Error::Config {
+            location: w.path.display().to_string(),
+            reason: format!("worker `{}`, shadow version: {e}", w.name),
+        })
+}
+
 /// Loads a recorded version of a worker, under the worker's current grant.
 fn load_version(
     runtime: &Runtime,
@@ -194,6 +218,13 @@ impl Service {
             }),
         })?;
         Ok(report)
+    }
+
+    /// Where a worker's shadow version proposed other actions than the live one.
+    pub fn shadow_report(&self, worker: &str) -> Result<crate::shadow::ShadowReport, Error> {
+        self.installed(worker)?;
+        let runs = self.shared.store.shadow_runs(worker)?;
+        Ok(crate::shadow::report(worker, runs))
     }
 
     /// The versions a worker ran, oldest first, and the one running now.

@@ -280,6 +280,7 @@ fn operations() -> Vec<(
             "",
             ALL,
         ),
+        ("worker.shadow", "GET", "/v1/workers/w1/shadow", "", ALL),
         (
             "staging.run",
             "POST",

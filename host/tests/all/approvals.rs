@@ -89,12 +89,7 @@ impl Host {
     /// sections ([review], [escalation], ...).
     pub(crate) fn install(&self, component: &str, version: &str, keys: &str, extra: &str) {
         let d = self.config.parent().unwrap();
-        let manifest = format!("manifest-{version}.toml");
-        std::fs::write(
-            d.join(&manifest),
-            MANIFEST.replace("version = \"1.0.0\"", &format!("version = \"{version}\"")),
-        )
-        .unwrap();
+        let manifest = self.manifest(version);
         std::fs::write(
             d.join("proposer.toml"),
             format!(
@@ -102,6 +97,17 @@ impl Host {
             ),
         )
         .unwrap();
+    }
+
+    /// Writes the manifest of plugin version `version`; returns its file name.
+    pub(crate) fn manifest(&self, version: &str) -> String {
+        let name = format!("manifest-{version}.toml");
+        std::fs::write(
+            self.config.with_file_name(&name),
+            MANIFEST.replace("version = \"1.0.0\"", &format!("version = \"{version}\"")),
+        )
+        .unwrap();
+        name
     }
 
     pub(crate) fn start(&self) -> Arc<Service> {

@@ -253,3 +253,70 @@ fn a_worker_rolls_back_to_its_previous_version_until_it_is_deployed_again() {
     assert_eq!(rollbacks[0].detail.as_deref(), Some("v2 drops the email"));
     service.stop();
 }
+
+#[test]
+fn a_shadow_version_runs_beside_the_live_one_and_reports_where_it_differs() {
+    // The same component as 1.1.0: it proposes exactly what the live one does.
+    let host = Host::new("");
+    let same = host.manifest("1.1.0");
+    host.install(
+        REVIEW_PROPOSER,
+        "1.0.0",
+        "",
+        &format!("[review]\nstage = \"high-trust\"\n\n[shadow]\ncomponent = \"{REVIEW_PROPOSER}\"\nmanifest = \"{same}\"\n"),
+    );
+    let service = host.start();
+    opportunity(&service, "O-1", 1000);
+    opportunity(&service, "O-2", 2000);
+    propose(&service, "a", "O-1", None);
+    propose(&service, "b", "O-2", None);
+    let report = service.shadow_report("proposer").unwrap();
+    assert_eq!((report.runs, report.agreed, report.differed), (2, 2, 0));
+    // Only the live version acted: one email and one signal per run, and the shadow's
+    // dry run left the memory alone.
+    assert_eq!(emails(&service).len(), 2);
+    assert_eq!(service.store().signals_after(0, 10).unwrap().len(), 2);
+    let runs = service.store().shadow_runs("proposer").unwrap();
+    assert_eq!(runs[0].shadow_version, "1.1.0");
+    assert_eq!(runs[0].live.len(), 3);
+    assert_eq!(
+        runs[0].shadow[1].proposal.as_ref().unwrap()["body"],
+        "O-1 needs a proposal"
+    );
+    service.stop();
+    drop(service);
+
+    // A version that proposes nothing: every action of the live run is reported missing.
+    let quiet = host.manifest("2.0.0");
+    host.install(
+        REVIEW_PROPOSER,
+        "1.0.0",
+        "",
+        &format!("[review]\nstage = \"high-trust\"\n\n[shadow]\ncomponent = \"{SERVE_RECORDER}\"\nmanifest = \"{quiet}\"\n"),
+    );
+    let service = host.start();
+    propose(&service, "c", "O-1", None);
+    let api = Api::start(service.clone());
+    let viewer = person(&service, "vi@example.com", &["viewer"]);
+    let (status, answer) = api.call(Some(&viewer), "GET", "/v1/workers/proposer/shadow", "");
+    assert_eq!(status, 200);
+    let shadow = &answer["shadow"];
+    assert_eq!(shadow["runs"], 3);
+    assert_eq!(shadow["differed"], 1);
+    let differences: Vec<&str> = shadow["differing"][0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        differences,
+        [
+            "action 1: only live records.update opportunity/O-1",
+            "action 2: only live notify.send email:ann@example.com",
+            "action 3: only live signals.emit topic:revenue.next-step",
+        ]
+    );
+    drop(api);
+    service.stop();
+}
