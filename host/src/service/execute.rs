@@ -199,11 +199,16 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         review,
     ) {
         Ok(report) => {
-            settle_held(shared, &report);
+            let waiting = settle_held(shared, &report);
             if let Some(shadow) = shadow {
                 record_shadow(shared, &entry, &report, shadow);
             }
-            entry.status = report.status.as_str().to_string();
+            entry.status = if waiting > 0 && report.status.is_ok() {
+                // It did its part; some of what it proposed waits for a person.
+                AWAITING_APPROVAL.to_string()
+            } else {
+                report.status.as_str().to_string()
+            };
             entry.detail = report.error.clone();
             let class = classify(report.status, report.error.as_deref(), &report.actions);
             let retry_after = retry_after_ms(&report.actions);
@@ -284,9 +289,14 @@ fn review_context(
     })
 }
 
+/// The final status of an execution whose held actions wait for a person.
+const AWAITING_APPROVAL: &str = "awaiting-approval";
+
 /// Settles the actions an execution held until its outcome: released and applied when
 /// the worker reported the confidence their rule asks for, otherwise left to a person.
-fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) {
+/// Returns how many of its held actions wait for a person.
+fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) -> usize {
+    let mut waiting = 0;
     let confidence = report.outcome.as_ref().and_then(|o| o.confidence);
     let succeeded = report.outcome.is_some();
     for action in &report.actions {
@@ -297,6 +307,9 @@ fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) {
             let Some(held) = shared.store.approval(approval)? else {
                 return Ok(());
             };
+            if held.status == ApprovalStatus::Pending {
+                waiting += 1;
+            }
             if held.status != ApprovalStatus::AwaitingOutcome {
                 return Ok(());
             }
@@ -320,6 +333,7 @@ fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) {
                 shared.store.apply_approved(approval)?;
             } else {
                 shared.store.await_person(approval, confidence)?;
+                waiting += 1;
             }
             Ok(())
         })();
@@ -327,6 +341,7 @@ fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) {
             tracing::error!("settling held action {approval}: {e}");
         }
     }
+    waiting
 }
 
 /// A stable seed for the jitter of one item's retry.
