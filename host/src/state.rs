@@ -190,6 +190,8 @@ pub struct ReviewContext {
     pub domain: String,
     /// Its owners.
     pub owners: Vec<String>,
+    /// Who is told about its held actions.
+    pub reviewers: Vec<String>,
     /// Its stage on the trust curve.
     pub stage: Option<crate::review::Stage>,
     /// The trigger's description.

@@ -81,6 +81,7 @@ impl HostState {
                 version: worker.version.clone(),
                 domain: review.domain.clone(),
                 owners: review.owners.clone(),
+                reviewers: review.reviewers.clone(),
                 stage: review.stage.map(|s| s.as_str().to_string()),
                 action_id: ids.action_id.to_string(),
                 trigger: review.trigger.clone(),

@@ -280,6 +280,10 @@ fn review_context(
         worker: w.config.name.clone(),
         domain: domain.to_string(),
         owners,
+        reviewers: match w.config.review.as_ref().map(|r| &r.reviewers) {
+            Some(r) if !r.is_empty() => r.clone(),
+            _ => vec![m.owners.business.clone()],
+        },
         stage,
         trigger: entry.trigger.clone(),
         event_id: entry.event_id.clone(),

@@ -237,6 +237,9 @@ pub struct Approval {
     pub domain: String,
     /// Its owners (who may not decide on it).
     pub owners: Vec<String>,
+    /// Who is told it waits (the worker's `reviewers`, else its business owner).
+    #[serde(default)]
+    pub reviewers: Vec<String>,
     /// Its stage on the trust curve when it proposed this.
     pub stage: Option<String>,
     /// The action's id in the execution log (`execution/index`).
@@ -283,14 +286,46 @@ impl Approval {
     }
 }
 
-/// Stores a held action unless one with its id exists; returns the stored one.
+/// Stores a held action unless one with its id exists; returns the stored one. A
+/// pending one is announced to its reviewers.
 pub(crate) fn hold_in(tx: &WriteTransaction, approval: &Approval) -> Result<Approval, StoreError> {
     let mut table = tx.open_table(APPROVALS)?;
     if let Some(v) = table.get(approval.id.as_str())? {
         return decode(&approval.id, v.value());
     }
     table.insert(approval.id.as_str(), encode(approval).as_slice())?;
+    drop(table);
+    if approval.status == ApprovalStatus::Pending {
+        announce_in(tx, approval)?;
+    }
     Ok(approval.clone())
+}
+
+/// Tells the reviewers, in the in-app notification centre, that an action waits for them.
+fn announce_in(tx: &WriteTransaction, approval: &Approval) -> Result<(), StoreError> {
+    if approval.reviewers.is_empty() {
+        return Ok(());
+    }
+    let entry = OutboxEntry {
+        id: format!("approval/{}", approval.id),
+        worker: approval.plugin.clone(),
+        channel: "in-app".into(),
+        recipients: approval.reviewers.clone(),
+        subject: Some(format!(
+            "Approval needed: {} by {}",
+            approval.proposed.action(),
+            approval.worker
+        )),
+        body: format!(
+            "{} proposes {} ({}); held because {}. Decide with `roster approvals show {}`.",
+            approval.worker,
+            approval.proposed.action(),
+            approval.record.as_deref().unwrap_or("no record"),
+            approval.reasons.join("; "),
+            approval.id
+        ),
+    };
+    enqueue_notification_in(tx, &entry)
 }
 
 fn load_in(tx: &WriteTransaction, id: &str) -> Result<Approval, StoreError> {
@@ -536,6 +571,7 @@ impl Store {
                 approval.status = ApprovalStatus::Pending;
                 approval.confidence = confidence;
                 save_in(tx, &approval)?;
+                announce_in(tx, &approval)?;
             }
             Ok(())
         })

@@ -106,6 +106,7 @@ pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
         version: "1.0.0".into(),
         domain: "revenue".into(),
         owners: vec!["b@example.com".into(), "t@example.com".into()],
+        reviewers: vec!["r@example.com".into()],
         stage: Some("supervised".into()),
         action_id: "x/0".into(),
         trigger: "manual".into(),

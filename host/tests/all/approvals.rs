@@ -216,14 +216,16 @@ fn stage_of(service: &Service, id: &str) -> String {
 }
 
 pub(crate) fn emails(service: &Service) -> Vec<roster_host::store::OutboxEntry> {
-    service.store().outbox().unwrap()
+    let mut all = service.store().outbox().unwrap();
+    all.retain(|e| e.channel == "email");
+    all
 }
 
 /// Held actions approved, edited and rejected through the API, each exactly once, with
 /// the decisions fed back to the worker.
 #[test]
 pub fn review_proposer() {
-    let host = Host::new("[review]\nstage = \"supervised\"\n");
+    let host = Host::new("[review]\nstage = \"supervised\"\nreviewers = [\"rita@example.com\"]\n");
     let service = host.start();
     for id in ["O-1", "O-2", "O-3"] {
         opportunity(&service, id, 1000);
@@ -248,6 +250,17 @@ pub fn review_proposer() {
     assert_eq!(first.record.as_deref(), Some("opportunity/O-1"));
     assert_eq!(first.data["record"]["name"], "Deal O-1");
     assert_eq!(first.proposed.action(), "notify.send");
+    // The reviewer is told in the in-app notification centre.
+    let told: Vec<_> = service
+        .store()
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.channel == "in-app")
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].recipients, ["rita@example.com"]);
+    assert!(told[0].body.contains(&first.id));
 
     // What the reviewer sees.
     let (status, shown) = api.call(
