@@ -243,7 +243,7 @@ pub enum Resource {
 
 /// The answer to one authorization question.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verdict {
+pub struct Authorization {
     /// Whether the operation is allowed.
     pub allowed: bool,
     /// The policies that decided (the permits that allowed it, or the forbids that
@@ -349,14 +349,19 @@ impl Access {
     }
 
     /// Whether `account` may perform `operation` on `resource`.
-    pub fn decide(&self, account: &Account, operation: Operation, resource: &Resource) -> Verdict {
+    pub fn decide(
+        &self,
+        account: &Account,
+        operation: Operation,
+        resource: &Resource,
+    ) -> Authorization {
         match self.ask(account, operation, resource) {
             Ok(verdict) => verdict,
             Err(e) => {
                 // A request the schema refuses is a bug in the host's mapping, never a
                 // reason to allow.
                 tracing::error!(operation = operation.as_str(), "authorization error: {e}");
-                Verdict {
+                Authorization {
                     allowed: false,
                     policies: Vec::new(),
                 }
@@ -369,7 +374,7 @@ impl Access {
         account: &Account,
         operation: Operation,
         resource: &Resource,
-    ) -> Result<Verdict, String> {
+    ) -> Result<Authorization, String> {
         let mut entities = Vec::new();
         let mut domains: HashSet<String> = HashSet::new();
         let principal = uid("Roster::Account", &account.id);
@@ -503,7 +508,7 @@ impl Access {
             .map(|p| self.name_of(p))
             .collect();
         policies.sort();
-        Ok(Verdict {
+        Ok(Authorization {
             allowed: response.decision() == Decision::Allow,
             policies,
         })

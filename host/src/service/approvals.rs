@@ -87,12 +87,13 @@ impl Service {
             }
             _ => {}
         }
+        let edited = request.edited.map(|e| self.checked_edit(e)).transpose()?;
         let decision = Decision {
             verdict: request.verdict,
             by: by.to_string(),
             at: self.shared.clock.now_ms(),
             reason: request.reason,
-            edited: request.edited,
+            edited,
         };
         let decided = self.shared.store.decide(id, decision, None)?;
         let done = if decided.status == ApprovalStatus::Approved {
@@ -102,6 +103,43 @@ impl Service {
         };
         self.propose_promotion(&done.worker);
         Ok(done)
+    }
+
+    /// Checks an edited action's values as the capability would have: record fields against
+    /// the schema (coerced to their types), message and payload sizes.
+    fn checked_edit(&self, effect: Effect) -> Result<Effect, Error> {
+        const MAX_TEXT: usize = 64 * 1024;
+        let schema = self.shared.store.schema();
+        let invalid = |e: String| Error::InvalidRequest(format!("the edited action: {e}"));
+        Ok(match effect {
+            Effect::RecordCreate {
+                object,
+                id,
+                owner,
+                fields,
+            } => Effect::RecordCreate {
+                fields: schema
+                    .coerce_all(&object, fields)
+                    .map_err(|e| invalid(e.to_string()))?,
+                object,
+                id,
+                owner,
+            },
+            Effect::RecordUpdate { object, id, fields } => Effect::RecordUpdate {
+                fields: schema
+                    .coerce_all(&object, fields)
+                    .map_err(|e| invalid(e.to_string()))?,
+                object,
+                id,
+            },
+            Effect::Notify { body, .. } if body.len() > MAX_TEXT => {
+                return Err(invalid(format!("the body exceeds {MAX_TEXT} bytes")));
+            }
+            Effect::Signal { payload, .. } if payload.len() > MAX_TEXT => {
+                return Err(invalid(format!("the payload exceeds {MAX_TEXT} bytes")));
+            }
+            other => other,
+        })
     }
 
     /// Alerts a worker's owners once when its metrics meet every threshold of the next

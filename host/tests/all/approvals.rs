@@ -469,6 +469,55 @@ fn record_value_rules_hold_big_deals_only_and_the_kill_switch_cancels_what_waits
     assert_eq!(pending[0].reasons, ["large deal"]);
     assert_eq!(stage_of(&service, "BIG"), "discovery");
 
+    // A second proposal on the big deal, edited: the values are checked against the
+    // schema, and the edited change is what is applied.
+    propose(&service, "b2", "BIG", None);
+    let second = held(&service, ApprovalStatus::Pending)
+        .into_iter()
+        .find(|a| a.id != pending[0].id)
+        .unwrap();
+    let edit = |fields: serde_json::Value| roster_host::service::DecisionRequest {
+        verdict: Verdict::Edit,
+        reason: Some("later stage".into()),
+        edited: Some(
+            serde_json::from_value(serde_json::json!({
+                "kind": "record-update", "object": "opportunity", "id": "BIG", "fields": fields
+            }))
+            .unwrap(),
+        ),
+    };
+    let wrong_type = service.decide(
+        &second.id,
+        "rita@example.com",
+        edit(serde_json::json!({ "stage": true })),
+    );
+    assert!(
+        wrong_type
+            .unwrap_err()
+            .to_string()
+            .contains("the edited action")
+    );
+    let widened = service.decide(
+        &second.id,
+        "rita@example.com",
+        edit(serde_json::json!({ "amount": 1 })),
+    );
+    assert!(
+        widened
+            .unwrap_err()
+            .to_string()
+            .contains("was not in the proposal")
+    );
+    let edited = service
+        .decide(
+            &second.id,
+            "rita@example.com",
+            edit(serde_json::json!({ "stage": "negotiation" })),
+        )
+        .unwrap();
+    assert_eq!(edited.status, ApprovalStatus::Applied);
+    assert_eq!(stage_of(&service, "BIG"), "negotiation");
+
     // The kill switch cancels it; nobody can approve it afterwards.
     let report = service
         .kill(
@@ -491,7 +540,8 @@ fn record_value_rules_hold_big_deals_only_and_the_kill_switch_cancels_what_waits
             .decide(&pending[0].id, "rita@example.com", request)
             .is_err()
     );
-    assert_eq!(stage_of(&service, "BIG"), "discovery");
+    // The cancelled proposal (`proposal`) was never applied; the edited one stands.
+    assert_eq!(stage_of(&service, "BIG"), "negotiation");
     service.stop();
 }
 
