@@ -407,6 +407,19 @@ pub struct WorkerConfig {
     pub shadow: Option<ShadowConfig>,
 }
 
+impl WorkerConfig {
+    /// Everyone who answers for the worker: its business and technical owners and those
+    /// alerted about it, sorted, each once.
+    pub fn accountable(&self) -> Vec<String> {
+        let m = &self.manifest.owners;
+        let mut owners = vec![m.business.clone(), m.technical.clone()];
+        owners.extend(self.owners.iter().cloned());
+        owners.sort();
+        owners.dedup();
+        owners
+    }
+}
+
 /// A validated host configuration.
 #[derive(Debug, Clone)]
 pub struct HostConfig {

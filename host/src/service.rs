@@ -57,6 +57,13 @@ pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
 use execute::executor;
 
+/// Whether a worker is live and where it is on the trust curve.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Standing {
+    live: bool,
+    stage: Option<crate::review::Stage>,
+}
+
 /// An installed, loaded worker.
 pub struct Installed {
     /// Its configuration.
@@ -102,6 +109,9 @@ struct Shared {
     controls: Mutex<BTreeMap<String, WorkerControl>>,
     /// The queue items running now, and their workers.
     in_flight: Mutex<BTreeMap<u64, String>>,
+    /// Each worker's deployment status and trust stage as last read from the store, so
+    /// executions do not read them every time; dropped when a person changes either.
+    standing: Mutex<BTreeMap<String, Standing>>,
 }
 
 impl Shared {
@@ -251,6 +261,7 @@ impl Service {
             status: Mutex::new(QueueStatus::default()),
             controls: Mutex::new(BTreeMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),
+            standing: Mutex::new(BTreeMap::new()),
         });
         let controls = shared.store.controls()?;
         for (name, control) in &controls {
@@ -338,15 +349,10 @@ impl Service {
     /// (business, technical, and those alerted about it).
     pub fn worker_resource(&self, worker: &str) -> Result<crate::access::Resource, Error> {
         let w = self.installed(worker)?;
-        let m = &w.config.manifest;
-        let mut owners = vec![m.owners.business.clone(), m.owners.technical.clone()];
-        owners.extend(w.config.owners.iter().cloned());
-        owners.sort();
-        owners.dedup();
         Ok(crate::access::Resource::Worker {
             name: worker.to_string(),
-            domain: m.plugin.domain.as_str().to_string(),
-            owners,
+            domain: w.config.manifest.plugin.domain.as_str().to_string(),
+            owners: w.config.accountable(),
         })
     }
 

@@ -24,13 +24,53 @@ impl Shared {
     /// A worker's stage on the trust curve: where a person last moved it, else where its
     /// `[review]` section starts it; `None` when it has no review settings.
     pub(crate) fn stage(&self, config: &WorkerConfig) -> Option<Stage> {
-        match crate::trust::current_stage(&self.store, config) {
-            Ok(stage) => stage,
-            Err(e) => {
-                // Failing safe: without the recorded stage, hold everything.
-                tracing::error!("reading the stage of {}: {e}", config.name);
-                Some(Stage::Assistive)
+        self.standing(config).stage
+    }
+
+    /// A worker's deployment status and stage, read from the store once and kept until a
+    /// person changes them ([`Shared::forget_standing`]). A read that fails is not kept and
+    /// fails safe: not live, every action held.
+    pub(crate) fn standing(&self, config: &WorkerConfig) -> Standing {
+        if let Some(s) = self
+            .standing
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&config.name).copied())
+        {
+            return s;
+        }
+        let live = self
+            .store
+            .deployment(&config.name)
+            .map(|d| d.map_or(config.deployment, |d| d.status) == crate::store::DeployStatus::Live);
+        let stage = crate::trust::current_stage(&self.store, config);
+        match (live, stage) {
+            (Ok(live), Ok(stage)) => {
+                let s = Standing { live, stage };
+                if let Ok(mut m) = self.standing.lock() {
+                    m.insert(config.name.clone(), s);
+                }
+                s
             }
+            (live, stage) => {
+                if let Err(e) = &live {
+                    tracing::error!("reading the deployment of {}: {e}", config.name);
+                }
+                if let Err(e) = &stage {
+                    tracing::error!("reading the stage of {}: {e}", config.name);
+                }
+                Standing {
+                    live: *live.as_ref().unwrap_or(&false),
+                    stage: stage.unwrap_or(Some(Stage::Assistive)),
+                }
+            }
+        }
+    }
+
+    /// Drops a worker's kept standing after a person changed it.
+    pub(crate) fn forget_standing(&self, worker: &str) {
+        if let Ok(mut m) = self.standing.lock() {
+            m.remove(worker);
         }
     }
 }
@@ -263,6 +303,7 @@ impl Service {
             data: json!({ "from": stage, "to": to, "metrics": report.metrics }),
         };
         self.shared.store.set_trust(worker, state, event)?;
+        self.shared.forget_standing(worker);
         tracing::info!(
             "worker `{worker}` moved from {} to {} by {by}",
             stage.as_str(),

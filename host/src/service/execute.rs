@@ -271,15 +271,11 @@ fn review_context(
         return None;
     }
     let m = &w.config.manifest;
-    let mut owners = vec![m.owners.business.clone(), m.owners.technical.clone()];
-    owners.extend(w.config.owners.iter().cloned());
-    owners.sort();
-    owners.dedup();
     Some(ReviewContext {
         checkpoints: Arc::new(checkpoints),
         worker: w.config.name.clone(),
         domain: domain.to_string(),
-        owners,
+        owners: w.config.accountable(),
         reviewers: match w.config.review.as_ref().map(|r| &r.reviewers) {
             Some(r) if !r.is_empty() => r.clone(),
             _ => vec![m.owners.business.clone()],

@@ -170,14 +170,7 @@ fn load_version(
 impl Shared {
     /// Whether a worker's triggers run (it is live, not in staging).
     pub(crate) fn is_live(&self, config: &WorkerConfig) -> bool {
-        match self.store.deployment(&config.name) {
-            Ok(Some(d)) => d.status == DeployStatus::Live,
-            Ok(None) => config.deployment == DeployStatus::Live,
-            Err(e) => {
-                tracing::error!("reading the deployment of {}: {e}", config.name);
-                false
-            }
-        }
+        self.standing(config).live
     }
 }
 
@@ -450,6 +443,7 @@ impl Service {
                 data: json!({ "version": readiness.version, "readiness": readiness.items }),
             },
         )?;
+        self.shared.forget_standing(worker);
         Ok(readiness)
     }
 
@@ -499,6 +493,7 @@ impl Service {
                 data: json!({ "from": current, "to": previous.digest, "version": previous.version }),
             },
         )?;
+        self.shared.forget_standing(worker);
         w.replace(loaded);
         tracing::warn!(
             "worker `{worker}` rolled back to {} by {by}: {reason}",

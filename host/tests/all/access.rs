@@ -130,15 +130,7 @@ pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
     }
 }
 
-const ROLES: [&str; 7] = [
-    "admin",
-    "security-auditor",
-    "publisher",
-    "business-owner",
-    "reviewer",
-    "operator",
-    "viewer",
-];
+use roster_host::access::ROLES;
 
 const ALL: &[&str] = &ROLES;
 const READERS: &[&str] = &["admin", "viewer", "reviewer", "business-owner"];
