@@ -40,6 +40,7 @@ pub mod inventory;
 pub mod limits;
 pub mod loader;
 pub mod manifest;
+pub mod oci;
 pub mod report;
 pub mod review;
 pub mod runtime;

@@ -1,0 +1,514 @@
+//! A small OCI distribution client: pull a worker artifact from any OCI registry (and push
+//! one to ours).
+//!
+//! References look like `registry/repository:tag` or `registry/repository@sha256:...`
+//! (`127.0.0.1:5000/roster/lead-enricher:1.2.0`, `ghcr.io/acme/worker:1.0.0`). Loopback
+//! registries are spoken to over plain HTTP, every other one over HTTPS with the web PKI
+//! roots. Authentication: a token sent as Bearer (or as a Basic password when the registry
+//! asks for Basic), and the anonymous token flow of registries that answer with a Bearer
+//! challenge (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`).
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use roster_registry::artifact::{Artifact, MANIFEST_MEDIA_TYPE};
+use roster_registry::digest_of;
+
+/// Why talking to a registry failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// The reference is malformed.
+    #[error("`{0}` is not a registry reference (use host[:port]/repository:tag)")]
+    Reference(String),
+    /// The registry could not be reached.
+    #[error("registry {registry}: {reason}")]
+    Unavailable {
+        /// The registry.
+        registry: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The registry answered with an error.
+    #[error("registry answered {status} to {what}: {body}")]
+    Refused {
+        /// The status.
+        status: u16,
+        /// The request.
+        what: String,
+        /// The body (the spec's error envelope).
+        body: String,
+    },
+}
+
+/// A parsed artifact reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `host[:port]`.
+    pub registry: String,
+    /// The repository (`roster/lead-enricher`).
+    pub repository: String,
+    /// A tag or a `sha256:` digest.
+    pub reference: String,
+}
+
+impl Reference {
+    /// Parses `host[:port]/repository[:tag|@digest]`; the tag defaults to `latest`.
+    pub fn parse(text: &str) -> Result<Reference, OciError> {
+        let bad = || OciError::Reference(text.to_string());
+        let text_ = text
+            .strip_prefix("oci://")
+            .or_else(|| text.strip_prefix("docker://"))
+            .unwrap_or(text);
+        let (registry, rest) = text_.split_once('/').ok_or_else(bad)?;
+        if registry.is_empty()
+            || !(registry.contains('.') || registry.contains(':') || registry == "localhost")
+        {
+            return Err(bad());
+        }
+        let (repository, reference) = match rest.split_once('@') {
+            Some((repo, digest)) => (repo, digest.to_string()),
+            None => match rest.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => (repo, tag.to_string()),
+                _ => (rest, "latest".to_string()),
+            },
+        };
+        roster_registry::storage::check_name(repository).map_err(|_| bad())?;
+        if reference.starts_with("sha256:") {
+            roster_registry::storage::digest_hex(&reference).map_err(|_| bad())?;
+        } else {
+            roster_registry::storage::check_tag(&reference).map_err(|_| bad())?;
+        }
+        Ok(Reference {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            reference,
+        })
+    }
+
+    /// Whether the registry is on this machine (spoken to over plain HTTP).
+    pub fn is_loopback(&self) -> bool {
+        let host = self
+            .registry
+            .rsplit_once(':')
+            .map_or(self.registry.as_str(), |(h, _)| h);
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    }
+
+    fn base(&self) -> String {
+        let scheme = if self.is_loopback() { "http" } else { "https" };
+        format!("{scheme}://{}", self.registry)
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sep = if self.reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        write!(
+            f,
+            "{}/{}{sep}{}",
+            self.registry, self.repository, self.reference
+        )
+    }
+}
+
+/// A pulled artifact: the manifest bytes and its digest, the config and the component.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The OCI manifest as served.
+    pub manifest: Vec<u8>,
+    /// Its digest.
+    pub digest: String,
+    /// The config blob.
+    pub config: Vec<u8>,
+    /// The component (checked against its descriptor by the caller).
+    pub layer: Vec<u8>,
+}
+
+/// A response: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// The client.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    tls: tokio_rustls::TlsConnector,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client sending `token` (if any) to registries that ask for one.
+    pub fn new(token: Option<String>) -> std::io::Result<Client> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Client {
+            runtime,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            token,
+        })
+    }
+
+    /// Pulls an artifact: the manifest, then its config and single layer.
+    pub fn pull(&self, r: &Reference) -> Result<Pulled, OciError> {
+        let manifest_url = format!("{}/v2/{}/manifests/{}", r.base(), r.repository, r.reference);
+        let manifest = self.fetch(r, &manifest_url, &[("accept", MANIFEST_MEDIA_TYPE)])?;
+        let digest = digest_of(&manifest);
+        if r.reference.starts_with("sha256:") && digest != r.reference {
+            return Err(OciError::Refused {
+                status: 200,
+                what: format!("manifest {r}"),
+                body: format!("the manifest's digest is {digest}, not the one asked for"),
+            });
+        }
+        let parsed: roster_registry::artifact::OciManifest = serde_json::from_slice(&manifest)
+            .map_err(|e| OciError::Refused {
+                status: 200,
+                what: format!("manifest {r}"),
+                body: format!("not an OCI image manifest: {e}"),
+            })?;
+        let blob = |digest: &str| {
+            self.fetch(
+                r,
+                &format!("{}/v2/{}/blobs/{digest}", r.base(), r.repository),
+                &[],
+            )
+        };
+        let config = blob(&parsed.config.digest)?;
+        let layer = match parsed.layers.first() {
+            Some(l) => blob(&l.digest)?,
+            None => Vec::new(),
+        };
+        Ok(Pulled {
+            manifest,
+            digest,
+            config,
+            layer,
+        })
+    }
+
+    /// Pushes an artifact's blobs (skipping those present) and its manifest under the
+    /// reference's tag; returns the manifest's digest.
+    pub fn push(&self, r: &Reference, artifact: &Artifact) -> Result<String, OciError> {
+        for blob in [&artifact.layer, &artifact.config] {
+            let digest = digest_of(blob);
+            let head = format!("{}/v2/{}/blobs/{digest}", r.base(), r.repository);
+            if self
+                .send(r, http::Method::HEAD, &head, &[], Vec::new())?
+                .status
+                == 200
+            {
+                continue;
+            }
+            let upload = format!(
+                "{}/v2/{}/blobs/uploads/?digest={digest}",
+                r.base(),
+                r.repository
+            );
+            let answer = self.send(r, http::Method::POST, &upload, &[], blob.to_vec())?;
+            expect(answer, 201, &format!("blob {digest}"))?;
+        }
+        let url = format!("{}/v2/{}/manifests/{}", r.base(), r.repository, r.reference);
+        let answer = self.send(
+            r,
+            http::Method::PUT,
+            &url,
+            &[("content-type", MANIFEST_MEDIA_TYPE)],
+            artifact.manifest.clone(),
+        )?;
+        expect(answer, 201, &format!("manifest {r}"))?;
+        Ok(digest_of(&artifact.manifest))
+    }
+
+    fn fetch(
+        &self,
+        r: &Reference,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<u8>, OciError> {
+        let answer = self.send(r, http::Method::GET, url, headers, Vec::new())?;
+        Ok(expect(answer, 200, url)?.body)
+    }
+
+    /// Sends a request, answering an auth challenge once: a Bearer challenge by fetching
+    /// a token from its realm (with our token as the password, if any), a Basic one with
+    /// our token as the password.
+    fn send(
+        &self,
+        r: &Reference,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, OciError> {
+        let mut auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        for _ in 0..2 {
+            let mut all: Vec<(&str, String)> =
+                headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            if let Some(a) = &auth {
+                all.push(("authorization", a.clone()));
+            }
+            let answer = self.exchange(r, method.clone(), url, &all, body.clone())?;
+            if answer.status != 401 {
+                return Ok(answer);
+            }
+            let challenge = answer
+                .headers
+                .get(http::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let next = if challenge.starts_with("Basic") {
+                self.token.as_ref().map(|t| {
+                    use base64::Engine;
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("roster:{t}"))
+                    )
+                })
+            } else if let Some(params) = challenge.strip_prefix("Bearer ") {
+                Some(format!("Bearer {}", self.bearer_token(r, params)?))
+            } else {
+                None
+            };
+            match next {
+                Some(n) if auth.as_ref() != Some(&n) => auth = Some(n),
+                _ => return Ok(answer),
+            }
+        }
+        self.exchange(r, method, url, &[], body)
+    }
+
+    /// Fetches a token from a Bearer challenge's realm.
+    fn bearer_token(&self, r: &Reference, params: &str) -> Result<String, OciError> {
+        let mut realm = None;
+        let mut query = Vec::new();
+        for part in params.split(',') {
+            let Some((k, v)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let v = v.trim_matches('"');
+            match k {
+                "realm" => realm = Some(v.to_string()),
+                "service" | "scope" => query.push(format!("{k}={}", urlencode(v))),
+                _ => {}
+            }
+        }
+        let realm = realm.ok_or_else(|| OciError::Unavailable {
+            registry: r.registry.clone(),
+            reason: "a Bearer challenge without a realm".into(),
+        })?;
+        let url = if query.is_empty() {
+            realm
+        } else {
+            format!("{realm}?{}", query.join("&"))
+        };
+        let mut headers = Vec::new();
+        if let Some(t) = &self.token {
+            use base64::Engine;
+            headers.push((
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("roster:{t}"))
+                ),
+            ));
+        }
+        let answer = self.exchange(r, http::Method::GET, &url, &headers, Vec::new())?;
+        let answer = expect(answer, 200, "the token endpoint")?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
+        json["token"]
+            .as_str()
+            .or(json["access_token"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| OciError::Unavailable {
+                registry: r.registry.clone(),
+                reason: "the token endpoint gave no token".into(),
+            })
+    }
+
+    fn exchange(
+        &self,
+        r: &Reference,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Answer, OciError> {
+        let unavailable = |reason: String| OciError::Unavailable {
+            registry: r.registry.clone(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| unavailable(format!("{url}: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let authority = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let path = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_string(),
+        };
+        let tls = self.tls.clone();
+        let https = parsed.scheme() == "https";
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.runtime.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| unavailable(format!("connecting to {authority}: {e}")))?;
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(http::header::HOST, authority.as_str())
+                .header(http::header::USER_AGENT, "roster/0.1");
+            for (k, v) in &headers {
+                request = request.header(k.as_str(), v.as_str());
+            }
+            let request = request
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| unavailable(e.to_string()))?;
+            let response = if https {
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| unavailable(e.to_string()))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| unavailable(format!("TLS: {e}")))?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| unavailable(e.to_string()))?;
+                tokio::spawn(conn);
+                sender.send_request(request).await
+            } else {
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                        .await
+                        .map_err(|e| unavailable(e.to_string()))?;
+                tokio::spawn(conn);
+                sender.send_request(request).await
+            }
+            .map_err(|e| unavailable(e.to_string()))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+                .to_bytes()
+                .to_vec();
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        })
+    }
+}
+
+fn expect(answer: Answer, status: u16, what: &str) -> Result<Answer, OciError> {
+    if answer.status == status {
+        Ok(answer)
+    } else {
+        Err(OciError::Refused {
+            status: answer.status,
+            what: what.to_string(),
+            body: String::from_utf8_lossy(&answer.body)
+                .chars()
+                .take(500)
+                .collect(),
+        })
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_and_pull_through_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = roster_registry::Storage::open(dir.path()).unwrap();
+        let config = roster_registry::RegistryConfig::with_tokens(&["tok".into()], false);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = axum::serve(listener, roster_registry::router(storage, config)).await;
+            });
+        });
+        let artifact = Artifact::build(
+            "acme.w",
+            "1.0.0",
+            "acme",
+            b"component".to_vec(),
+            "[plugin]",
+            None,
+            &[],
+            &[],
+            "2026-11-21T00:00:00Z",
+        );
+        let r = Reference::parse(&format!("127.0.0.1:{port}/acme/w:1.0.0")).unwrap();
+        let anonymous = Client::new(None).unwrap();
+        assert!(matches!(
+            anonymous.push(&r, &artifact),
+            Err(OciError::Refused { status: 401, .. })
+        ));
+        let digest = Client::new(Some("tok".into()))
+            .unwrap()
+            .push(&r, &artifact)
+            .unwrap();
+        let pulled = anonymous.pull(&r).unwrap();
+        assert_eq!(pulled.digest, digest);
+        assert_eq!(pulled.layer, b"component");
+        assert_eq!(pulled.manifest, artifact.manifest);
+    }
+
+    #[test]
+    fn references_parse() {
+        let r = Reference::parse("127.0.0.1:5000/roster/lead-enricher:1.2.0").unwrap();
+        assert_eq!(r.repository, "roster/lead-enricher");
+        assert_eq!(r.reference, "1.2.0");
+        assert!(r.is_loopback());
+        let r = Reference::parse("ghcr.io/acme/worker").unwrap();
+        assert_eq!(r.reference, "latest");
+        assert!(!r.is_loopback());
+        assert!(Reference::parse("worker:1.0").is_err());
+        assert!(Reference::parse("ghcr.io/../x:1").is_err());
+        let d = digest_of(b"x");
+        let r = Reference::parse(&format!("localhost:5000/a/b@{d}")).unwrap();
+        assert_eq!(r.to_string(), format!("localhost:5000/a/b@{d}"));
+    }
+}
