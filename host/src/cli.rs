@@ -112,6 +112,12 @@ pub enum Command {
         #[arg(long)]
         revoke_grants: bool,
     },
+    /// The OCI registry for worker artifacts.
+    Registry {
+        /// What to do.
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Manage people and service accounts and their roles.
     People {
         /// What to do.
@@ -221,6 +227,15 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
         Command::People { command } => people::people(&paths, command),
+        Command::Registry {
+            command:
+                RegistryCommand::Serve {
+                    dir,
+                    listen,
+                    token_env,
+                    private,
+                },
+        } => serve::registry(&dir, listen, token_env.as_deref(), private),
         Command::Approvals { command } => approvals::approvals(&paths, command),
         Command::Tokens { command } => people::tokens(&paths, command),
         Command::Kill {
@@ -244,6 +259,26 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             remote::control(&paths.config, "/v1/kill", body)
         }
     }
+}
+
+/// `roster registry` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the registry (OCI distribution API) from a directory.
+    Serve {
+        /// Where blobs and manifests are kept.
+        #[arg(long, default_value = ".roster/registry")]
+        dir: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        listen: std::net::SocketAddr,
+        /// The environment variable holding the push token (no pushes without one).
+        #[arg(long)]
+        token_env: Option<String>,
+        /// Pulls need the token too.
+        #[arg(long)]
+        private: bool,
+    },
 }
 
 /// The configuration file and data directory given on the command line.

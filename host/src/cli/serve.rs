@@ -78,3 +78,59 @@ async fn stop_signal() {
         () = term => {},
     }
 }
+
+/// `roster registry serve`: the OCI registry for worker artifacts until Ctrl-C.
+pub(super) fn registry(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    token_env: Option<&str>,
+    private: bool,
+) -> anyhow::Result<ExitCode> {
+    let tokens: Vec<String> = match token_env {
+        Some(var) => {
+            let token = std::env::var(var)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .with_context(|| format!("--token-env {var}: the variable is not set"))?;
+            vec![token]
+        }
+        None => Vec::new(),
+    };
+    if private && tokens.is_empty() {
+        bail!("a private registry needs a token (--token-env)");
+    }
+    let storage = roster_registry::Storage::open(dir)
+        .with_context(|| format!("opening the registry storage in {}", dir.display()))?;
+    let config = roster_registry::RegistryConfig::with_tokens(&tokens, private);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roster-registry")
+        .build()
+        .context("starting the registry runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("listening on {listen}"))?;
+    println!(
+        "roster registry serving on http://{listen} (blobs in {}; pushes {}; pulls {})",
+        dir.display(),
+        if tokens.is_empty() {
+            "closed"
+        } else {
+            "with the token"
+        },
+        if private {
+            "with the token"
+        } else {
+            "anonymous"
+        },
+    );
+    let app = roster_registry::router(storage, config);
+    runtime
+        .block_on(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_signal())
+                .await
+        })
+        .context("serving the registry")?;
+    Ok(ExitCode::SUCCESS)
+}
