@@ -9,6 +9,7 @@
 mod approvals;
 mod audit;
 mod people;
+mod plugin;
 mod records;
 mod remote;
 mod run;
@@ -111,6 +112,12 @@ pub enum Command {
         /// Revoke their grants until a person restores them on resume.
         #[arg(long)]
         revoke_grants: bool,
+    },
+    /// Publisher tools: keys.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// The OCI registry for worker artifacts.
     Registry {
@@ -227,6 +234,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
         Command::People { command } => people::people(&paths, command),
+        Command::Plugin { command } => plugin::plugin(command),
         Command::Registry {
             command:
                 RegistryCommand::Serve {
