@@ -8,6 +8,7 @@
 
 mod approvals;
 mod audit;
+mod install;
 mod people;
 mod plugin;
 mod records;
@@ -113,7 +114,10 @@ pub enum Command {
         #[arg(long)]
         revoke_grants: bool,
     },
-    /// Publisher tools: keys.
+    /// Install or upgrade a worker from a registry (or an OCI image layout): verify its
+    /// signature and digests, show the capability review, install under an explicit grant.
+    Install(install::InstallArgs),
+    /// Publisher tools: keys, scaffolding, publishing.
     Plugin {
         /// What to do.
         #[command(subcommand)]
@@ -234,7 +238,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),
         Command::People { command } => people::people(&paths, command),
-        Command::Plugin { command } => plugin::plugin(command),
+        Command::Plugin { command } => plugin::plugin(&paths, command),
+        Command::Install(args) => install::install(&paths, args),
         Command::Registry {
             command:
                 RegistryCommand::Serve {
@@ -315,6 +320,7 @@ fn host_config(paths: &Paths) -> anyhow::Result<crate::config::HostConfig> {
     } else {
         let mut config = crate::config::HostConfig::defaults();
         config.data_dir = paths.data_dir.clone();
+        config.add_installed()?;
         Ok(config)
     }
 }

@@ -183,6 +183,20 @@ pub struct AccessSettings {
     pub policies: Option<PathBuf>,
 }
 
+/// `[registry]`: where workers are installed from and whose signatures are trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistrySettings {
+    /// Publisher public keys whose signatures `roster install` accepts: files holding a
+    /// hex ed25519 key (relative to the configuration file), as `roster plugin keygen`
+    /// writes them.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// The environment variable holding the token sent to registries that ask for one.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
 /// One audit webhook as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -278,6 +292,8 @@ struct HostFile {
     #[serde(default)]
     access: AccessSettings,
     #[serde(default)]
+    registry: RegistrySettings,
+    #[serde(default)]
     review_rules: Vec<crate::review::Rule>,
     #[serde(default)]
     trust: crate::trust::TrustSettings,
@@ -323,6 +339,24 @@ struct WorkerFile {
     review: Option<Spanned<crate::review::ReviewSettings>>,
     #[serde(default)]
     shadow: Option<ShadowSpec>,
+    #[serde(default)]
+    source: Option<InstallSource>,
+}
+
+/// `[source]` of a worker installed from a registry: where it came from and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstallSource {
+    /// The reference it was pulled by.
+    pub reference: String,
+    /// The OCI manifest's digest.
+    pub manifest_digest: String,
+    /// The publisher key that signed it (its id), or `None` when installed unsigned.
+    pub signer: Option<String>,
+    /// When it was installed (milliseconds since the Unix epoch).
+    pub installed_at: i64,
+    /// Who installed it.
+    pub installed_by: String,
 }
 
 /// `[shadow]` as written: a new version to run beside the live one.
@@ -358,6 +392,8 @@ struct WorkerSection {
     enabled: bool,
     #[serde(default)]
     deployment: Option<crate::store::DeployStatus>,
+    #[serde(default)]
+    pinned_digest: Option<String>,
 }
 
 fn yes() -> bool {
@@ -405,6 +441,11 @@ pub struct WorkerConfig {
     pub deployment: crate::store::DeployStatus,
     /// A new version shadow-running beside this one.
     pub shadow: Option<ShadowConfig>,
+    /// The component's digest as installed (`sha256:<hex>`): checked every time the
+    /// component is read for loading.
+    pub pinned: Option<String>,
+    /// Where it was installed from, when it came from a registry.
+    pub source: Option<InstallSource>,
 }
 
 impl WorkerConfig {
@@ -417,6 +458,30 @@ impl WorkerConfig {
         owners.sort();
         owners.dedup();
         owners
+    }
+
+    /// Reads the component for loading. A pinned component must still have the digest
+    /// it was installed with; anything else is refused before it is compiled.
+    pub fn component_bytes(&self) -> Result<Vec<u8>, Error> {
+        let bytes = std::fs::read(&self.component).map_err(|source| Error::Io {
+            path: self.component.clone(),
+            source,
+        })?;
+        if let Some(pinned) = &self.pinned {
+            use sha2::Digest as _;
+            let found = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+            if &found != pinned {
+                return Err(Error::Config {
+                    location: self.path.display().to_string(),
+                    reason: format!(
+                        "worker `{}`: component {} is {found}, not the pinned {pinned}; it changed after installation and is not loaded",
+                        self.name,
+                        self.component.display()
+                    ),
+                });
+            }
+        }
+        Ok(bytes)
     }
 }
 
@@ -469,6 +534,10 @@ pub struct HostConfig {
     pub review_rules: Vec<crate::review::Rule>,
     /// When the trust curve proposes a promotion.
     pub trust: crate::trust::TrustSettings,
+    /// Publisher keys whose signatures `roster install` accepts.
+    pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// The token sent to registries that ask for one.
+    pub registry_token: Option<String>,
 }
 
 fn problem(
@@ -532,7 +601,56 @@ impl HostConfig {
             access: std::sync::Arc::new(builtin_access()),
             review_rules: Vec::new(),
             trust: crate::trust::TrustSettings::default(),
+            trusted_keys: Vec::new(),
+            registry_token: None,
         }
+    }
+
+    /// Where `roster install` keeps installed workers: one directory per worker, holding
+    /// its worker file, manifest and grant.
+    pub fn installed_dir(&self) -> PathBuf {
+        self.data_dir.join("installed")
+    }
+
+    /// Adds the workers `roster install` put under the data directory (each
+    /// `installed/<name>/worker.toml`, in name order).
+    pub fn add_installed(&mut self) -> Result<(), Error> {
+        let dir = self.installed_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("worker.toml"))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for file in files {
+            let worker = load_worker(&file, &self.schema, &self.directory)?;
+            if self.workers.iter().any(|w| w.name == worker.name) {
+                return Err(Error::Config {
+                    location: file.display().to_string(),
+                    reason: format!(
+                        "worker `{}` is both configured in roster.toml and installed",
+                        worker.name
+                    ),
+                });
+            }
+            self.workers.push(worker);
+        }
+        if let Some(max) = self.plan.workers
+            && self.workers.len() > max as usize
+        {
+            return Err(Error::Config {
+                location: dir.display().to_string(),
+                reason: format!(
+                    "{} workers installed; plan `{}` allows {max}",
+                    self.workers.len(),
+                    self.plan_name
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Reads and validates `roster.toml` and every worker file it names.
@@ -697,6 +815,14 @@ impl HostConfig {
                 secret: env(&hook.secret_env)?,
             });
         }
+        let mut trusted_keys = Vec::new();
+        for key_path in &file.registry.trusted_keys {
+            let key_path = base.join(key_path);
+            let text = config_file::read_text(&key_path)?;
+            let key = roster_registry::artifact::public_key(&text)
+                .map_err(|e| bad(format!("registry.trusted-keys {}: {e}", key_path.display())))?;
+            trusted_keys.push(key);
+        }
         let access = match &file.access.policies {
             Some(dir) => crate::access::Access::load(&base.join(dir))?,
             None => builtin_access(),
@@ -711,7 +837,9 @@ impl HostConfig {
         if !problems.is_empty() {
             return Err(bad(problems.join("; ")));
         }
-        Ok(HostConfig {
+        let mut config = HostConfig {
+            trusted_keys,
+            registry_token: env(&file.registry.token_env)?,
             review_rules: file.review_rules.clone(),
             trust: file.trust.clone(),
             access: std::sync::Arc::new(access),
@@ -738,7 +866,9 @@ impl HostConfig {
             directory,
             schema,
             workers,
-        })
+        };
+        config.add_installed()?;
+        Ok(config)
     }
 }
 
@@ -746,7 +876,12 @@ fn default_executors() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<WorkerConfig, Error> {
+/// Reads and validates one worker file.
+pub(crate) fn load_worker(
+    path: &Path,
+    schema: &Schema,
+    directory: &Directory,
+) -> Result<WorkerConfig, Error> {
     let text = config_file::read_text(path)?;
     let file: WorkerFile = config_file::parse_toml(path, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -921,6 +1056,8 @@ fn load_worker(path: &Path, schema: &Schema, directory: &Directory) -> Result<Wo
             .deployment
             .unwrap_or(crate::store::DeployStatus::Live),
         shadow,
+        pinned: file.worker.pinned_digest.clone(),
+        source: file.source.clone(),
     })
 }
 

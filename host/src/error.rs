@@ -63,6 +63,10 @@ pub enum Error {
     /// The event to run is invalid.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// An installation was refused (signature, digest, imports, grant, version); the
+    /// message says why.
+    #[error("install refused: {0}; nothing was installed")]
+    InstallRefused(String),
     /// An operator's request is invalid (a missing reason, resuming a running worker).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

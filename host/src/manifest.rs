@@ -19,6 +19,10 @@
 //!
 //! [limits]
 //! timeout-ms = 2000
+//!
+//! [[triggers]]                        # what an installation starts with
+//! on = "record-created"
+//! object = "lead"
 //! ```
 
 use std::path::Path;
@@ -44,6 +48,10 @@ pub struct Manifest {
     /// Default limits, within the host's maximums.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// The triggers an installation starts with (`roster install` writes them into the
+    /// worker's file, where an admin may change them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::trigger::TriggerSpec>,
 }
 
 /// A plugin's identity.

@@ -447,6 +447,146 @@ fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// The annotation naming a manifest's tag in an OCI image layout's `index.json`.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Where an artifact lives: a registry, or an OCI image layout directory (`oci:DIR[:TAG]`,
+/// as `skopeo copy ... oci:DIR:TAG` writes it) for installs without network access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A registry reference.
+    Registry(Reference),
+    /// An OCI image layout directory and the tag to take (the only manifest when `None`).
+    Layout(std::path::PathBuf, Option<String>),
+}
+
+impl Source {
+    /// Parses `oci:DIR[:TAG]` or a registry reference.
+    pub fn parse(text: &str) -> Result<Source, OciError> {
+        match text
+            .strip_prefix("oci:")
+            .filter(|rest| !rest.starts_with("//"))
+        {
+            Some(rest) => {
+                let (dir, tag) = match rest.rsplit_once(':') {
+                    Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+                        (dir, Some(tag.to_string()))
+                    }
+                    _ => (rest, None),
+                };
+                if dir.is_empty() {
+                    return Err(OciError::Reference(text.to_string()));
+                }
+                Ok(Source::Layout(dir.into(), tag))
+            }
+            None => Reference::parse(text).map(Source::Registry),
+        }
+    }
+}
+
+fn layout_error(dir: &std::path::Path, reason: impl std::fmt::Display) -> OciError {
+    OciError::Unavailable {
+        registry: format!("oci:{}", dir.display()),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes an artifact into an OCI image layout directory under `tag`, adding to an
+/// existing layout.
+pub fn write_layout(
+    dir: &std::path::Path,
+    tag: &str,
+    artifact: &Artifact,
+) -> Result<String, OciError> {
+    let err = |e: std::io::Error| layout_error(dir, e);
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).map_err(err)?;
+    for blob in [&artifact.config, &artifact.layer, &artifact.manifest] {
+        let digest = digest_of(blob);
+        std::fs::write(blobs.join(&digest["sha256:".len()..]), blob).map_err(err)?;
+    }
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(err)?;
+    let index_path = dir.join("index.json");
+    let mut manifests: Vec<serde_json::Value> = std::fs::read(&index_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+        .unwrap_or_default();
+    manifests.retain(|m| m["annotations"][REF_NAME] != tag);
+    let digest = digest_of(&artifact.manifest);
+    manifests.push(serde_json::json!({
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "digest": digest,
+        "size": artifact.manifest.len(),
+        "annotations": { REF_NAME: tag },
+    }));
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
+    std::fs::write(
+        &index_path,
+        serde_json::to_vec_pretty(&index).unwrap_or_default(),
+    )
+    .map_err(err)?;
+    Ok(digest)
+}
+
+/// Reads an artifact from an OCI image layout directory: the manifest tagged `tag` (or
+/// the only one), its config and its single layer. Digests are checked by the caller.
+pub fn read_layout(dir: &std::path::Path, tag: Option<&str>) -> Result<Pulled, OciError> {
+    let index_path = dir.join("index.json");
+    let index: serde_json::Value = std::fs::read(&index_path)
+        .map_err(|e| layout_error(dir, format!("index.json: {e}")))
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| layout_error(dir, format!("index.json: {e}")))
+        })?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let chosen: Vec<&serde_json::Value> = manifests
+        .iter()
+        .filter(|m| tag.is_none_or(|t| m["annotations"][REF_NAME] == t))
+        .collect();
+    let entry = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(layout_error(
+                dir,
+                format!("no manifest tagged `{}`", tag.unwrap_or("")),
+            ));
+        }
+        _ => {
+            return Err(layout_error(
+                dir,
+                "several manifests; name one with oci:DIR:TAG",
+            ));
+        }
+    };
+    let blob = |digest: &str| -> Result<Vec<u8>, OciError> {
+        let hex = roster_registry::storage::digest_hex(digest)
+            .map_err(|_| layout_error(dir, format!("`{digest}` is not a sha256 digest")))?;
+        std::fs::read(dir.join("blobs").join("sha256").join(hex))
+            .map_err(|e| layout_error(dir, format!("blob {digest}: {e}")))
+    };
+    let digest = entry["digest"].as_str().unwrap_or_default().to_string();
+    let manifest = blob(&digest)?;
+    if digest_of(&manifest) != digest {
+        return Err(layout_error(
+            dir,
+            format!("the manifest blob does not match its digest {digest}: it was tampered with"),
+        ));
+    }
+    let parsed: roster_registry::artifact::OciManifest = serde_json::from_slice(&manifest)
+        .map_err(|e| layout_error(dir, format!("not an OCI image manifest: {e}")))?;
+    let config = blob(&parsed.config.digest)?;
+    let layer = match parsed.layers.first() {
+        Some(l) => blob(&l.digest)?,
+        None => Vec::new(),
+    };
+    Ok(Pulled {
+        manifest,
+        digest,
+        config,
+        layer,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,40 +113,52 @@ impl Scopes {
 
     /// Describes everything in `self` (a grant) that `requested` (a manifest) does not ask for.
     pub fn exceeding(&self, requested: &Scopes) -> Vec<String> {
+        self.beyond(requested, "granted", "requested")
+    }
+
+    /// Describes everything in `self` (a newer manifest) that `granted` (the grant in
+    /// force) does not cover.
+    pub fn asking_beyond(&self, granted: &Scopes) -> Vec<String> {
+        self.beyond(granted, "requested", "granted")
+    }
+
+    /// Everything in `self` (`ours`) that `theirs` does not cover.
+    fn beyond(&self, other: &Scopes, ours: &str, theirs: &str) -> Vec<String> {
+        let requested = other;
         let mut out = Vec::new();
         for cap in CapabilityName::ALL {
             if self.has(cap) && !requested.has(cap) {
-                out.push(format!("capability `{cap}` is granted but not requested"));
+                out.push(format!("capability `{cap}` is {ours} but not {theirs}"));
             }
         }
         if let (Some(g), Some(r)) = (&self.records, &requested.records) {
             for (object, scope) in &g.objects {
                 let Some(req) = r.objects.get(object) else {
-                    out.push(format!("records: object `{object}` is not requested"));
+                    out.push(format!("records: object `{object}` is not {theirs}"));
                     continue;
                 };
                 for f in &scope.read {
                     if !req.may_read(f) {
-                        out.push(format!("records: reading `{object}.{f}` is not requested"));
+                        out.push(format!("records: reading `{object}.{f}` is not {theirs}"));
                     }
                 }
                 for f in &scope.write {
                     if !req.may_write(f) {
-                        out.push(format!("records: writing `{object}.{f}` is not requested"));
+                        out.push(format!("records: writing `{object}.{f}` is not {theirs}"));
                     }
                 }
                 if scope.create && !req.create {
-                    out.push(format!("records: creating `{object}` is not requested"));
+                    out.push(format!("records: creating `{object}` is not {theirs}"));
                 }
                 if scope.delete && !req.delete {
-                    out.push(format!("records: deleting `{object}` is not requested"));
+                    out.push(format!("records: deleting `{object}` is not {theirs}"));
                 }
             }
         }
         if let (Some(g), Some(r)) = (&self.notify, &requested.notify) {
             for c in &g.channels {
                 if !r.channels.contains(c) {
-                    out.push(format!("notify: channel `{}` is not requested", c.as_str()));
+                    out.push(format!("notify: channel `{}` is not {theirs}", c.as_str()));
                 }
             }
         }
@@ -156,7 +168,7 @@ impl Scopes {
                     ro.parsed().ok() == o.parsed().ok() && (ro.allow_private || !o.allow_private)
                 });
                 if !covered {
-                    out.push(format!("http: origin `{}` is not requested", o.url));
+                    out.push(format!("http: origin `{}` is not {theirs}", o.url));
                 }
             }
         }
@@ -164,7 +176,7 @@ impl Scopes {
             && g.quota_bytes > r.quota_bytes
         {
             out.push(format!(
-                "memory: quota {} bytes exceeds the requested {}",
+                "memory: quota {} bytes exceeds the {theirs} {}",
                 g.quota_bytes, r.quota_bytes
             ));
         }

@@ -149,6 +149,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/audit/verify", post(verify_audit))
         .route("/v1/audit/checkpoint", post(audit_checkpoint))
         .route("/v1/audit/checkpoints", get(audit_checkpoints))
+        .route("/v1/audit/grants", get(people::audit_grants))
         .route(
             "/v1/records/{object}",
             get(query_records).post(create_record),

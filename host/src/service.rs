@@ -52,6 +52,7 @@ mod derive;
 mod dispatch;
 mod execute;
 mod versions;
+pub(crate) use versions::keep_component;
 
 pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
@@ -232,10 +233,7 @@ impl Service {
         let runtime = Runtime::open(config.runtime_config(clock.clone()))?;
         let mut workers = BTreeMap::new();
         for w in config.workers.iter().filter(|w| w.enabled) {
-            let bytes = std::fs::read(&w.component).map_err(|source| Error::Io {
-                path: w.component.clone(),
-                source,
-            })?;
+            let bytes = w.component_bytes()?;
             let halt = Arc::new(AtomicBool::new(false));
             let loaded = versions::load_worker(&runtime, &config, w, &bytes, halt.clone())?;
             let shadow = versions::load_shadow(&runtime, w, halt.clone())?;

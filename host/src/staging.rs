@@ -141,10 +141,7 @@ pub fn dry_run(
         )?;
         store.put_records(&dataset.records)?;
         let staging = runtime.sharing_engine(store.clone());
-        let bytes = std::fs::read(&worker.component).map_err(|source| Error::Io {
-            path: worker.component.clone(),
-            source,
-        })?;
+        let bytes = worker.component_bytes()?;
         let mut grant = worker.grant.clone();
         grant.limits = grant.limits.overlay(&worker.limits);
         let loaded = staging.load(&bytes, &worker.manifest, &grant)?;

@@ -45,7 +45,7 @@ pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 pub use shadow::{ProposedAction, ShadowRun};
 pub use trust::TrustState;
-pub use versions::{DeployStatus, Deployment, VersionEntry};
+pub use versions::{DeployStatus, Deployment, InstallRecord, VersionEntry};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -183,11 +183,14 @@ pub fn build(dir: &Path, target_dir: &Path) -> Result<Vec<Built>, Error> {
 }
 
 /// The package names built from `dir`: a workspace's members (listed explicitly, no
-/// globs), or the package of a crate directory.
+/// globs), or the package of a crate directory (which may be a workspace of its own, with
+/// an empty `[workspace]` table).
 pub fn member_packages(workspace: &Path) -> Result<Vec<String>, Error> {
     let manifest = workspace.join("Cargo.toml");
     let table = read(&manifest)?;
-    if table.get("workspace").is_none()
+    if table
+        .get("workspace")
+        .is_none_or(|w| w.get("members").is_none())
         && let Some(name) = table
             .get("package")
             .and_then(|p| p.get("name"))

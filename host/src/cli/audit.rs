@@ -50,6 +50,19 @@ pub enum AuditCommand {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Per worker: capabilities requested by the manifest, imported by the component and
+    /// granted; grants never imported or never called; changes across installed versions.
+    Grants {
+        /// Count calls over this many days of the audit trail.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Print JSON (for security tooling) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Ask the running service instead of opening the data directory.
+        #[arg(long)]
+        remote: bool,
+    },
     /// Sign the chain's current head and print the checkpoint (JSON) to keep elsewhere.
     Checkpoint {
         /// Also write it to this file.
@@ -196,6 +209,30 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 );
                 Ok(ExitCode::from(1))
             }
+        }
+        AuditCommand::Grants { days, json, remote } => {
+            let report: crate::grant_audit::GrantReport = if remote {
+                let (status, text) = super::remote::api(
+                    &paths.config,
+                    http::Method::GET,
+                    &format!("/v1/audit/grants?days={days}"),
+                    Vec::new(),
+                )?;
+                if status != 200 {
+                    anyhow::bail!("the service answered {status}: {text}");
+                }
+                serde_json::from_str(&text).context("the service's grant report")?
+            } else {
+                let config = super::host_config(paths)?;
+                let store = super::records::open_store(paths)?;
+                crate::grant_audit::report(&config, &store, days)?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Search {
             filter,

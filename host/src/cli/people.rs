@@ -90,7 +90,7 @@ pub enum TokensCommand {
 }
 
 /// Who the local operator is, for the audit trail.
-fn local_operator() -> String {
+pub(super) fn local_operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());

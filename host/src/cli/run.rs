@@ -24,7 +24,7 @@ fn plugin_home(plugin: &Path) -> PathBuf {
 }
 
 /// The component bytes: the file itself, or the result of building a source directory.
-fn component_bytes(plugin: &Path) -> anyhow::Result<Vec<u8>> {
+pub(super) fn component_bytes(plugin: &Path) -> anyhow::Result<Vec<u8>> {
     let path = if plugin.is_dir() {
         let built = build(plugin)?;
         match built.as_slice() {

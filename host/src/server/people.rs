@@ -4,10 +4,12 @@
 //! - `GET /v1/people`, `POST /v1/people`, `PATCH /v1/people/{id}` — accounts and roles.
 //! - `POST /v1/people/{id}/tokens`, `DELETE /v1/tokens/{id}` — tokens (shown once).
 //! - `GET /v1/grants` — what each installed worker is granted (for security review).
+//! - `GET /v1/audit/grants?days=N` — requested vs imported vs granted per worker, unused
+//!   and idle grants, and the grant's changes across installed versions.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -209,4 +211,29 @@ pub(super) async fn grants(
         })
         .collect();
     Ok(Json(json!({ "workers": list })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantAuditQuery {
+    days: Option<u32>,
+}
+
+pub(super) async fn audit_grants(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<GrantAuditQuery>,
+) -> ApiResult<Json<crate::grant_audit::GrantReport>> {
+    authorize_host(&api, &headers, Operation::GrantsRead)?;
+    let days = query.days.unwrap_or(30);
+    if days == 0 || days > 3650 {
+        return Err(ApiError::bad_request("days: 1 to 3650"));
+    }
+    blocking(move || {
+        let service = &api.service;
+        crate::grant_audit::report(service.config(), service.store(), days)
+            .map(Json)
+            .map_err(ApiError::from)
+    })
+    .await
 }

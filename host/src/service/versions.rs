@@ -41,7 +41,7 @@ pub struct Readiness {
 
 /// Keeps a copy of a component under the data directory, named by its digest, so a
 /// rollback can load it after the file it came from was replaced.
-fn keep_component(
+pub(crate) fn keep_component(
     config: &HostConfig,
     bytes: &[u8],
 ) -> Result<(String, std::path::PathBuf), Error> {
@@ -397,10 +397,7 @@ impl Service {
         let pinned = self.shared.store.deployment(worker)?.and_then(|d| d.pinned);
         if pinned.is_some() {
             // Readiness is about the configured version: run it again first.
-            let bytes = std::fs::read(&w.config.component).map_err(|source| Error::Io {
-                path: w.config.component.clone(),
-                source,
-            })?;
+            let bytes = w.config.component_bytes()?;
             let mut grant = w.config.grant.clone();
             grant.limits = grant.limits.overlay(&w.config.limits);
             let loaded = self.shared.runtime.load_with_halt(

@@ -112,3 +112,62 @@ impl Store {
         })
     }
 }
+
+fn installs_key(worker: &str) -> String {
+    format!("installs\u{1f}{worker}")
+}
+
+/// One installation of a worker from a registry (first install, upgrade or downgrade),
+/// with the grant it was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    /// The plugin version.
+    pub version: String,
+    /// `sha256:<hex>` of the component.
+    pub component_digest: String,
+    /// The Roster manifest's text.
+    pub manifest: String,
+    /// The grant's text.
+    pub grant: String,
+    /// What the component imports (capability names).
+    pub imported: Vec<String>,
+    /// The reference it was pulled by.
+    pub reference: String,
+    /// The OCI manifest's digest.
+    pub manifest_digest: String,
+    /// The publisher key id, or `None` when installed unsigned.
+    pub signer: Option<String>,
+    /// `install`, `upgrade`, `downgrade` or `regrant`.
+    pub change: String,
+    /// When.
+    pub at: i64,
+    /// Who installed it.
+    pub by: String,
+}
+
+impl Store {
+    /// Every installation of a worker, oldest first.
+    pub fn installs(&self, worker: &str) -> Result<Vec<InstallRecord>, StoreError> {
+        Ok(read(self, &installs_key(worker))?.unwrap_or_default())
+    }
+
+    /// Records an installation and its audit entry in one transaction.
+    pub fn record_install(
+        &self,
+        worker: &str,
+        record: InstallRecord,
+        event: GovernanceEvent,
+    ) -> Result<(), StoreError> {
+        let (key, store) = (installs_key(worker), self.clone());
+        self.write(move |tx| {
+            let mut list: Vec<InstallRecord> = match state_in(tx, &key)? {
+                Some(text) => decode(&key, text.as_bytes())?,
+                None => Vec::new(),
+            };
+            list.push(record.clone());
+            set_state_in(tx, &key, &serde_json::to_string(&list).unwrap_or_default())?;
+            append_governance_in(tx, &store, &event)?;
+            Ok(())
+        })
+    }
+}

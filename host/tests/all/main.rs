@@ -12,6 +12,7 @@ mod connector;
 mod crash;
 mod failures;
 mod http;
+mod install;
 mod inventory;
 mod kill;
 mod limits;
