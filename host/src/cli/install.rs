@@ -74,7 +74,7 @@ pub fn print_review(review: &Review) {
     );
     println!();
     println!(
-        "  {:<9} {:<9} {:<9} {:<9}",
+        " {:<10} {:<9} {:<9} {:<9}",
         "capability", "requested", "imported", "granted"
     );
     for line in &review.capabilities {

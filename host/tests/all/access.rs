@@ -192,6 +192,7 @@ fn operations() -> Vec<(
             AUDITORS,
         ),
         ("grants.read", "GET", "/v1/grants", "", AUDITORS),
+        ("grants.audit", "GET", "/v1/audit/grants", "", AUDITORS),
         (
             "worker.pause",
             "POST",
