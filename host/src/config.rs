@@ -341,6 +341,8 @@ struct WorkerFile {
     shadow: Option<ShadowSpec>,
     #[serde(default)]
     source: Option<InstallSource>,
+    #[serde(default)]
+    settings: Option<Spanned<toml::Table>>,
 }
 
 /// `[source]` of a worker installed from a registry: where it came from and who signed it.
@@ -446,6 +448,11 @@ pub struct WorkerConfig {
     pub pinned: Option<String>,
     /// Where it was installed from, when it came from a registry.
     pub source: Option<InstallSource>,
+    /// Its settings: the worker file's `[settings]` over the manifest's `[config]`
+    /// defaults, checked against that schema.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The worker file's `[settings]` as written.
+    pub settings_given: toml::Table,
 }
 
 impl WorkerConfig {
@@ -458,6 +465,28 @@ impl WorkerConfig {
         owners.sort();
         owners.dedup();
         owners
+    }
+
+    /// The settings another version of the plugin (its `manifest`) runs with: the worker
+    /// file's `[settings]` checked against that version's `[config]` schema.
+    pub fn settings_for(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+        if manifest.config == self.manifest.config {
+            return Ok(self.settings.clone());
+        }
+        manifest
+            .settings(&self.settings_given)
+            .map_err(|problems| Error::Config {
+                location: self.path.display().to_string(),
+                reason: format!(
+                    "worker `{}`: settings for version {}: {}",
+                    self.name,
+                    manifest.plugin.version,
+                    problems.join("; ")
+                ),
+            })
     }
 
     /// Reads the component for loading. A pinned component must still have the digest
@@ -1021,6 +1050,18 @@ pub(crate) fn load_worker(
             ));
         }
     }
+    let settings = match &file.settings {
+        None => manifest.settings(&toml::Table::new()),
+        Some(given) => manifest.settings(given.get_ref()),
+    }
+    .map_err(|problems| {
+        problem(
+            path,
+            &text,
+            file.settings.as_ref().map(|s| s.span()),
+            format!("settings: {}", problems.join("; ")),
+        )
+    })?;
     let owners = match &file.worker.owners {
         Some(owners) if owners.is_empty() => {
             return Err(bad("worker.owners: name at least one owner".into()));
@@ -1058,6 +1099,12 @@ pub(crate) fn load_worker(
         shadow,
         pinned: file.worker.pinned_digest.clone(),
         source: file.source.clone(),
+        settings,
+        settings_given: file
+            .settings
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default(),
     })
 }
 

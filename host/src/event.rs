@@ -177,6 +177,7 @@ impl EventInput {
             record,
             payload: self.payload.as_ref().map(|p| p.to_string()),
             occurred_at: self.occurred_at.unwrap_or(now_ms),
+            settings: worker.settings.clone(),
         })
     }
 }
@@ -189,5 +190,8 @@ pub(crate) fn event_size(event: &Event) -> u64 {
             .map(|f| f.name.len() as u64 + crate::capability::records::to_stored(&f.value).size())
             .sum::<u64>()
     });
-    event.payload.as_ref().map_or(0, |p| p.len() as u64) + record + event.id.len() as u64
+    event.payload.as_ref().map_or(0, |p| p.len() as u64)
+        + record
+        + event.id.len() as u64
+        + event.settings.len() as u64
 }

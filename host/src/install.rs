@@ -173,6 +173,9 @@ pub struct InstallOptions {
     pub principal: Option<String>,
     /// Allow installing an older version than the installed one.
     pub allow_downgrade: bool,
+    /// Settings to write into the worker file's `[settings]` (checked against the
+    /// manifest's `[config]` schema when the file is loaded).
+    pub settings: toml::Table,
     /// Who installs it (recorded).
     pub by: String,
 }
@@ -245,6 +248,8 @@ pub struct Review {
     pub unused: Vec<CapabilityName>,
     /// The proposed grant, as a grant file (`None` until one is chosen).
     pub proposed_grant: Option<String>,
+    /// The settings the plugin accepts (its `[config]` schema).
+    pub config: std::collections::BTreeMap<String, crate::manifest::SettingSpec>,
 }
 
 /// An installation that passed every check, ready to be written.
@@ -259,6 +264,7 @@ pub struct Plan {
     principal: Option<String>,
     existing: Option<WorkerConfig>,
     by: String,
+    settings: toml::Table,
 }
 
 fn scope_toml(scopes: &crate::scope::Scopes, cap: CapabilityName) -> Option<String> {
@@ -466,6 +472,7 @@ pub fn plan(
         capabilities,
         beyond_current_grant: beyond,
         unused,
+        config: manifest.config.clone(),
         proposed_grant: if options.grant.is_some() || existing.is_some() {
             grant_text.clone()
         } else {
@@ -484,6 +491,7 @@ pub fn plan(
         principal,
         existing,
         by: options.by.clone(),
+        settings: options.settings.clone(),
     })
 }
 
@@ -670,6 +678,15 @@ impl Plan {
             worker.insert("principal".into(), g.grant.principal.clone().into());
         }
         table.insert("worker".into(), toml::Value::Table(worker));
+        if !self.settings.is_empty() {
+            let mut settings = table
+                .get("settings")
+                .and_then(|s| s.as_table())
+                .cloned()
+                .unwrap_or_default();
+            settings.extend(self.settings.clone());
+            table.insert("settings".into(), toml::Value::Table(settings));
+        }
         let source = InstallSource {
             reference: verified.reference.clone(),
             manifest_digest: verified.manifest_digest.clone(),
@@ -693,5 +710,24 @@ impl Plan {
         text.push('\n');
         text.push_str(&toml::to_string(&table).map_err(|e| refused(e.to_string()))?);
         Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn versions_compare_as_semantic_versions() {
+        assert_eq!(compare_versions("1.10.0", "1.9.3"), Greater);
+        assert_eq!(compare_versions("1.2.0", "1.2.0+build.7"), Equal);
+        assert_eq!(compare_versions("1.2.0-rc.1", "1.2.0"), Less);
+        assert_eq!(compare_versions("2.0.0", "10.0.0"), Less);
+        assert_eq!(
+            default_name("acme.stale-lead-alerter"),
+            "stale-lead-alerter"
+        );
+        assert_eq!(default_name("single"), "single");
     }
 }

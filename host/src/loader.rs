@@ -138,6 +138,7 @@ impl Runtime {
             limits,
             services: self.services.clone(),
             halt,
+            settings: serde_json::Value::Object(manifest.default_settings()).to_string(),
         };
         Ok(LoadedWorker {
             runtime: self.clone(),
@@ -158,5 +159,13 @@ impl LoadedWorker {
     /// The component's digest.
     pub fn component_digest(&self) -> &str {
         &self.context.component_digest
+    }
+
+    /// Runs every execution with these settings (checked against the manifest's schema
+    /// by the caller, as `WorkerConfig` does) instead of the manifest's defaults.
+    pub fn with_settings(mut self, settings: &serde_json::Map<String, serde_json::Value>) -> Self {
+        Arc::make_mut(&mut self.context).settings =
+            serde_json::Value::Object(settings.clone()).to_string();
+        self
     }
 }

@@ -25,6 +25,7 @@
 //! object = "lead"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,96 @@ pub struct Manifest {
     /// worker's file, where an admin may change them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<crate::trigger::TriggerSpec>,
+    /// The settings an installation may give (`[settings]` in the worker file), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, SettingSpec>,
+}
+
+/// The type of a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettingType {
+    /// Text.
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+}
+
+/// One setting of the manifest's `[config]` schema.
+///
+/// ```toml
+/// [config.min-employees]
+/// type = "integer"
+/// description = "Companies this size or larger are a priority."
+/// default = 100
+/// min = 1
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SettingSpec {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: SettingType,
+    /// What it means, for admins.
+    pub description: String,
+    /// The value when the installation gives none; without one the setting is required.
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    /// The smallest number allowed.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The largest number allowed.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The only texts allowed.
+    #[serde(default)]
+    pub choices: Option<Vec<String>>,
+}
+
+impl SettingSpec {
+    /// Checks one value against the setting; returns it as JSON.
+    pub fn check(&self, name: &str, value: &toml::Value) -> Result<serde_json::Value, String> {
+        let kind = match self.kind {
+            SettingType::String => "a string",
+            SettingType::Integer => "an integer",
+            SettingType::Number => "a number",
+            SettingType::Boolean => "true or false",
+        };
+        let json = match (self.kind, value) {
+            (SettingType::String, toml::Value::String(s)) => {
+                if let Some(choices) = &self.choices
+                    && !choices.contains(s)
+                {
+                    return Err(format!(
+                        "setting `{name}`: `{s}` is not one of {}",
+                        choices.join(", ")
+                    ));
+                }
+                serde_json::Value::String(s.clone())
+            }
+            (SettingType::Integer, toml::Value::Integer(i)) => serde_json::Value::from(*i),
+            (SettingType::Number, toml::Value::Integer(i)) => serde_json::Value::from(*i),
+            (SettingType::Number, toml::Value::Float(f)) if f.is_finite() => {
+                serde_json::Value::from(*f)
+            }
+            (SettingType::Boolean, toml::Value::Boolean(b)) => serde_json::Value::Bool(*b),
+            _ => return Err(format!("setting `{name}`: expected {kind}, got `{value}`")),
+        };
+        if let Some(n) = json.as_f64()
+            && (self.min.is_some_and(|min| n < min) || self.max.is_some_and(|max| n > max))
+        {
+            return Err(format!(
+                "setting `{name}`: {n} is outside {}..={}",
+                self.min.map_or("".into(), |m| m.to_string()),
+                self.max.map_or("".into(), |m| m.to_string())
+            ));
+        }
+        Ok(json)
+    }
 }
 
 /// A plugin's identity.
@@ -165,8 +256,83 @@ impl Manifest {
         }
         problems.extend(self.capabilities.validate());
         problems.extend(self.limits.validate());
+        for (name, spec) in &self.config {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+            {
+                problems.push(format!(
+                    "config.{name}: name settings with lower-case letters, digits, `-` or `_`"
+                ));
+            }
+            if spec.choices.is_some() && spec.kind != SettingType::String {
+                problems.push(format!("config.{name}: choices are for string settings"));
+            }
+            if let Some(default) = &spec.default
+                && let Err(e) = spec.check(name, default)
+            {
+                problems.push(format!("config.{name}.default: {e}"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The defaults of the `[config]` schema, as a JSON object.
+    pub fn default_settings(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.config
+            .iter()
+            .filter_map(|(name, spec)| {
+                let value = spec.check(name, spec.default.as_ref()?).ok()?;
+                Some((name.clone(), value))
+            })
+            .collect()
+    }
+
+    /// An installation's settings: `given` checked against the `[config]` schema, over
+    /// the defaults. Every problem is named (unknown settings, wrong types, values out of
+    /// range, required settings missing).
+    pub fn settings(
+        &self,
+        given: &toml::Table,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut out = self.default_settings();
+        for (name, value) in given {
+            match self.config.get(name) {
+                None => problems.push(format!(
+                    "setting `{name}` is not in the plugin's [config] schema{}",
+                    if self.config.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({})",
+                            self.config.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                )),
+                Some(spec) => match spec.check(name, value) {
+                    Ok(v) => {
+                        out.insert(name.clone(), v);
+                    }
+                    Err(e) => problems.push(e),
+                },
+            }
+        }
+        for (name, spec) in &self.config {
+            if spec.default.is_none() && !given.contains_key(name) {
+                problems.push(format!(
+                    "setting `{name}` is required ({}): set it under [settings]",
+                    spec.description
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
         } else {
             Err(problems)
         }

@@ -112,7 +112,7 @@ id = "{id}"
 name = "{title}"
 version = "0.1.0"
 domain = "{domain}"
-description = "Marks new leads from companies of 100 or more people as priority and tells their owner."
+description = "Marks new leads from companies of 100 or more people (a setting) as priority and tells their owner."
 
 [owners]
 business = "{business}"
@@ -129,6 +129,13 @@ recipients = ["*"]
 [limits]
 timeout-ms = 2000
 actions = 5
+
+# What an installation may set under [settings] in its worker file.
+[config.min-employees]
+type = "integer"
+description = "Leads from companies this size or larger are a priority."
+default = 100
+min = 1
 
 # What an installation starts with; admins may change it in the installed worker file.
 [[triggers]]
@@ -170,7 +177,8 @@ recipients = ["*"]
 use roster_sdk::notify::{{self, Channel}};
 use roster_sdk::{{Event, Outcome, Worker, WorkerError, field, records}};
 
-/// Companies this size or larger are a priority.
+/// Companies this size or larger are a priority, unless the installation's
+/// `min-employees` setting says otherwise.
 const PRIORITY_EMPLOYEES: f64 = 100.0;
 
 struct {type_name};
@@ -180,9 +188,12 @@ impl Worker for {type_name} {{
         let lead = event.require_record()?;
         let employees = lead.number("employees").unwrap_or(0.0);
         let name = lead.text("name").unwrap_or(&lead.id).to_string();
-        if employees < PRIORITY_EMPLOYEES {{
+        let threshold = event
+            .setting_number("min-employees")
+            .unwrap_or(PRIORITY_EMPLOYEES);
+        if employees < threshold {{
             return Ok(Outcome::skipped(format!(
-                "{{name}}: {{employees}} employees, below {{PRIORITY_EMPLOYEES}}"
+                "{{name}}: {{employees}} employees, below {{threshold}}"
             )));
         }}
         records::update("lead", &lead.id, &[field("rating", "priority")])?;

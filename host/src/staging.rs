@@ -144,7 +144,9 @@ pub fn dry_run(
         let bytes = worker.component_bytes()?;
         let mut grant = worker.grant.clone();
         grant.limits = grant.limits.overlay(&worker.limits);
-        let loaded = staging.load(&bytes, &worker.manifest, &grant)?;
+        let loaded = staging
+            .load(&bytes, &worker.manifest, &grant)?
+            .with_settings(&worker.settings);
         let mut runs = Vec::new();
         let mut summary = StagingSummary {
             events: events.len(),

@@ -26,7 +26,7 @@ pub struct Services {
 }
 
 /// What is fixed for one installed worker version.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WorkerContext {
     /// The plugin id.
     pub plugin: String,
@@ -45,6 +45,8 @@ pub struct WorkerContext {
     /// Set while the worker is paused by a person or the kill switch: running executions
     /// are interrupted at the next epoch tick and every host call traps.
     pub halt: Arc<std::sync::atomic::AtomicBool>,
+    /// The installation's settings (a flat JSON object), passed with every event.
+    pub settings: String,
 }
 
 /// Log lines and output kept for one execution, within the log limit.

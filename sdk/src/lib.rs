@@ -51,6 +51,7 @@ pub mod log;
 pub mod memory;
 pub mod notify;
 pub mod records;
+pub mod settings;
 pub mod signals;
 
 /// Builds a [`Field`] from a name and anything convertible into a [`Value`].
@@ -177,6 +178,36 @@ impl Event {
     /// Whether a record-updated event changed `field`.
     pub fn changed(&self, field: &str) -> bool {
         self.changes().iter().any(|c| c.field == field)
+    }
+
+    /// A setting of this installation (from the manifest's `[config]` schema and the
+    /// worker file's `[settings]`), if set.
+    pub fn setting(&self, key: &str) -> Option<settings::Setting> {
+        settings::get(&self.settings, key)
+    }
+
+    /// A text setting.
+    pub fn setting_text(&self, key: &str) -> Option<String> {
+        match self.setting(key)? {
+            settings::Setting::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// A numeric setting (integer or number).
+    pub fn setting_number(&self, key: &str) -> Option<f64> {
+        match self.setting(key)? {
+            settings::Setting::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// A boolean setting.
+    pub fn setting_bool(&self, key: &str) -> Option<bool> {
+        match self.setting(key)? {
+            settings::Setting::Bool(b) => Some(b),
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub struct InstallArgs {
     /// Install an older version than the installed one.
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// A setting of the plugin's `[config]` schema, `KEY=VALUE` (repeatable; VALUE is read
+    /// as TOML — `21`, `true`, `"text"` — or else as text).
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
     /// A publisher public key file to trust for this install, besides `[registry]
     /// trusted-keys` (repeatable).
     #[arg(long = "trust-key")]
@@ -104,6 +108,19 @@ pub fn print_review(review: &Review) {
             }
         }
     }
+    if !review.config.is_empty() {
+        println!("\n  settings (its [config] schema):");
+        for (name, spec) in &review.config {
+            println!(
+                "    {name} ({}{}): {}",
+                format!("{:?}", spec.kind).to_lowercase(),
+                spec.default
+                    .as_ref()
+                    .map_or(", required".to_string(), |d| format!(", default {d}")),
+                spec.description
+            );
+        }
+    }
     if !review.unused.is_empty() {
         let names: Vec<String> = review.unused.iter().map(|c| c.to_string()).collect();
         println!(
@@ -161,7 +178,19 @@ pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCo
         (None, true) => Some(GrantChoice::Requested),
         (None, false) => None,
     };
+    let mut settings = toml::Table::new();
+    for pair in &args.settings {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--setting `{pair}`: use KEY=VALUE"))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        settings.insert(key.trim().to_string(), value);
+    }
     let options = InstallOptions {
+        settings,
         name: args.name.clone(),
         grant,
         principal: args.principal.clone(),

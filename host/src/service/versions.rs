@@ -113,6 +113,7 @@ pub(super) fn load_worker(
             grant.limits = grant.limits.overlay(&w.limits);
             runtime
                 .load_with_halt(bytes, &w.manifest, &grant, halt)
+                .map(|loaded| loaded.with_settings(&w.settings))
                 .map_err(problem)
         }
     }
@@ -133,9 +134,10 @@ pub(super) fn load_shadow(
     })?;
     let mut grant = w.grant.clone();
     grant.limits = grant.limits.overlay(&w.limits);
+    let settings = w.settings_for(&shadow.manifest)?;
     runtime
         .load_with_halt(&bytes, &shadow.manifest, &grant, halt)
-        .map(Some)
+        .map(|loaded| Some(loaded.with_settings(&settings)))
         .map_err(|e| Error::Config {
             location: w.path.display().to_string(),
             reason: format!("worker `{}`, shadow version: {e}", w.name),
@@ -164,7 +166,10 @@ fn load_version(
     let manifest = crate::manifest::Manifest::parse(&w.manifest_path, &entry.manifest)?;
     let mut grant = w.grant.clone();
     grant.limits = grant.limits.overlay(&w.limits);
-    runtime.load_with_halt(&bytes, &manifest, &grant, halt)
+    let settings = w.settings_for(&manifest)?;
+    runtime
+        .load_with_halt(&bytes, &manifest, &grant, halt)
+        .map(|loaded| loaded.with_settings(&settings))
 }
 
 impl Shared {
@@ -400,12 +405,11 @@ impl Service {
             let bytes = w.config.component_bytes()?;
             let mut grant = w.config.grant.clone();
             grant.limits = grant.limits.overlay(&w.config.limits);
-            let loaded = self.shared.runtime.load_with_halt(
-                &bytes,
-                &w.config.manifest,
-                &grant,
-                w.halt.clone(),
-            )?;
+            let loaded = self
+                .shared
+                .runtime
+                .load_with_halt(&bytes, &w.config.manifest, &grant, w.halt.clone())?
+                .with_settings(&w.config.settings);
             w.replace(loaded);
         }
         let readiness = self.readiness(worker)?;

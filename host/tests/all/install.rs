@@ -882,4 +882,51 @@ fn a_new_project_builds_passes_its_tests_publishes_installs_and_runs() {
         actions,
         ["records.update lead/L-42", "notify.send in-app:ann"]
     );
+
+    // A second installation with a setting of its own, checked against the [config] schema.
+    let reference = registry.at("acme/priority-leads:0.1.0");
+    let key = w.join("me.pub");
+    let second = |setting: &str| {
+        new(&[
+            "install",
+            &reference,
+            "--name",
+            "priority-big",
+            "--trust-key",
+            key.to_str().unwrap(),
+            "--grant-requested",
+            "--principal",
+            "svc-priority",
+            "--setting",
+            setting,
+        ])
+    };
+    let before = installed_state(&data);
+    for (bad, says) in [
+        (
+            "min-employees=0",
+            "setting `min-employees`: 0 is outside 1..=",
+        ),
+        (
+            "min-employees=lots",
+            "setting `min-employees`: expected an integer",
+        ),
+        (
+            "max-employees=5",
+            "setting `max-employees` is not in the plugin's [config] schema",
+        ),
+    ] {
+        let said = refused(second(bad), says);
+        assert!(said.contains("nothing was installed"), "{said}");
+        assert_eq!(installed_state(&data), before, "{bad}");
+    }
+    let review = ok(second("min-employees=5000"));
+    assert!(
+        review.contains("min-employees (integer, default 100): Leads from companies this size or larger are a priority."),
+        "{review}"
+    );
+    let entry = run_installed(&data, "priority-big", "L-43");
+    assert_eq!(entry["status"], "skipped", "1,200 is below 5,000: {entry}");
+    let entry = run_installed(&data, "priority-leads", "L-44");
+    assert_eq!(entry["status"], "success", "{entry}");
 }

@@ -100,4 +100,41 @@ pub fn stale_lead_alerter() {
         Status::Skipped,
         "each stale lead is alerted once: {second:#?}"
     );
+
+    // Without a payload, the installation's settings decide: `days = 30` (checked against
+    // the manifest's [config] schema) finds only the lead idle for 40 days, already alerted;
+    // `days = 10` is what the schema allows, `days = 0` and unknown settings are refused.
+    let given: toml::Table = toml::from_str("days = 30").unwrap();
+    let settings = manifest.settings(&given).unwrap();
+    assert_eq!(settings["days"], 30);
+    assert_eq!(settings["limit"], 200, "the default");
+    let configured = load(STALE_LEAD_ALERTER, &manifest, &grant)
+        .unwrap()
+        .with_settings(&settings);
+    let plain = EventInput {
+        payload: None,
+        ..event.clone()
+    };
+    let third = run(&configured, &plain);
+    assert_eq!(
+        third.outcome.as_ref().unwrap().summary,
+        "no new stale leads (idle > 30 days)",
+        "{third:#?}"
+    );
+    let problems = manifest
+        .settings(
+            &toml::from_str(
+                "days = 0
+weeks = 2",
+            )
+            .unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        problems,
+        [
+            "setting `days`: 0 is outside 1..=365",
+            "setting `weeks` is not in the plugin's [config] schema (days, limit)"
+        ]
+    );
 }

@@ -1,7 +1,9 @@
 //! Stale Lead Alerter (template): on a schedule, finds open leads with no activity for N
 //! days, flags them and tells each owner in-app, once per lead until it sees activity again.
 //!
-//! Configuration comes from the schedule's payload: `{"days": 14, "limit": 200}`.
+//! Configuration comes from the installation's settings (`days`, `limit`; see
+//! `worker.toml`'s `[config]`), which a schedule's payload may override for one run:
+//! `{"days": 14, "limit": 200}`.
 
 use roster_sdk::notify::{self, Channel};
 use roster_sdk::records::{self, Comparison};
@@ -11,26 +13,24 @@ struct StaleLeadAlerter;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-fn setting(payload: Option<&str>, key: &str, default: i64) -> i64 {
-    // The payload is a small flat JSON object; read one integer without a JSON dependency.
-    payload
-        .and_then(|p| p.split(&format!("\"{key}\"")).nth(1))
-        .and_then(|rest| rest.trim_start().strip_prefix(':'))
-        .and_then(|rest| {
-            let digits: String = rest
-                .trim_start()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        })
+fn setting(event: &Event, key: &str, default: i64) -> i64 {
+    payload_setting(event.payload.as_deref(), key)
+        .or_else(|| event.setting_number(key).map(|n| n as i64))
         .unwrap_or(default)
+}
+
+fn payload_setting(payload: Option<&str>, key: &str) -> Option<i64> {
+    // The payload is a flat JSON object, read like the settings.
+    match roster_sdk::settings::get(payload?, key)? {
+        roster_sdk::settings::Setting::Number(n) => Some(n as i64),
+        _ => None,
+    }
 }
 
 impl Worker for StaleLeadAlerter {
     fn handle(event: Event) -> Result<Outcome, WorkerError> {
-        let days = setting(event.payload.as_deref(), "days", 14).clamp(1, 365);
-        let limit = setting(event.payload.as_deref(), "limit", 200).clamp(1, 1000) as u32;
+        let days = setting(&event, "days", 14).clamp(1, 365);
+        let limit = setting(&event, "limit", 200).clamp(1, 1000) as u32;
         let cutoff = event.occurred_at - days * DAY_MS;
 
         let stale = records::find(&records::query(
