@@ -648,8 +648,10 @@ impl HostConfig {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(());
         };
+        // `.NAME.partial` and `.NAME.old` are an installation being written or replaced.
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path().join("worker.toml"))
             .filter(|p| p.is_file())
             .collect();

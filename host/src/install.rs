@@ -381,14 +381,13 @@ pub fn plan(
         }
     };
 
-    let principal = options
-        .principal
-        .clone()
-        .or_else(|| existing.as_ref().map(|w| w.grant.grant.principal.clone()));
+    // Who the worker acts as: --principal, else a grant file's, else the current one.
+    let current_principal = existing.as_ref().map(|w| w.grant.grant.principal.clone());
+    let principal = options.principal.clone().or(current_principal);
     let grant: Option<Grant> = match &options.grant {
         Some(GrantChoice::File(text)) => {
             let mut grant = Grant::parse(Path::new("the grant"), text)?;
-            if let Some(p) = &principal {
+            if let Some(p) = &options.principal {
                 grant.grant.principal = p.clone();
             }
             Some(grant)
@@ -457,9 +456,13 @@ pub fn plan(
         .filter(|c| proposed_scopes.has(*c) && !verified.imported.contains(c))
         .collect();
     let grant_text = grant.as_ref().map(|g| match &options.grant {
-        Some(GrantChoice::File(text)) if principal.is_none() => text.clone(),
+        Some(GrantChoice::File(text)) if options.principal.is_none() => text.clone(),
         _ => toml::to_string(g).unwrap_or_default(),
     });
+    let principal = grant
+        .as_ref()
+        .map(|g| g.grant.principal.clone())
+        .or(principal);
     let review = Review {
         worker: name,
         plugin: manifest.plugin.id.clone(),

@@ -930,3 +930,92 @@ fn a_new_project_builds_passes_its_tests_publishes_installs_and_runs() {
     let entry = run_installed(&data, "priority-leads", "L-44");
     assert_eq!(entry["status"], "success", "{entry}");
 }
+
+/// A raw HTTP/1.1 GET on loopback: the status code.
+fn get_status(port: u16, path: &str, authorization: Option<&str>) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let auth = authorization
+        .map(|a| format!("authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{auth}connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn roster_registry_serve_takes_pushes_with_the_token_and_keeps_private_pulls_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["registry", "serve", "--dir"])
+        .arg(dir.path().join("registry"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--token-env",
+            "REG_TOKEN",
+            "--private",
+        ])
+        .env("REG_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        get_status(port, "/v2/", None).is_some()
+    });
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("admin:{TOKEN}")
+        )
+    );
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "the registry did not start");
+        assert_eq!(get_status(port, "/v2/", None), Some(401));
+        assert_eq!(
+            get_status(port, "/v2/", Some("Basic YWRtaW46d3Jvbmc=")),
+            Some(401)
+        );
+        assert_eq!(get_status(port, "/v2/", Some(&basic)), Some(200));
+        assert_eq!(
+            get_status(port, "/.well-known/wasm-pkg/registry.json", None),
+            Some(200)
+        );
+        let artifact = build(
+            &reviewer_manifest("1.0.0", r#""status""#),
+            std::fs::read(WORKER_WELL_BEHAVED).unwrap(),
+            None,
+        );
+        let r =
+            roster_host::oci::Reference::parse(&format!("127.0.0.1:{port}/acme/reviewer:1.0.0"))
+                .unwrap();
+        let anonymous = roster_host::oci::Client::new(None).unwrap();
+        assert!(
+            anonymous.push(&r, &artifact).is_err(),
+            "pushes need the token"
+        );
+        let with_token = roster_host::oci::Client::new(Some(TOKEN.into())).unwrap();
+        let digest = with_token.push(&r, &artifact).unwrap();
+        assert!(anonymous.pull(&r).is_err(), "pulls are private");
+        assert_eq!(with_token.pull(&r).unwrap().digest, digest);
+        assert_eq!(get_status(port, "/v2/_catalog", Some(&basic)), Some(200));
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
