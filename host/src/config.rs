@@ -355,6 +355,9 @@ pub struct InstallSource {
     pub manifest_digest: String,
     /// The publisher key that signed it (its id), or `None` when installed unsigned.
     pub signer: Option<String>,
+    /// The publisher's signature (key and signature, hex), checked again at every load.
+    #[serde(default)]
+    pub signature: Option<roster_registry::artifact::Signature>,
     /// When it was installed (milliseconds since the Unix epoch).
     pub installed_at: i64,
     /// Who installed it.
@@ -509,6 +512,27 @@ impl WorkerConfig {
                     ),
                 });
             }
+            // The publisher's signature covers the component and the manifest as installed.
+            if let Some(signature) = self.source.as_ref().and_then(|s| s.signature.as_ref()) {
+                let manifest = config_file::read_text(&self.manifest_path)?;
+                let message = roster_registry::artifact::signed_message(
+                    &self.manifest.plugin.id,
+                    &self.manifest.plugin.version,
+                    pinned,
+                    &roster_registry::digest_of(manifest.as_bytes()),
+                );
+                let key = roster_registry::artifact::public_key(&signature.key)
+                    .map_err(Error::InvalidRequest)?;
+                roster_registry::artifact::verify(signature, &message, &[key]).map_err(|e| {
+                    Error::Config {
+                        location: self.path.display().to_string(),
+                        reason: format!(
+                            "worker `{}`: {e}; its manifest or component changed after installation and it is not loaded",
+                            self.name
+                        ),
+                    }
+                })?;
+            }
         }
         Ok(bytes)
     }
@@ -567,6 +591,24 @@ pub struct HostConfig {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// The token sent to registries that ask for one.
     pub registry_token: Option<String>,
+}
+
+/// The publisher keys admins trusted on earlier installs, kept under the data directory
+/// (`trusted-keys/<id>.pub`); unreadable files are skipped (and so not trusted).
+pub(crate) fn remembered_keys(data_dir: &Path) -> Vec<ed25519_dalek::VerifyingKey> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("trusted-keys")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|text| roster_registry::artifact::public_key(&text).ok())
+        .collect()
 }
 
 fn problem(
@@ -656,8 +698,28 @@ impl HostConfig {
             .filter(|p| p.is_file())
             .collect();
         files.sort();
+        let mut trusted = self.trusted_keys.clone();
+        trusted.extend(remembered_keys(&self.data_dir));
         for file in files {
             let worker = load_worker(&file, &self.schema, &self.directory)?;
+            if let Some(signature) = worker.source.as_ref().and_then(|s| s.signature.as_ref()) {
+                let key = roster_registry::artifact::public_key(&signature.key).map_err(|e| {
+                    Error::Config {
+                        location: file.display().to_string(),
+                        reason: format!("source.signature: {e}"),
+                    }
+                })?;
+                if !trusted.contains(&key) {
+                    return Err(Error::Config {
+                        location: file.display().to_string(),
+                        reason: format!(
+                            "worker `{}` is signed by key {}, which is no longer trusted; it is not loaded",
+                            worker.name,
+                            roster_registry::artifact::key_id(&key)
+                        ),
+                    });
+                }
+            }
             if self.workers.iter().any(|w| w.name == worker.name) {
                 return Err(Error::Config {
                     location: file.display().to_string(),

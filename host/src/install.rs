@@ -64,6 +64,8 @@ pub struct Verified {
     pub manifest: Manifest,
     /// The id of the key that signed it; `None` when unsigned and allowed.
     pub signer: Option<String>,
+    /// The publisher's signature, kept so that every load can check it again.
+    pub signature: Option<artifact::Signature>,
     /// What the component imports and exports.
     pub info: ComponentInfo,
     /// The capabilities it imports.
@@ -147,9 +149,41 @@ pub fn verify(
         manifest_text: described.roster_manifest,
         manifest,
         signer,
+        signature: described.signature,
         info,
         imported,
     })
+}
+
+/// Every publisher key trusted on this host: `[registry] trusted-keys`, and the keys an
+/// admin trusted on an earlier install (`<data-dir>/trusted-keys/<id>.pub`).
+pub fn trusted_keys(config: &HostConfig) -> Vec<VerifyingKey> {
+    let mut keys = config.trusted_keys.clone();
+    for key in crate::config::remembered_keys(&config.data_dir) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Keeps a key an admin trusted for an install, so that loads (which check the signature
+/// again) and later upgrades trust it too; removing the file revokes it.
+fn remember_key(config: &HostConfig, key: &VerifyingKey) -> Result<(), Error> {
+    if config.trusted_keys.contains(key) {
+        return Ok(());
+    }
+    let dir = config.data_dir.join("trusted-keys");
+    let path = dir.join(format!("{}.pub", artifact::key_id(key)));
+    if path.is_file() {
+        return Ok(());
+    }
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::write(&path, format!("{}\n", hex::encode(key.as_bytes()))).map_err(io)
 }
 
 /// Where the grant of an installation comes from.
@@ -541,6 +575,10 @@ impl Plan {
 
         let name = &self.review.worker;
         let now = runtime.store().clock().now_ms();
+        if let Some(signature) = &verified.signature {
+            let key = artifact::public_key(&signature.key).map_err(refused)?;
+            remember_key(config, &key)?;
+        }
         let (digest, kept) = crate::service::keep_component(config, &verified.component)?;
         let installed = config.installed_dir();
         let target = installed.join(name);
@@ -694,6 +732,7 @@ impl Plan {
             reference: verified.reference.clone(),
             manifest_digest: verified.manifest_digest.clone(),
             signer: verified.signer.clone(),
+            signature: verified.signature.clone(),
             installed_at: now,
             installed_by: self.by.clone(),
         };

@@ -160,7 +160,7 @@ pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCo
         ),
         None => config.registry_token.clone(),
     };
-    let mut trusted = config.trusted_keys.clone();
+    let mut trusted = install::trusted_keys(&config);
     for path in &args.trust_keys {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

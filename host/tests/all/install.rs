@@ -187,14 +187,26 @@ fn build(manifest: &str, component: Vec<u8>, signature: Option<&artifact::Signat
     )
 }
 
+/// Replaces `from` with `to` in a file (which must contain it); returns the original text.
+fn edit_file(path: &Path, from: &str, to: &str) -> String {
+    let original = std::fs::read_to_string(path).unwrap();
+    assert!(original.contains(from), "{from} in {}", path.display());
+    std::fs::write(path, original.replace(from, to)).unwrap();
+    original
+}
+
+/// The host configuration over a data directory's installed workers.
+fn installed_config(data: &Path) -> Result<HostConfig, roster_host::Error> {
+    let mut config = HostConfig::defaults();
+    config.data_dir = data.to_path_buf();
+    config.add_installed().map(|()| config)
+}
+
 /// Starts the service on the data directory's installed workers, creates a lead (for
 /// record triggers) and sends the `review` event about it (for event triggers), and
 /// returns `worker`'s last execution.
 pub fn run_installed(data: &Path, worker: &str, record_id: &str) -> serde_json::Value {
-    let mut config = HostConfig::defaults();
-    config.data_dir = data.to_path_buf();
-    config.add_installed().unwrap();
-    let service = Service::start(config, Arc::new(SystemClock)).unwrap();
+    let service = Service::start(installed_config(data).unwrap(), Arc::new(SystemClock)).unwrap();
     service
         .store()
         .create_record(
@@ -590,14 +602,44 @@ topics = ["revenue.*"]
     let mut changed = component.clone();
     changed.extend_from_slice(&[0, 1, 2]);
     std::fs::write(&kept, &changed).unwrap();
-    let mut config = HostConfig::defaults();
-    config.data_dir = data.clone();
-    config.add_installed().unwrap();
-    let e = Service::start(config, Arc::new(SystemClock))
+    let e = Service::start(installed_config(&data).unwrap(), Arc::new(SystemClock))
         .err()
         .expect("refused");
     assert!(e.to_string().contains("not the pinned"), "{e}");
     std::fs::write(&kept, &component).unwrap();
+
+    // The signature is checked again at every load: a manifest widened after installation
+    // is refused, and so is a worker whose publisher key an admin stopped trusting.
+    let installed_manifest = data.join("installed/reviewer/manifest.toml");
+    let signed = edit_file(
+        &installed_manifest,
+        "quota-bytes = 1024",
+        "quota-bytes = 4096",
+    );
+    let e = Service::start(installed_config(&data).unwrap(), Arc::new(SystemClock))
+        .err()
+        .expect("refused");
+    assert!(
+        e.to_string().contains("the signature does not verify"),
+        "{e}"
+    );
+    std::fs::write(&installed_manifest, &signed).unwrap();
+    let remembered: Vec<PathBuf> = std::fs::read_dir(data.join("trusted-keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        remembered.len(),
+        1,
+        "the key trusted with --trust-key is kept: {remembered:?}"
+    );
+    let key_text = std::fs::read_to_string(&remembered[0]).unwrap();
+    std::fs::remove_file(&remembered[0]).unwrap();
+    let e = installed_config(&data).expect_err("refused");
+    assert!(e.to_string().contains("which is no longer trusted"), "{e}");
+    std::fs::write(&remembered[0], key_text).unwrap();
+    let entry = run_installed(&data, "reviewer", "L-2");
+    assert_eq!(entry["status"], "success", "{entry}");
 
     // A layer changed in the registry after publishing is refused on pull.
     let pulled = roster_host::oci::Client::new(None)
@@ -825,12 +867,7 @@ fn a_new_project_builds_passes_its_tests_publishes_installs_and_runs() {
 
     // A test that expects something else fails, saying what differed.
     let case = project.join("tests/priority-lead.toml");
-    let good = std::fs::read_to_string(&case).unwrap();
-    std::fs::write(
-        &case,
-        good.replace("notify.send in-app:ann", "notify.send in-app:bob"),
-    )
-    .unwrap();
+    let good = edit_file(&case, "notify.send in-app:ann", "notify.send in-app:bob");
     let out = new(&["plugin", "test", project_arg]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
