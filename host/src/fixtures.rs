@@ -62,7 +62,8 @@ pub fn action_lines(report: &crate::report::ExecutionReport) -> Vec<String> {
         .collect()
 }
 
-fn read_records(path: &Path) -> Result<Vec<Record>, Error> {
+/// Reads records from a JSON Lines file (one record per line; blank lines skipped).
+pub fn read_records(path: &Path) -> Result<Vec<Record>, Error> {
     let text = crate::config_file::read_text(path)?;
     text.lines()
         .enumerate()

@@ -443,26 +443,21 @@ pub fn plan(
         }),
     };
 
-    // An upgrade keeps the grant in force only when it asks for nothing beyond it.
+    // An upgrade keeps the grant in force only when it asks for nothing beyond it. An
+    // optional capability the admin left out stays out: not a new ask.
     let mut beyond = Vec::new();
     if let (Some(w), None) = (&existing, &options.grant) {
         let granted = &w.grant.capabilities;
+        let left_out: Vec<String> = CapabilityName::ALL
+            .into_iter()
+            .filter(|cap| manifest.is_optional(*cap) && !granted.has(*cap))
+            .flat_map(|cap| [format!("capability `{cap}`"), format!("{cap}:")])
+            .collect();
         beyond = manifest
             .capabilities
             .asking_beyond(granted)
             .into_iter()
-            .filter(|problem| {
-                // An optional capability the admin left out stays out: not a new ask.
-                !CapabilityName::ALL.into_iter().any(|cap| {
-                    manifest.is_optional(cap)
-                        && !granted.has(cap)
-                        && problem.starts_with(&format!("capability `{cap}`"))
-                }) && !CapabilityName::ALL.into_iter().any(|cap| {
-                    manifest.is_optional(cap)
-                        && !granted.has(cap)
-                        && problem.starts_with(&format!("{cap}:"))
-                })
-            })
+            .filter(|problem| !left_out.iter().any(|p| problem.starts_with(p.as_str())))
             .collect();
     }
 

@@ -248,14 +248,12 @@ fn publish(
         layer: built.layer.clone(),
     };
     let trusted: Vec<_> = key.iter().map(|k| k.verifying_key()).collect();
-    crate::install::verify(&to, &pulled, &trusted, key.is_none()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            e.to_string()
-                .replace("install refused", "publish refused")
-                .replace("nothing was installed", "nothing was published")
-        )
-    })?;
+    match crate::install::verify(&to, &pulled, &trusted, key.is_none()) {
+        Err(crate::error::Error::InstallRefused(reason)) => {
+            bail!("publish refused: {reason}; nothing was published")
+        }
+        other => other?,
+    };
     steps.inc(1);
 
     steps.set_message(format!("pushing to {to}"));

@@ -11,7 +11,6 @@ use super::RunArgs;
 use crate::gate::{ActionResult, Mode};
 use crate::imports;
 use crate::report::ExecutionReport;
-use crate::store::Record;
 use crate::{EventInput, Grant, Manifest, Runtime, RuntimeConfig};
 
 /// The directory beside which default files are looked up.
@@ -55,18 +54,6 @@ pub(super) fn build(dir: &Path) -> anyhow::Result<Vec<roster_guest_build::Built>
     roster_guest_build::build(dir, &target_dir).map_err(anyhow::Error::from)
 }
 
-pub(super) fn load_records(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let text = crate::config_file::read_text(path)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str::<Record>(line)
-                .with_context(|| format!("{}:{}: not a record", path.display(), i + 1))
-        })
-        .collect()
-}
-
 pub(super) fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let home = plugin_home(&args.plugin);
     let manifest = Manifest::load(&args.manifest.unwrap_or_else(|| home.join("worker.toml")))?;
@@ -83,12 +70,12 @@ pub(super) fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         EventInput::parse(&event_path.display().to_string(), &text)?
     };
     let records = match args.records {
-        Some(path) => Some(load_records(&path)?),
+        Some(path) => Some(crate::fixtures::read_records(&path)?),
         None => {
             let default = home.join("records.jsonl");
             default
                 .is_file()
-                .then(|| load_records(&default))
+                .then(|| crate::fixtures::read_records(&default))
                 .transpose()?
         }
     };
