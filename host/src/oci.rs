@@ -8,7 +8,6 @@
 //! asks for Basic), and the anonymous token flow of registries that answer with a Bearer
 //! challenge (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`).
 
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -149,18 +148,9 @@ impl Client {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Ok(Client {
             runtime,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: crate::capability::http::web_pki_connector()?,
             token,
         })
     }
@@ -177,30 +167,22 @@ impl Client {
                 body: format!("the manifest's digest is {digest}, not the one asked for"),
             });
         }
-        let parsed: roster_registry::artifact::OciManifest = serde_json::from_slice(&manifest)
-            .map_err(|e| OciError::Refused {
-                status: 200,
-                what: format!("manifest {r}"),
-                body: format!("not an OCI image manifest: {e}"),
-            })?;
-        let blob = |digest: &str| {
-            self.fetch(
-                r,
-                &format!("{}/v2/{}/blobs/{digest}", r.base(), r.repository),
-                &[],
-            )
-        };
-        let config = blob(&parsed.config.digest)?;
-        let layer = match parsed.layers.first() {
-            Some(l) => blob(&l.digest)?,
-            None => Vec::new(),
-        };
-        Ok(Pulled {
+        with_blobs(
             manifest,
             digest,
-            config,
-            layer,
-        })
+            |digest| {
+                self.fetch(
+                    r,
+                    &format!("{}/v2/{}/blobs/{digest}", r.base(), r.repository),
+                    &[],
+                )
+            },
+            |reason| OciError::Refused {
+                status: 200,
+                what: format!("manifest {r}"),
+                body: reason,
+            },
+        )
     }
 
     /// Pushes an artifact's blobs (skipping those present) and its manifest under the
@@ -572,8 +554,19 @@ pub fn read_layout(dir: &std::path::Path, tag: Option<&str>) -> Result<Pulled, O
             format!("the manifest blob does not match its digest {digest}: it was tampered with"),
         ));
     }
+    with_blobs(manifest, digest, blob, |reason| layout_error(dir, reason))
+}
+
+/// Completes a pulled manifest with its config blob and its first layer, fetched by
+/// `blob`; the manifest must parse as an OCI image manifest.
+fn with_blobs(
+    manifest: Vec<u8>,
+    digest: String,
+    blob: impl Fn(&str) -> Result<Vec<u8>, OciError>,
+    bad: impl Fn(String) -> OciError,
+) -> Result<Pulled, OciError> {
     let parsed: roster_registry::artifact::OciManifest = serde_json::from_slice(&manifest)
-        .map_err(|e| layout_error(dir, format!("not an OCI image manifest: {e}")))?;
+        .map_err(|e| bad(format!("not an OCI image manifest: {e}")))?;
     let config = blob(&parsed.config.digest)?;
     let layer = match parsed.layers.first() {
         Some(l) => blob(&l.digest)?,

@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
+/// What the generated worker asks for, and what its tests are granted: the same.
+const SCOPES: &str = r#"[capabilities.records.objects.lead]
+read = ["name", "employees"]
+write = ["rating"]
+
+[capabilities.notify]
+channels = ["in-app"]
+recipients = ["*"]
+"#;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Scaffold {
@@ -118,14 +128,7 @@ description = "Marks new leads from companies of 100 or more people (a setting) 
 business = "{business}"
 technical = "{technical}"
 
-[capabilities.records.objects.lead]
-read = ["name", "employees"]
-write = ["rating"]
-
-[capabilities.notify]
-channels = ["in-app"]
-recipients = ["*"]
-
+{scopes}
 [limits]
 timeout-ms = 2000
 actions = 5
@@ -143,6 +146,7 @@ on = "record-created"
 object = "lead"
 "#,
                     id = self.id,
+                    scopes = SCOPES,
                     domain = self.domain.as_str(),
                     business = self.owners.0,
                     technical = self.owners.1,
@@ -157,15 +161,9 @@ object = "lead"
 plugin = "{id}"
 principal = "svc-{name}"
 
-[capabilities.records.objects.lead]
-read = ["name", "employees"]
-write = ["rating"]
-
-[capabilities.notify]
-channels = ["in-app"]
-recipients = ["*"]
-"#,
+{scopes}"#,
                     id = self.id,
+                    scopes = SCOPES,
                 ),
             ),
             (

@@ -29,6 +29,20 @@ use crate::gate::{ActionKind, Applied, Call, Refused};
 use crate::scope::HttpScope;
 use crate::state::HostState;
 
+/// A TLS connector trusting the web PKI roots (rustls with ring), for every outbound
+/// HTTPS connection the host makes.
+pub(crate) fn web_pki_connector() -> std::io::Result<tokio_rustls::TlsConnector> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(std::io::Error::other)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// Headers a worker may not set: they control the connection or where the request goes.
 const FORBIDDEN_HEADERS: &[&str] = &[
     "host",
@@ -178,18 +192,9 @@ impl HttpClient {
             .thread_name("roster-http")
             .enable_all()
             .build()?;
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Ok(HttpClient {
             runtime,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: web_pki_connector()?,
         })
     }
 

@@ -305,6 +305,10 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
         roster(&data, &args)
     };
 
+    let install_requested =
+        |reference: &str| install(reference, &["--grant-requested", "--principal", "svc"]);
+    let acme_secret = || artifact::secret_key(&std::fs::read_to_string(acme_key).unwrap()).unwrap();
+
     // Without a grant: the review, and nothing installed.
     let review = refused(install("acme/reviewer:1.0.0", &[]), "no grant given");
     for shown in [
@@ -327,10 +331,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
             "unsigned",
             Box::new(|| {
                 ok(publish(&v1, "acme/unsigned", &["--unsigned"]));
-                install(
-                    "acme/unsigned:1.0.0",
-                    &["--grant-requested", "--principal", "svc"],
-                )
+                install_requested("acme/unsigned:1.0.0")
             }),
             "the artifact is not signed (pass --allow-unsigned to install it anyway)",
         ),
@@ -343,18 +344,14 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
                     "acme/mallory",
                     &["--key", key.to_str().unwrap()],
                 ));
-                install(
-                    "acme/mallory:1.0.0",
-                    &["--grant-requested", "--principal", "svc"],
-                )
+                install_requested("acme/mallory:1.0.0")
             }),
             "which is not among the trusted publisher keys",
         ),
         (
             "signature for another digest",
             Box::new(|| {
-                let key =
-                    artifact::secret_key(&std::fs::read_to_string(acme_key).unwrap()).unwrap();
+                let key = acme_secret();
                 let manifest = reviewer_manifest("1.0.0", r#""status""#);
                 let other = std::fs::read(STALE_LEAD_ALERTER).unwrap();
                 let signature = artifact::sign(&key, "acme.reviewer", "1.0.0", &other, &manifest);
@@ -364,10 +361,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
                     "acme/swapped:1.0.0",
                     &build(&manifest, component, Some(&signature)),
                 );
-                install(
-                    "acme/swapped:1.0.0",
-                    &["--grant-requested", "--principal", "svc"],
-                )
+                install_requested("acme/swapped:1.0.0")
             }),
             "the signature does not verify: it was made for other content",
         ),
@@ -375,8 +369,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
             "tampered manifest",
             Box::new(|| {
                 // The signed artifact, its Roster manifest widened after signing.
-                let key =
-                    artifact::secret_key(&std::fs::read_to_string(acme_key).unwrap()).unwrap();
+                let key = acme_secret();
                 let manifest = reviewer_manifest("1.0.0", r#""status""#);
                 let component = std::fs::read(WORKER_WELL_BEHAVED).unwrap();
                 let signature =
@@ -388,10 +381,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
                     "acme/widened:1.0.0",
                     &build(&widened, component, Some(&signature)),
                 );
-                install(
-                    "acme/widened:1.0.0",
-                    &["--grant-requested", "--principal", "svc"],
-                )
+                install_requested("acme/widened:1.0.0")
             }),
             "the signature does not verify: it was made for other content",
         ),
@@ -409,8 +399,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
                     "publish refused",
                 );
                 assert!(out.contains("imports `notify`"), "{out}");
-                let key =
-                    artifact::secret_key(&std::fs::read_to_string(acme_key).unwrap()).unwrap();
+                let key = acme_secret();
                 let component = std::fs::read(WORKER_WELL_BEHAVED).unwrap();
                 let signature = artifact::sign(&key, "acme.reviewer", "1.0.0", &component, &narrow);
                 pushed(
@@ -418,10 +407,7 @@ fn installs_are_signed_verified_reviewed_granted_and_pinned() {
                     "acme/narrow:1.0.0",
                     &build(&narrow, component, Some(&signature)),
                 );
-                install(
-                    "acme/narrow:1.0.0",
-                    &["--grant-requested", "--principal", "svc"],
-                )
+                install_requested("acme/narrow:1.0.0")
             }),
             "the component imports `notify` (roster:notify/notify@0.1.0), which its manifest does not request",
         ),
