@@ -8,7 +8,6 @@
 //! asks for Basic), and the anonymous token flow of registries that answer with a Bearer
 //! challenge (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`).
 
-
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use roster_registry::artifact::{Artifact, MANIFEST_MEDIA_TYPE};
