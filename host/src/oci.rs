@@ -588,19 +588,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = roster_registry::Storage::open(dir.path()).unwrap();
         let config = roster_registry::RegistryConfig::with_tokens(&["tok".into()], false);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, roster_registry::router(storage, config)).await;
-            });
-        });
+        let port = roster_registry::spawn_on_loopback(storage, config)
+            .unwrap()
+            .port();
         let artifact = Artifact::build(
             "acme.w",
             "1.0.0",

@@ -10,5 +10,5 @@ pub mod artifact;
 pub mod server;
 pub mod storage;
 
-pub use server::{RegistryConfig, router};
+pub use server::{RegistryConfig, router, spawn_on_loopback};
 pub use storage::{Storage, StorageError, digest_of};

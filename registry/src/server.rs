@@ -542,3 +542,33 @@ fn page(all: Vec<String>, params: &Params, path: &str, key: &str, name: Option<&
     }
     response
 }
+
+/// Serves the registry from a thread of its own on `127.0.0.1` and a free port (for tests
+/// and for hosts that embed a registry); returns the address. The thread runs until the
+/// process ends.
+pub fn spawn_on_loopback(
+    storage: Storage,
+    config: RegistryConfig,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("roster-registry".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        if let Err(e) = axum::serve(listener, router(storage, config)).await {
+                            tracing::error!("registry on {address}: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("registry on {address}: {e}"),
+                }
+            });
+        })?;
+    Ok(address)
+}
