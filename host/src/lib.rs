@@ -38,6 +38,7 @@ pub mod gate;
 pub mod grant;
 pub mod grant_audit;
 pub mod imports;
+pub mod inference;
 pub mod install;
 pub mod inventory;
 pub mod limits;
