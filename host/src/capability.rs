@@ -18,6 +18,7 @@ macro_rules! wit_try {
 }
 
 pub mod http;
+mod inference;
 mod logging;
 mod memory;
 mod notify;
@@ -58,6 +59,9 @@ pub(crate) fn link(linker: &mut Linker<HostState>, cap: CapabilityName) -> wasmt
         }
         CapabilityName::Signals => {
             roster::signals::signals::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)
+        }
+        CapabilityName::Inference => {
+            roster::inference::inference::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)
         }
     }
 }

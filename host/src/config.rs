@@ -301,6 +301,10 @@ struct HostFile {
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
     workers: Vec<Spanned<String>>,
+    #[serde(default)]
+    secrets_file: Option<PathBuf>,
+    #[serde(default)]
+    inference: crate::inference::InferenceSettings,
 }
 
 /// The shipped policies; they are validated by a unit test, so loading them cannot fail.
@@ -591,6 +595,10 @@ pub struct HostConfig {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// The token sent to registries that ask for one.
     pub registry_token: Option<String>,
+    /// The secrets file's entries (connectors' and providers' keys).
+    pub secrets: crate::secrets::Secrets,
+    /// The inference providers.
+    pub inference: crate::inference::InferenceConfig,
 }
 
 /// The publisher keys admins trusted on earlier installs, kept under the data directory
@@ -643,6 +651,7 @@ impl HostConfig {
         config.schema = self.schema.clone();
         config.directory = self.directory.clone();
         config.clock = clock;
+        config.inference = self.inference.clone();
         config
     }
 
@@ -674,6 +683,8 @@ impl HostConfig {
             trust: crate::trust::TrustSettings::default(),
             trusted_keys: Vec::new(),
             registry_token: None,
+            secrets: crate::secrets::Secrets::none(),
+            inference: crate::inference::InferenceConfig::default(),
         }
     }
 
@@ -927,10 +938,21 @@ impl HostConfig {
             .map(|p| format!("review-rules: {p}"))
             .collect();
         problems.extend(file.trust.validate());
+        let secrets = match &file.secrets_file {
+            Some(f) => crate::secrets::Secrets::load(&base.join(f)).map_err(&bad)?,
+            None => crate::secrets::Secrets::none(),
+        };
+        let inference = crate::inference::InferenceConfig::from_settings(&file.inference, &secrets)
+            .unwrap_or_else(|p| {
+                problems.extend(p);
+                crate::inference::InferenceConfig::default()
+            });
         if !problems.is_empty() {
             return Err(bad(problems.join("; ")));
         }
         let mut config = HostConfig {
+            secrets,
+            inference,
             trusted_keys,
             registry_token: env(&file.registry.token_env)?,
             review_rules: file.review_rules.clone(),
@@ -961,7 +983,30 @@ impl HostConfig {
             workers,
         };
         config.add_installed()?;
+        config.check_providers()?;
         Ok(config)
+    }
+
+    /// Refuses a worker whose grant runs its models on a provider this host does not have.
+    fn check_providers(&self) -> Result<(), Error> {
+        for w in &self.workers {
+            if let Some(provider) = w
+                .grant
+                .capabilities
+                .inference
+                .as_ref()
+                .and_then(|i| i.provider.as_deref())
+                && !self.inference.knows(provider)
+            {
+                return Err(Error::Config {
+                    location: w.path.display().to_string(),
+                    reason: format!(
+                        "the grant runs models on provider `{provider}`, which is not among this host's [inference.providers]"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1139,6 +1184,11 @@ pub(crate) fn load_worker(
             owners
         }
     };
+    let review = file
+        .review
+        .as_ref()
+        .map(|r| r.get_ref().clone())
+        .or_else(|| manifest.review.clone());
     Ok(WorkerConfig {
         name: name.clone(),
         path: path.to_path_buf(),
@@ -1155,7 +1205,7 @@ pub(crate) fn load_worker(
         retry,
         escalation,
         breaker,
-        review: file.review.as_ref().map(|r| r.get_ref().clone()),
+        review,
         deployment: file
             .worker
             .deployment

@@ -151,6 +151,7 @@ impl LoadedWorker {
             .with_halt(ctx.halt.clone());
         let mut state = HostState::new(ctx.clone(), gate, &output, deadline);
         state.review = review.map(std::sync::Arc::new);
+        state.event_id = event_id.clone();
         let mut store = Store::new(self.runtime.engine.wasmtime(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limits.fuel)?;

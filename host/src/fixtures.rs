@@ -1,15 +1,21 @@
 //! Fixture tests for a worker project (`roster plugin test`): each `tests/*.toml` case runs
-//! the component on one event against fixture records, in dry-run in a store of its own,
-//! and compares what it set out to do with what the case expects.
+//! the component on one event against fixture records, in a store of its own that is
+//! thrown away afterwards, under the review the manifest recommends (`[review]`), and
+//! compares what it did with what the case expects. Nothing leaves the scratch store:
+//! notifications stay in its outbox, signals in its log.
 //!
 //! ```toml
 //! # tests/hot-lead.toml
 //! records = "fixtures/records.jsonl"   # default; JSON Lines, one record per line
 //! status = "success"                    # the execution's status
-//! actions = [                           # every state change and side effect, in order
+//! actions = [                           # every side effect, in order
 //!     "records.update lead/L-1",
-//!     "notify.send in-app:ann",
+//!     "notify.send email:ann@example.com [held]",  # held for a person's approval
 //! ]
+//! stage = "high-trust"                  # optional: the trust stage instead of the manifest's
+//!
+//! [settings]                            # optional: the installation's settings
+//! min-employees = 500
 //!
 //! [event]                               # as for `roster run --event`
 //! id = "evt-1"
@@ -24,7 +30,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::event::EventInput;
-use crate::gate::{ActionKind, Mode};
+use crate::gate::{ActionKind, ActionResult, Mode};
 use crate::grant::Grant;
 use crate::manifest::Manifest;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -39,6 +45,10 @@ struct CaseFile {
     status: String,
     #[serde(default)]
     actions: Vec<String>,
+    #[serde(default)]
+    stage: Option<crate::review::Stage>,
+    #[serde(default)]
+    settings: toml::Table,
     event: serde_json::Value,
 }
 
@@ -51,15 +61,55 @@ pub struct CaseResult {
     pub failure: Option<String>,
 }
 
-/// The actions of a report as cases name them: `capability.operation target`, reads left
-/// out.
+/// The side effects of a report as cases name them: `capability.operation target`, with
+/// ` [held]` after one held for a person's approval and ` [denied]` after a denial (reads
+/// and the worker's own state — memory, teaching its models — left out).
 pub fn action_lines(report: &crate::report::ExecutionReport) -> Vec<String> {
     report
         .actions
         .iter()
-        .filter(|a| a.kind != ActionKind::Read)
-        .map(|a| format!("{}.{} {}", a.capability, a.operation, a.target))
+        .filter(|a| a.kind == ActionKind::Effect)
+        .map(|a| {
+            let mark = match &a.result {
+                ActionResult::Held { .. } => " [held]",
+                ActionResult::Denied { .. } => " [denied]",
+                _ => "",
+            };
+            format!("{}.{} {}{mark}", a.capability, a.operation, a.target)
+        })
         .collect()
+}
+
+/// The review of one fixture case: the manifest's `[review]` at its stage (or `stage`).
+fn review_context(
+    manifest: &Manifest,
+    stage: Option<crate::review::Stage>,
+    event: &EventInput,
+    record: Option<&Record>,
+) -> Option<crate::state::ReviewContext> {
+    let settings = manifest.review.as_ref();
+    let stage = stage.or(settings.map(|s| s.stage));
+    let domain = manifest.plugin.domain.as_str();
+    let checkpoints = crate::review::Checkpoints::new(settings, stage, &[], domain);
+    if checkpoints.is_empty() {
+        return None;
+    }
+    Some(crate::state::ReviewContext {
+        checkpoints: std::sync::Arc::new(checkpoints),
+        worker: manifest.plugin.id.clone(),
+        domain: domain.to_string(),
+        owners: vec![manifest.owners.business.clone()],
+        reviewers: settings
+            .map(|s| s.reviewers.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| vec![manifest.owners.business.clone()]),
+        stage,
+        trigger: serde_json::to_string(&event.trigger).unwrap_or_default(),
+        event_id: event.id.clone().unwrap_or_default(),
+        record: record.map(|r| format!("{}/{}", r.object, r.id)),
+        fields: record.map(|r| r.fields.clone()).unwrap_or_default(),
+        payload: event.payload.clone(),
+    })
 }
 
 /// Reads records from a JSON Lines file (one record per line; blank lines skipped).
@@ -129,8 +179,22 @@ pub fn run_cases(
         }
         let runtime = Runtime::open(RuntimeConfig::new(&data))?;
         runtime.store().put_records(&records)?;
-        let worker = runtime.load(component, manifest, grant)?;
-        let report = worker.execute(&event, Mode::DryRun)?;
+        let settings = manifest
+            .settings(&case.settings)
+            .map_err(|problems| Error::Config {
+                location: path.display().to_string(),
+                reason: problems.join("; "),
+            })?;
+        let worker = runtime
+            .load(component, manifest, grant)?
+            .with_settings(&settings);
+        let event = EventInput {
+            id: Some(event.id.clone().unwrap_or_else(|| format!("fixture-{i}"))),
+            ..event
+        };
+        let record = event.read_record(runtime.store())?;
+        let review = review_context(manifest, case.stage, &event, record.as_ref());
+        let report = worker.execute_reviewed(&event, Mode::Live, record, None, review)?;
         let actions = action_lines(&report);
         let mut problems = Vec::new();
         if report.status.to_string() != case.status {

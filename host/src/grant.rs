@@ -58,6 +58,18 @@ fn default_principal() -> String {
 }
 
 impl Grant {
+    /// A grant of exactly what `manifest` requests, acting as `principal`.
+    pub fn requested(manifest: &Manifest, principal: &str) -> Grant {
+        Grant {
+            grant: GrantInfo {
+                plugin: manifest.plugin.id.clone(),
+                principal: principal.to_string(),
+            },
+            capabilities: manifest.capabilities.clone(),
+            limits: Default::default(),
+        }
+    }
+
     /// Reads and validates a grant file.
     pub fn load(path: &Path) -> Result<Grant, Error> {
         Self::parse(path, &config_file::read_text(path)?)

@@ -1,447 +1,372 @@
-//! The built-in offline inference provider: a text classifier that learns from reviewers.
+//! Inference: the providers behind `roster:inference`.
 //!
-//! Each model (one per worker and task, for example `ticket-triage/category`) is a
-//! multinomial naive Bayes classifier over word unigrams and bigrams with Laplace smoothing.
-//! It starts from the examples a worker ships (its seed) and learns from every reviewer
-//! decision on its proposals: an approval confirms the label, an edit or a rejection with a
-//! correction teaches the corrected label (counted twice: a person corrected it), a
-//! rejection without one removes the proposed label's evidence.
+//! Two kinds of provider answer a worker's `classify`, `learn` and `draft`:
 //!
-//! Naive Bayes posteriors are over-confident, so the reported confidence is calibrated: the
-//! model keeps the reviewed examples and fits a temperature (the posterior's log-odds are
-//! divided by it) that minimises the log loss on them. With no reviewed examples the
-//! temperature is a conservative default. Workers compare the confidence with their
-//! threshold and escalate below it.
+//! - `offline`, built in and the embedded default: the classifier of [`classifier`], one
+//!   model per plugin and model name, kept in the store, learning from the examples a worker
+//!   teaches it and from reviewers' decisions on the actions its predictions led to
+//!   ([`crate::store::models`]). It does not draft.
+//! - OpenAI-compatible chat/completions services configured by the admin under
+//!   `[inference.providers.NAME]` in `roster.toml` (URL, model, key from the environment or
+//!   the secrets file); see [`openai`].
+//!
+//! Which provider a worker's models run on is the grant's choice (`provider`), else the
+//! host's `[inference] default-provider`.
+
+pub mod classifier;
+mod openai;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// The temperature used until reviewed examples exist.
-const DEFAULT_TEMPERATURE: f64 = 4.0;
-/// The temperatures tried when calibrating.
-const TEMPERATURES: [f64; 12] = [
-    0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0,
-];
-/// The most reviewed examples kept for calibration (oldest dropped first).
-const MAX_REVIEWED: usize = 2000;
+pub use classifier::{Feedback, Model, Prediction, features};
 
-/// Lower-cased word tokens (letters and digits) and the bigrams of neighbours.
-pub fn features(text: &str) -> Vec<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    let mut out = words.clone();
-    out.extend(words.windows(2).map(|w| format!("{} {}", w[0], w[1])));
-    out
+use crate::capability::http::HttpClient;
+use crate::secrets::Secrets;
+
+/// The built-in provider's name.
+pub const OFFLINE: &str = "offline";
+
+/// The fewest and most labels one classification may name.
+pub const LABELS: std::ops::RangeInclusive<usize> = 2..=50;
+
+/// The longest text classified or drafted from, in bytes.
+pub const MAX_TEXT: usize = 32 * 1024;
+
+/// `[inference]` in `roster.toml`, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InferenceSettings {
+    /// The provider of grants that name none (`offline` when absent).
+    #[serde(default)]
+    pub default_provider: Option<String>,
+    /// The configured OpenAI-compatible providers, by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
 }
 
-/// What a reviewer said about one prediction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "verdict")]
-pub enum Feedback {
-    /// The predicted label was right.
-    Approved,
-    /// The label should have been `label`.
-    Corrected {
-        /// The right label.
-        label: String,
-    },
-    /// The prediction was wrong, and no right label was given.
-    Rejected,
+/// One `[inference.providers.NAME]`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProviderSettings {
+    /// The chat/completions endpoint, for example
+    /// `https://api.openai.com/v1/chat/completions`.
+    pub url: String,
+    /// The model the service runs, for example `gpt-4o-mini`.
+    pub model: String,
+    /// The environment variable holding the API key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// The secrets-file entry holding the API key.
+    #[serde(default)]
+    pub key_secret: Option<String>,
+    /// The longest a call may take, in milliseconds (never past the execution's deadline).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
-/// A prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
-    /// The most likely label.
-    pub label: String,
-    /// Its calibrated probability, 0 to 1.
-    pub confidence: f64,
-    /// Every label's calibrated probability, most likely first.
-    pub scores: Vec<(String, f64)>,
+fn default_timeout_ms() -> u64 {
+    30_000
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct LabelCounts {
-    /// Examples (weighted).
-    documents: f64,
-    /// Feature occurrences (weighted).
-    total: f64,
-    /// Per feature.
-    features: BTreeMap<String, f64>,
+/// A configured OpenAI-compatible provider, its key resolved.
+#[derive(Clone)]
+pub struct Provider {
+    /// The endpoint.
+    pub url: String,
+    /// The model.
+    pub model: String,
+    /// The API key, if the service needs one.
+    pub key: Option<String>,
+    /// The longest a call may take, in milliseconds.
+    pub timeout_ms: u64,
 }
 
-/// A reviewed example, kept for calibration: the text, the right label and the weight it
-/// was learnt with (calibration scores it with that weight left out, so it is measured out
-/// of sample).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Reviewed {
-    text: String,
-    label: String,
-    weight: f64,
-}
-
-/// One classifier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Model {
-    labels: BTreeMap<String, LabelCounts>,
-    vocabulary: BTreeMap<String, ()>,
-    reviewed: Vec<Reviewed>,
-    temperature: Option<f64>,
-}
-
-impl Model {
-    /// A model with no examples.
-    pub fn new() -> Model {
-        Model::default()
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
     }
+}
 
-    /// The labels it knows.
-    pub fn labels(&self) -> Vec<String> {
-        self.labels.keys().cloned().collect()
-    }
+/// The providers of a host.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig {
+    /// The provider of grants that name none.
+    pub default_provider: String,
+    /// The OpenAI-compatible providers, by name.
+    pub providers: BTreeMap<String, Provider>,
+}
 
-    /// How many reviewed examples it has learnt from.
-    pub fn reviewed(&self) -> usize {
-        self.reviewed.len()
-    }
-
-    /// The calibration temperature in use.
-    pub fn temperature(&self) -> f64 {
-        self.temperature.unwrap_or(DEFAULT_TEMPERATURE)
-    }
-
-    /// Learns that `text` is `label`, `weight` times (negative removes evidence, never
-    /// below zero).
-    pub fn train(&mut self, text: &str, label: &str, weight: f64) {
-        let counts = self.labels.entry(label.to_string()).or_default();
-        counts.documents = (counts.documents + weight).max(0.0);
-        for f in features(text) {
-            let c = counts.features.entry(f.clone()).or_default();
-            let before = *c;
-            *c = (*c + weight).max(0.0);
-            counts.total = (counts.total + (*c - before)).max(0.0);
-            self.vocabulary.insert(f, ());
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig {
+            default_provider: OFFLINE.to_string(),
+            providers: BTreeMap::new(),
         }
     }
+}
 
-    /// Learns from a reviewer's decision on a prediction of `predicted` for `text`, and
-    /// re-fits the calibration.
-    pub fn learn(&mut self, text: &str, predicted: &str, feedback: &Feedback) {
-        let right = match feedback {
-            Feedback::Approved => {
-                self.train(text, predicted, 1.0);
-                Some((predicted.to_string(), 1.0))
+impl InferenceConfig {
+    /// Checks the settings and resolves each provider's key; every problem is named.
+    pub fn from_settings(
+        settings: &InferenceSettings,
+        secrets: &Secrets,
+    ) -> Result<InferenceConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut providers = BTreeMap::new();
+        for (name, p) in &settings.providers {
+            let what = format!("inference.providers.{name}");
+            if name == OFFLINE {
+                problems.push(format!("{what}: `offline` is the built-in provider's name"));
+                continue;
             }
-            Feedback::Corrected { label } => {
-                self.train(text, label, 2.0);
-                if label != predicted {
-                    self.train(text, predicted, -1.0);
-                }
-                Some((label.clone(), 2.0))
+            match url::Url::parse(&p.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                Ok(_) => problems.push(format!("{what}.url `{}`: use http or https", p.url)),
+                Err(e) => problems.push(format!("{what}.url `{}`: {e}", p.url)),
             }
-            Feedback::Rejected => {
-                self.train(text, predicted, -1.0);
-                None
+            if p.model.trim().is_empty() {
+                problems.push(format!("{what}.model: name the model"));
             }
-        };
-        if let Some((label, weight)) = right {
-            self.reviewed.push(Reviewed {
-                text: text.to_string(),
-                label,
-                weight,
-            });
-            if self.reviewed.len() > MAX_REVIEWED {
-                self.reviewed.remove(0);
+            if p.timeout_ms == 0 {
+                problems.push(format!("{what}.timeout-ms: at least 1"));
             }
-        }
-        self.calibrate();
-    }
-
-    /// Each label's log-probability for `text`, unnormalised.
-    fn log_scores(&self, text: &str) -> Vec<(String, f64)> {
-        self.log_scores_without(text, None)
-    }
-
-    /// Like `log_scores`, with `text` learnt as `(label, weight)` taken back out first.
-    fn log_scores_without(&self, text: &str, left_out: Option<(&str, f64)>) -> Vec<(String, f64)> {
-        let feats = features(text);
-        let mut occurrences: BTreeMap<&str, f64> = BTreeMap::new();
-        for f in &feats {
-            *occurrences.entry(f.as_str()).or_default() += 1.0;
-        }
-        let removed = |label: &str| match left_out {
-            Some((l, w)) if l == label => w,
-            _ => 0.0,
-        };
-        let documents: f64 = self
-            .labels
-            .iter()
-            .map(|(l, c)| (c.documents - removed(l)).max(0.0))
-            .sum();
-        let vocabulary = self.vocabulary.len().max(1) as f64;
-        self.labels
-            .iter()
-            .map(|(label, c)| {
-                let w = removed(label);
-                let own = (c.documents - w).max(0.0);
-                let total = (c.total - w * feats.len() as f64).max(0.0);
-                let prior = ((own + 1.0) / (documents + self.labels.len() as f64)).ln();
-                let likelihood: f64 = feats
-                    .iter()
-                    .map(|f| {
-                        let n = c.features.get(f).copied().unwrap_or(0.0);
-                        let n = (n - w * occurrences[f.as_str()]).max(0.0);
-                        ((n + 1.0) / (total + vocabulary)).ln()
-                    })
-                    .sum();
-                (label.clone(), prior + likelihood)
-            })
-            .collect()
-    }
-
-    fn softmax(scores: &[(String, f64)], temperature: f64) -> Vec<(String, f64)> {
-        let max = scores
-            .iter()
-            .map(|(_, s)| *s)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = scores
-            .iter()
-            .map(|(_, s)| ((s - max) / temperature).exp())
-            .collect();
-        let sum: f64 = exp.iter().sum();
-        let mut out: Vec<(String, f64)> = scores
-            .iter()
-            .zip(exp)
-            .map(|((l, _), e)| (l.clone(), e / sum))
-            .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        out
-    }
-
-    /// Classifies `text`; `None` when the model knows no label yet.
-    pub fn predict(&self, text: &str) -> Option<Prediction> {
-        if self.labels.is_empty() {
-            return None;
-        }
-        let scores = Self::softmax(&self.log_scores(text), self.temperature());
-        let (label, confidence) = scores.first().cloned()?;
-        Some(Prediction {
-            label,
-            confidence,
-            scores,
-        })
-    }
-
-    /// Fits the temperature that minimises the log loss on the reviewed examples (needs at
-    /// least 10).
-    fn calibrate(&mut self) {
-        if self.reviewed.len() < 10 {
-            return;
-        }
-        let raw: Vec<(Vec<(String, f64)>, &str)> = self
-            .reviewed
-            .iter()
-            .map(|r| {
-                let scores = self.log_scores_without(&r.text, Some((&r.label, r.weight)));
-                (scores, r.label.as_str())
-            })
-            .collect();
-        let loss = |t: f64| -> f64 {
-            raw.iter()
-                .map(|(scores, label)| {
-                    let p = Self::softmax(scores, t)
-                        .into_iter()
-                        .find(|(l, _)| l == label)
-                        .map_or(1e-9, |(_, p)| p.max(1e-9));
-                    -p.ln()
-                })
-                .sum::<f64>()
-        };
-        self.temperature = TEMPERATURES
-            .into_iter()
-            .map(|t| (t, loss(t)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(t, _)| t);
-    }
-
-    /// The share of `examples` (text, label) it labels right.
-    pub fn accuracy(&self, examples: &[(&str, &str)]) -> f64 {
-        if examples.is_empty() {
-            return 0.0;
-        }
-        let right = examples
-            .iter()
-            .filter(|(text, label)| self.predict(text).is_some_and(|p| p.label == *label))
-            .count();
-        right as f64 / examples.len() as f64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Support tickets: (text, category). The seed is one per category, the feedback batch
-    /// what reviewers decided over a week, the held-out set never seen in training.
-    const SEED: &[(&str, &str)] = &[
-        ("I was charged twice on my invoice this month", "billing"),
-        ("The app crashes when I open the dashboard", "technical"),
-        ("Please change the email address on my account", "account"),
-        ("We want to cancel our subscription", "cancellation"),
-    ];
-
-    const FEEDBACK: &[(&str, &str)] = &[
-        ("Refund the duplicate payment please", "billing"),
-        ("Our credit card was billed the wrong amount", "billing"),
-        ("Why did the price on the invoice go up", "billing"),
-        (
-            "Need a copy of last month's receipt for accounting",
-            "billing",
-        ),
-        ("The payment failed but the card is valid", "billing"),
-        ("Can we pay by bank transfer instead of card", "billing"),
-        ("Tax is missing from the invoice total", "billing"),
-        ("We were billed for seats we removed", "billing"),
-        ("Error 500 when saving a report", "technical"),
-        ("Sync with the CRM stopped working yesterday", "technical"),
-        ("The export button does nothing in Firefox", "technical"),
-        (
-            "Login page shows a blank screen after the update",
-            "technical",
-        ),
-        ("API returns timeout errors since this morning", "technical"),
-        ("Charts do not load on mobile", "technical"),
-        ("Webhook deliveries are failing with a 404", "technical"),
-        ("The import of contacts hangs at 50 percent", "technical"),
-        ("Add a new user to our team workspace", "account"),
-        ("Reset the password for my colleague", "account"),
-        ("Transfer ownership of the workspace to Dana", "account"),
-        (
-            "Update our company name and address in the profile",
-            "account",
-        ),
-        ("Remove a former employee's access", "account"),
-        ("Enable two factor authentication for all users", "account"),
-        ("Change my username", "account"),
-        ("Merge our two workspaces into one account", "account"),
-        (
-            "We are moving to another vendor next quarter",
-            "cancellation",
-        ),
-        ("Please do not renew our contract", "cancellation"),
-        (
-            "How do we close our account and delete our data",
-            "cancellation",
-        ),
-        ("Terminate the plan at the end of the term", "cancellation"),
-        (
-            "We no longer need the service, stop the renewal",
-            "cancellation",
-        ),
-        ("Cancel the trial before it converts", "cancellation"),
-        ("Downgrade and then end the agreement", "cancellation"),
-        ("Our budget was cut so we are leaving", "cancellation"),
-    ];
-
-    const HELD_OUT: &[(&str, &str)] = &[
-        ("The invoice shows a payment we never made", "billing"),
-        ("Please refund the extra charge on our card", "billing"),
-        ("Billed twice for the same seats", "billing"),
-        ("Receipt is missing the tax amount", "billing"),
-        ("The dashboard shows an error after login", "technical"),
-        ("Export fails with a timeout error", "technical"),
-        ("Sync with the CRM crashes on import", "technical"),
-        ("Reports do not load since the update", "technical"),
-        ("Add two new users to our workspace", "account"),
-        ("Change the email and username on my profile", "account"),
-        ("Remove access for a user who left the team", "account"),
-        ("Reset two factor authentication for a colleague", "account"),
-        (
-            "We will not renew and want to end the contract",
-            "cancellation",
-        ),
-        (
-            "Close our account, we are moving to another vendor",
-            "cancellation",
-        ),
-        ("Stop the renewal and cancel the plan", "cancellation"),
-        (
-            "Budget cut, please terminate the subscription",
-            "cancellation",
-        ),
-    ];
-
-    fn seeded() -> Model {
-        let mut m = Model::new();
-        for (text, label) in SEED {
-            m.train(text, label, 1.0);
-        }
-        m
-    }
-
-    /// Reviewers decide on the model's own predictions: approve the right ones, correct
-    /// the wrong ones.
-    fn review_batch(m: &mut Model) {
-        for (text, right) in FEEDBACK {
-            let predicted = m.predict(text).unwrap().label;
-            let feedback = if predicted == *right {
-                Feedback::Approved
-            } else {
-                Feedback::Corrected {
-                    label: right.to_string(),
-                }
-            };
-            m.learn(text, &predicted, &feedback);
-        }
-    }
-
-    #[test]
-    fn feedback_improves_held_out_accuracy_and_calibrates_confidence() {
-        let mut m = seeded();
-        let before = m.accuracy(HELD_OUT);
-        review_batch(&mut m);
-        let after = m.accuracy(HELD_OUT);
-        eprintln!(
-            "held-out accuracy: before {before:.3}, after {after:.3}; temperature {}",
-            m.temperature()
-        );
-        assert!(after >= before + 0.25, "before {before}, after {after}");
-        assert!(after >= 0.8, "after {after}");
-        assert_eq!(m.reviewed(), FEEDBACK.len());
-        // Calibrated: the mean confidence on the held-out set is close to its accuracy.
-        let mean: f64 = HELD_OUT
-            .iter()
-            .map(|(t, _)| m.predict(t).unwrap().confidence)
-            .sum::<f64>()
-            / HELD_OUT.len() as f64;
-        assert!(
-            (mean - after).abs() < 0.25,
-            "mean confidence {mean}, accuracy {after}"
-        );
-    }
-
-    #[test]
-    fn rejections_remove_evidence_and_predictions_are_well_formed() {
-        let mut m = seeded();
-        let p = m.predict("charged twice on the invoice").unwrap();
-        assert_eq!(p.label, "billing");
-        let total: f64 = p.scores.iter().map(|(_, s)| s).sum();
-        assert!((total - 1.0).abs() < 1e-9);
-        assert!(p.scores.windows(2).all(|w| w[0].1 >= w[1].1));
-        for _ in 0..3 {
-            m.learn(
-                "charged twice on the invoice",
-                "billing",
-                &Feedback::Rejected,
+            let key = secrets
+                .resolve(
+                    &format!("{what} key"),
+                    p.key_env.as_deref(),
+                    p.key_secret.as_deref(),
+                )
+                .unwrap_or_else(|e| {
+                    problems.push(e);
+                    None
+                });
+            providers.insert(
+                name.clone(),
+                Provider {
+                    url: p.url.clone(),
+                    model: p.model.clone(),
+                    key,
+                    timeout_ms: p.timeout_ms,
+                },
             );
         }
-        let after = m.predict("charged twice on the invoice").unwrap();
-        assert!(after.scores.iter().find(|(l, _)| l == "billing").unwrap().1 < p.confidence);
-        assert!(Model::new().predict("anything").is_none());
-        assert_eq!(features("Hello, World!"), ["hello", "world", "hello world"]);
+        let default_provider = settings
+            .default_provider
+            .clone()
+            .unwrap_or_else(|| OFFLINE.to_string());
+        if default_provider != OFFLINE && !providers.contains_key(&default_provider) {
+            problems.push(format!(
+                "inference.default-provider `{default_provider}` is not configured"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(InferenceConfig {
+                default_provider,
+                providers,
+            })
+        } else {
+            Err(problems)
+        }
     }
+
+    /// Whether a provider of this name exists.
+    pub fn knows(&self, provider: &str) -> bool {
+        provider == OFFLINE || self.providers.contains_key(provider)
+    }
+}
+
+/// Why an inference call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InferenceError {
+    /// The arguments break a rule of the call.
+    Invalid(String),
+    /// The provider cannot do this (the offline provider does not draft).
+    Unsupported(String),
+    /// The provider could not be reached or answered badly.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for InferenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InferenceError::Invalid(r)
+            | InferenceError::Unsupported(r)
+            | InferenceError::Unavailable(r) => f.write_str(r),
+        }
+    }
+}
+
+/// The inference backend of a host: the providers, the store keeping offline models, the
+/// HTTP client reaching the others.
+#[derive(Clone, Debug)]
+pub struct Inference {
+    config: Arc<InferenceConfig>,
+    store: crate::store::Store,
+    http: Arc<HttpClient>,
+}
+
+/// Where a call must end: the execution's deadline, and the worker's pause flag.
+#[derive(Clone, Copy)]
+pub struct Bounds<'a> {
+    /// When the execution's wall-clock limit ends.
+    pub deadline: Instant,
+    /// Set when the worker is paused.
+    pub halt: Option<&'a AtomicBool>,
+}
+
+impl Inference {
+    /// The backend over a store and an HTTP client.
+    pub fn new(
+        config: InferenceConfig,
+        store: crate::store::Store,
+        http: Arc<HttpClient>,
+    ) -> Inference {
+        Inference {
+            config: Arc::new(config),
+            store,
+            http,
+        }
+    }
+
+    /// The same providers over another store (a staging dataset's).
+    pub fn with_store(&self, store: crate::store::Store) -> Inference {
+        Inference {
+            config: self.config.clone(),
+            store,
+            http: self.http.clone(),
+        }
+    }
+
+    /// The providers.
+    pub fn config(&self) -> &InferenceConfig {
+        &self.config
+    }
+
+    /// The provider a grant's models run on.
+    pub fn provider_for<'a>(&'a self, granted: Option<&'a str>) -> &'a str {
+        granted.unwrap_or(&self.config.default_provider)
+    }
+
+    /// Classifies `text` into one of `labels` with `plugin`'s `model` on `provider`.
+    pub fn classify(
+        &self,
+        provider: &str,
+        plugin: &str,
+        model: &str,
+        text: &str,
+        labels: &[String],
+        bounds: Bounds<'_>,
+    ) -> Result<Prediction, InferenceError> {
+        check_labels(labels)?;
+        check_text(text)?;
+        if provider == OFFLINE {
+            let model = self
+                .store
+                .model(plugin, model)
+                .map_err(|e| InferenceError::Unavailable(e.to_string()))?
+                .unwrap_or_default();
+            return Ok(model.predict_among(text, labels));
+        }
+        let p = self.remote(provider)?;
+        openai::classify(&self.http, p, text, labels, bounds)
+    }
+
+    /// Teaches `plugin`'s offline `model` that `text` is `label`.
+    pub fn learn(
+        &self,
+        provider: &str,
+        plugin: &str,
+        model: &str,
+        text: &str,
+        label: &str,
+    ) -> Result<(), InferenceError> {
+        check_text(text)?;
+        if label.trim().is_empty() || label.len() > 200 {
+            return Err(InferenceError::Invalid(
+                "a label is 1 to 200 bytes of text".into(),
+            ));
+        }
+        if provider != OFFLINE {
+            return Err(InferenceError::Unsupported(format!(
+                "provider `{provider}` does not learn examples; only the offline provider does"
+            )));
+        }
+        self.store
+            .teach(plugin, model, text, label)
+            .map_err(|e| InferenceError::Unavailable(e.to_string()))
+    }
+
+    /// Drafts text for `prompt`, at most `max_words` words.
+    pub fn draft(
+        &self,
+        provider: &str,
+        prompt: &str,
+        max_words: u32,
+        bounds: Bounds<'_>,
+    ) -> Result<String, InferenceError> {
+        check_text(prompt)?;
+        if !(1..=2000).contains(&max_words) {
+            return Err(InferenceError::Invalid(
+                "max-words must be 1 to 2000".into(),
+            ));
+        }
+        if provider == OFFLINE {
+            return Err(InferenceError::Unsupported(
+                "the offline provider classifies and scores but does not draft text; an admin can grant a generative provider".into(),
+            ));
+        }
+        let p = self.remote(provider)?;
+        openai::draft(&self.http, p, prompt, max_words, bounds)
+    }
+
+    fn remote(&self, provider: &str) -> Result<&Provider, InferenceError> {
+        self.config.providers.get(provider).ok_or_else(|| {
+            InferenceError::Unavailable(format!(
+                "provider `{provider}` is not configured on this host"
+            ))
+        })
+    }
+}
+
+fn check_labels(labels: &[String]) -> Result<(), InferenceError> {
+    if !LABELS.contains(&labels.len()) {
+        return Err(InferenceError::Invalid(format!(
+            "give {} to {} labels ({} given)",
+            LABELS.start(),
+            LABELS.end(),
+            labels.len()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in labels {
+        if l.trim().is_empty() || l.len() > 200 {
+            return Err(InferenceError::Invalid(
+                "a label is 1 to 200 bytes of text".into(),
+            ));
+        }
+        if !seen.insert(l.as_str()) {
+            return Err(InferenceError::Invalid(format!(
+                "label `{l}` is given twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_text(text: &str) -> Result<(), InferenceError> {
+    if text.len() > MAX_TEXT {
+        return Err(InferenceError::Invalid(format!(
+            "the text exceeds {MAX_TEXT} bytes"
+        )));
+    }
+    Ok(())
 }

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::config::{HostConfig, InstallSource, WorkerConfig};
 use crate::error::Error;
-use crate::grant::{Grant, GrantInfo};
+use crate::grant::Grant;
 use crate::imports::{self, ComponentInfo, ImportClass};
 use crate::manifest::Manifest;
 use crate::oci::Pulled;
@@ -308,6 +308,7 @@ fn scope_toml(scopes: &crate::scope::Scopes, cap: CapabilityName) -> Option<Stri
         CapabilityName::Http => toml::Value::try_from(scopes.http.as_ref()?),
         CapabilityName::Memory => toml::Value::try_from(scopes.memory.as_ref()?),
         CapabilityName::Signals => toml::Value::try_from(scopes.signals.as_ref()?),
+        CapabilityName::Inference => toml::Value::try_from(scopes.inference.as_ref()?),
     }
     .ok()?;
     Some(match value {
@@ -426,16 +427,12 @@ pub fn plan(
             }
             Some(grant)
         }
-        Some(GrantChoice::Requested) => Some(Grant {
-            grant: GrantInfo {
-                plugin: manifest.plugin.id.clone(),
-                principal: principal.clone().ok_or_else(|| {
-                    refused("granting the request needs --principal (who the worker acts as)")
-                })?,
-            },
-            capabilities: manifest.capabilities.clone(),
-            limits: Default::default(),
-        }),
+        Some(GrantChoice::Requested) => Some(Grant::requested(
+            manifest,
+            principal.as_deref().ok_or_else(|| {
+                refused("granting the request needs --principal (who the worker acts as)")
+            })?,
+        )),
         None => existing.as_ref().map(|w| {
             let mut grant = Grant::load(&w.grant_path).unwrap_or_else(|_| w.grant.clone());
             grant.grant.principal = w.grant.grant.principal.clone();

@@ -51,6 +51,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod schema;
 pub mod scope;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod shadow;

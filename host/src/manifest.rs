@@ -56,6 +56,11 @@ pub struct Manifest {
     /// The settings an installation may give (`[settings]` in the worker file), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, SettingSpec>,
+    /// The review the plugin recommends: its starting stage on the trust curve, its
+    /// confidence threshold and rules. An installation without a `[review]` of its own
+    /// starts with this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::ReviewSettings>,
 }
 
 /// The type of a setting.
@@ -227,6 +232,14 @@ impl Manifest {
     /// Checks the rules serde cannot express; returns every problem found.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
+        if let Some(review) = &self.review {
+            problems.extend(
+                review
+                    .validate()
+                    .into_iter()
+                    .map(|p| format!("review: {p}")),
+            );
+        }
         let id = &self.plugin.id;
         if id.is_empty()
             || id.len() > 128

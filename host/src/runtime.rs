@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     pub directory: Directory,
     /// The clock.
     pub clock: SharedClock,
+    /// The inference providers.
+    pub inference: crate::inference::InferenceConfig,
 }
 
 impl RuntimeConfig {
@@ -41,6 +43,7 @@ impl RuntimeConfig {
             schema: Schema::standard(),
             directory: Directory::open(),
             clock: Arc::new(SystemClock),
+            inference: crate::inference::InferenceConfig::default(),
         }
     }
 }
@@ -78,11 +81,17 @@ impl Runtime {
             path: PathBuf::from("<http client runtime>"),
             source,
         })?;
+        let http = Arc::new(http);
         Ok(Runtime {
             engine,
             services: Services {
+                inference: crate::inference::Inference::new(
+                    config.inference,
+                    store.clone(),
+                    http.clone(),
+                ),
                 store,
-                http: Arc::new(http),
+                http,
                 directory: Arc::new(config.directory),
             },
             max_limits: config.max_limits,
@@ -95,6 +104,7 @@ impl Runtime {
         Runtime {
             engine: self.engine.clone(),
             services: Services {
+                inference: self.services.inference.with_store(store.clone()),
                 store,
                 http: self.services.http.clone(),
                 directory: self.services.directory.clone(),
@@ -113,7 +123,7 @@ impl Runtime {
         &self.services.directory
     }
 
-    /// The backends capabilities use (store, HTTP client, directory).
+    /// The backends capabilities use (store, HTTP client, directory, inference).
     pub fn services(&self) -> &Services {
         &self.services
     }

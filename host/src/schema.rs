@@ -154,13 +154,15 @@ impl Schema {
                 "name": Text; "email": Text, idx; "phone": Text; "title": Text; "company": Text, idx;
                 "employees": Integer, idx; "source": Text, idx; "status": Text, idx; "score": Number, idx;
                 "rating": Text, idx; "stale": Boolean; "country": Text, idx; "tags": TextList;
+                "domain": Text, idx; "industry": Text, idx; "annual_revenue": Number;
+                "enriched_at": Timestamp;
             },
         );
         add(
             "contact",
             object! {
                 "name": Text; "email": Text, idx; "phone": Text; "title": Text; "account_id": Text, idx;
-                "status": Text, idx;
+                "status": Text, idx; "merged_into": Text, idx;
             },
         );
         add(
@@ -176,7 +178,7 @@ impl Schema {
             object! {
                 "name": Text; "account_id": Text, idx; "stage": Text, idx; "status": Text, idx;
                 "amount": Number, idx; "close_date": Timestamp, idx; "probability": Number;
-                "loss_reason": Text;
+                "loss_reason": Text; "next_step": Text; "win_reason": Text;
             },
         );
         add(
@@ -210,14 +212,52 @@ impl Schema {
             "ticket",
             object! {
                 "subject": Text; "status": Text, idx; "priority": Text, idx; "account_id": Text, idx;
-                "opened_at": Timestamp, idx; "category": Text, idx;
+                "opened_at": Timestamp, idx; "category": Text, idx; "description": Text;
+                "queue": Text, idx; "sentiment": Text, idx;
             },
         );
         add(
             "invoice",
             object! {
                 "number": Text, idx; "account_id": Text, idx; "amount": Number, idx; "status": Text, idx;
-                "due_date": Timestamp, idx; "paid_at": Timestamp;
+                "due_date": Timestamp, idx; "paid_at": Timestamp; "vendor": Text, idx;
+                "po_number": Text, idx; "review_status": Text, idx; "discrepancy": Text;
+            },
+        );
+        add(
+            "purchase_order",
+            object! {
+                "number": Text, idx; "vendor": Text, idx; "amount": Number, idx; "status": Text, idx;
+                "approved_by": Text;
+            },
+        );
+        add(
+            "security_alert",
+            object! {
+                "title": Text; "source": Text, idx; "severity": Text, idx; "category": Text, idx;
+                "host": Text, idx; "user": Text, idx; "status": Text, idx; "details": Text;
+            },
+        );
+        add(
+            "employee",
+            object! {
+                "name": Text; "email": Text, idx; "department": Text, idx; "title": Text;
+                "manager": Text, idx; "start_date": Timestamp, idx; "status": Text, idx;
+            },
+        );
+        add(
+            "access_request",
+            object! {
+                "employee_id": Text, idx; "system": Text, idx; "role": Text; "status": Text, idx;
+                "justification": Text; "approver": Text, idx;
+            },
+        );
+        add(
+            "candidate",
+            object! {
+                "name": Text; "email": Text, idx; "position": Text, idx; "skills": TextList;
+                "years_experience": Integer; "stage": Text, idx; "score": Number, idx;
+                "recommendation": Text;
             },
         );
         let mut schema = Schema { objects };

@@ -24,6 +24,8 @@ pub struct Scopes {
     pub memory: Option<MemoryScope>,
     /// Signals to other workers.
     pub signals: Option<SignalsScope>,
+    /// Models: classification, scoring, drafting.
+    pub inference: Option<InferenceScope>,
 }
 
 /// The capabilities a grant can cover, by the names used in manifests and grant files.
@@ -40,16 +42,19 @@ pub enum CapabilityName {
     Memory,
     /// `roster:signals/signals`
     Signals,
+    /// `roster:inference/inference`
+    Inference,
 }
 
 impl CapabilityName {
     /// Every capability, in a stable order.
-    pub const ALL: [CapabilityName; 5] = [
+    pub const ALL: [CapabilityName; 6] = [
         CapabilityName::Records,
         CapabilityName::Notify,
         CapabilityName::Http,
         CapabilityName::Memory,
         CapabilityName::Signals,
+        CapabilityName::Inference,
     ];
 
     /// The name used in manifests and grant files.
@@ -60,6 +65,7 @@ impl CapabilityName {
             CapabilityName::Http => "http",
             CapabilityName::Memory => "memory",
             CapabilityName::Signals => "signals",
+            CapabilityName::Inference => "inference",
         }
     }
 
@@ -71,6 +77,7 @@ impl CapabilityName {
             CapabilityName::Http => "roster:http/outbound",
             CapabilityName::Memory => "roster:memory/store",
             CapabilityName::Signals => "roster:signals/signals",
+            CapabilityName::Inference => "roster:inference/inference",
         }
     }
 }
@@ -90,6 +97,7 @@ impl Scopes {
             CapabilityName::Http => self.http.is_some(),
             CapabilityName::Memory => self.memory.is_some(),
             CapabilityName::Signals => self.signals.is_some(),
+            CapabilityName::Inference => self.inference.is_some(),
         }
     }
 
@@ -107,6 +115,18 @@ impl Scopes {
             && notify.channels.is_empty()
         {
             problems.push("notify.channels: list at least one channel".into());
+        }
+        if let Some(inference) = &self.inference {
+            if inference.models.is_empty() {
+                problems.push("inference.models: list at least one model".into());
+            }
+            for m in &inference.models {
+                if !valid_model_name(m) {
+                    problems.push(format!(
+                        "inference.models: `{m}` is not a model name (letters, digits, `-`, `_`, `.`, up to 64)"
+                    ));
+                }
+            }
         }
         problems
     }
@@ -170,6 +190,22 @@ impl Scopes {
                 if !covered {
                     out.push(format!("http: origin `{}` is not {theirs}", o.url));
                 }
+            }
+        }
+        if let (Some(g), Some(r)) = (&self.inference, &requested.inference) {
+            for m in &g.models {
+                if !r.models.contains(m) {
+                    out.push(format!("inference: model `{m}` is not {theirs}"));
+                }
+            }
+            if g.learn && !r.learn {
+                out.push(format!("inference: teaching models is not {theirs}"));
+            }
+            if g.calls_per_day > r.calls_per_day {
+                out.push(format!(
+                    "inference: {} calls a day exceeds the {theirs} {}",
+                    g.calls_per_day, r.calls_per_day
+                ));
             }
         }
         if let (Some(g), Some(r)) = (&self.memory, &requested.memory)
@@ -418,6 +454,39 @@ impl SignalsScope {
             .iter()
             .any(|p| wildmatch::WildMatch::new(p).matches(topic))
     }
+}
+
+/// Access to models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InferenceScope {
+    /// The models the worker may use, by name (each plugin's models are its own).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The provider the models run on: `offline` (built in) or a provider configured in
+    /// the host's `[inference.providers]`. An admin's choice: it decides where the text
+    /// goes. Absent means the host's default.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Whether the worker may teach its models examples (`learn`).
+    #[serde(default)]
+    pub learn: bool,
+    /// The most calls (classify, learn, draft) a day, UTC.
+    #[serde(default = "default_inference_calls")]
+    pub calls_per_day: u32,
+}
+
+fn default_inference_calls() -> u32 {
+    10_000
+}
+
+/// Whether `name` can name a model: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[cfg(test)]

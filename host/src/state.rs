@@ -23,6 +23,8 @@ pub struct Services {
     pub http: Arc<HttpClient>,
     /// The principals and their visibility.
     pub directory: Arc<crate::directory::Directory>,
+    /// The inference providers (offline models live in `store`).
+    pub inference: crate::inference::Inference,
 }
 
 /// What is fixed for one installed worker version.
@@ -141,6 +143,10 @@ pub struct HostState {
     pub(crate) worker: Arc<WorkerContext>,
     pub(crate) logs: LogBuffer,
     pub(crate) deadline: Instant,
+    /// Predictions made so far in this execution (each gets its position).
+    pub(crate) predictions: u32,
+    /// The event's id (the same for every attempt at it).
+    pub(crate) event_id: String,
 }
 
 impl WasiView for HostState {
@@ -177,6 +183,8 @@ impl HostState {
             logs: LogBuffer::default(),
             worker,
             deadline,
+            predictions: 0,
+            event_id: String::new(),
         }
     }
 }

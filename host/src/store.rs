@@ -16,6 +16,7 @@ mod approvals;
 mod audit;
 mod effects;
 mod index;
+pub mod models;
 mod queue;
 mod records;
 mod shadow;
@@ -42,6 +43,7 @@ pub(crate) use queue::{
 };
 pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
+pub use models::{ModelSummary, PredictionRecord};
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 pub use shadow::{ProposedAction, ShadowRun};
 pub use trust::TrustState;
@@ -398,6 +400,8 @@ impl Store {
             tx.open_table(accounts::TOKENS)?;
             tx.open_table(DELIVERIES)?;
             tx.open_table(PENDING_DELIVERIES)?;
+            tx.open_table(models::MODELS)?;
+            tx.open_table(models::PREDICTIONS)?;
             Store::create_queue_tables(tx)?;
             Ok(())
         })?;

@@ -22,7 +22,7 @@
 //! Build it with `cargo build --target wasm32-wasip2 --release` (crate type `cdylib`).
 //!
 //! Layout: [`bindings`] is the code generated from `wit/worker`; the modules beside it
-//! ([`records`], [`notify`], [`http`], [`memory`], [`signals`], [`log`]) re-export each
+//! ([`records`], [`notify`], [`http`], [`memory`], [`signals`], [`inference`], [`log`]) re-export each
 //! capability with typed helpers, and this file adds helpers on events, records, values
 //! and outcomes.
 
@@ -47,12 +47,15 @@ pub use bindings::roster::types::types::{
 pub use bindings::roster::worker::types::{Event, FieldChange, Outcome, OutcomeStatus, Trigger};
 
 pub mod http;
+pub mod inference;
+pub mod json;
 pub mod log;
 pub mod memory;
 pub mod notify;
 pub mod records;
 pub mod settings;
 pub mod signals;
+pub mod time;
 
 /// Builds a [`Field`] from a name and anything convertible into a [`Value`].
 pub fn field(name: impl Into<String>, value: impl Into<Value>) -> Field {
@@ -200,6 +203,30 @@ impl Event {
             settings::Setting::Number(n) => Some(n),
             _ => None,
         }
+    }
+
+    /// A text member of the event's payload (a flat JSON object, as signals carry).
+    pub fn payload_text(&self, key: &str) -> Option<String> {
+        json::text(self.payload.as_deref()?, key)
+    }
+
+    /// A numeric member of the event's payload.
+    pub fn payload_number(&self, key: &str) -> Option<f64> {
+        json::number(self.payload.as_deref()?, key)
+    }
+
+    /// A list setting: a text setting split at commas, each item trimmed, empty items
+    /// dropped (`"billing, technical"` → `["billing", "technical"]`).
+    pub fn setting_list(&self, key: &str) -> Vec<String> {
+        self.setting_text(key)
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A boolean setting.

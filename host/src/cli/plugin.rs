@@ -122,14 +122,7 @@ fn project(dir: &Path) -> anyhow::Result<(Vec<u8>, crate::Manifest, crate::Grant
     let grant = if grant_path.is_file() {
         crate::Grant::load(&grant_path)?
     } else {
-        crate::Grant {
-            grant: crate::grant::GrantInfo {
-                plugin: manifest.plugin.id.clone(),
-                principal: "fixture-tests".into(),
-            },
-            capabilities: manifest.capabilities.clone(),
-            limits: Default::default(),
-        }
+        crate::Grant::requested(&manifest, "fixture-tests")
     };
     let bytes = super::run::component_bytes(dir)?;
     Ok((bytes, manifest, grant))

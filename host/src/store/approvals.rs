@@ -557,6 +557,7 @@ impl Store {
                 }),
             };
             append_governance_in(tx, &store, &event)?;
+            super::models::learn_from_decision_in(tx, &approval, &decision)?;
             Ok(approval)
         })
     }

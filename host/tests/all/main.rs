@@ -40,7 +40,7 @@ mod by_program {
         limits_memory_bomb, limits_recursion, limits_spin,
     };
     pub use super::loading::{bench_two_calls, worker_well_behaved};
-    pub use super::plugins::stale_lead_alerter;
+    pub use super::plugins::{stale_lead_alerter, ticket_triage};
     pub use super::scopes::capability_probe;
     pub use super::serve::serve_recorder;
 }

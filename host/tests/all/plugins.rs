@@ -5,19 +5,56 @@ use std::path::Path;
 use roster_host::event::TriggerInput;
 use roster_host::store::{FieldValue, Record};
 use roster_host::{EventInput, Manifest, Status};
-use test_programs_artifacts::STALE_LEAD_ALERTER;
+use test_programs_artifacts::{STALE_LEAD_ALERTER, TICKET_TRIAGE};
 
 use crate::common::*;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const NOW: i64 = 1_800_000_000_000;
 
-fn plugin_manifest(name: &str) -> Manifest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+fn plugin_dir(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins")
         .join(name)
-        .join("worker.toml");
-    Manifest::load(&path).unwrap()
+}
+
+fn plugin_manifest(name: &str) -> Manifest {
+    Manifest::load(&plugin_dir(name).join("worker.toml")).unwrap()
+}
+
+/// Runs a plugin's fixture cases (`plugins/NAME/tests/*.toml`) under exactly what its
+/// manifest requests and the review it recommends; every case must pass, and there must be
+/// at least one where it acts and one where it does nothing.
+fn fixture_cases(component: &str, name: &str) {
+    let dir = plugin_dir(name);
+    let manifest = plugin_manifest(name);
+    let grant = roster_host::Grant::requested(&manifest, "svc-fixtures");
+    let scratch = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(component).unwrap();
+    let results =
+        roster_host::fixtures::run_cases(&dir, &bytes, &manifest, &grant, scratch.path()).unwrap();
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.failure.as_ref().map(|f| format!("{}: {f}", r.name)))
+        .collect();
+    assert!(failures.is_empty(), "{name}: {failures:#?}");
+    let cases = |acting: bool| {
+        std::fs::read_dir(dir.join("tests"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .filter(|text| text.contains("actions = []") != acting)
+            .count()
+    };
+    assert!(cases(true) >= 1, "{name} needs a case where it acts");
+    assert!(
+        cases(false) >= 1,
+        "{name} needs a case where it does nothing"
+    );
+}
+
+#[test]
+pub fn ticket_triage() {
+    fixture_cases(TICKET_TRIAGE, "ticket-triage");
 }
 
 fn lead(id: &str, owner: &str, status: &str, idle_days: i64) -> Record {
