@@ -40,7 +40,12 @@ mod by_program {
         limits_memory_bomb, limits_recursion, limits_spin,
     };
     pub use super::loading::{bench_two_calls, worker_well_behaved};
-    pub use super::plugins::{stale_lead_alerter, ticket_triage};
+    pub use super::plugins::{
+        access_request, alert_classification, candidate_review, churn_signal, customer_onboarding,
+        deal_stage_notifier, duplicate_merger, invoice_review, meeting_no_show_follow_up,
+        quota_milestone_alert, renewal_reminder, revenue_execution, stale_lead_alerter,
+        ticket_triage, win_loss_logger,
+    };
     pub use super::scopes::capability_probe;
     pub use super::serve::serve_recorder;
 }

@@ -5,7 +5,12 @@ use std::path::Path;
 use roster_host::event::TriggerInput;
 use roster_host::store::{FieldValue, Record};
 use roster_host::{EventInput, Manifest, Status};
-use test_programs_artifacts::{STALE_LEAD_ALERTER, TICKET_TRIAGE};
+use test_programs_artifacts::{
+    ACCESS_REQUEST, ALERT_CLASSIFICATION, CANDIDATE_REVIEW, CHURN_SIGNAL, CUSTOMER_ONBOARDING,
+    DEAL_STAGE_NOTIFIER, DUPLICATE_MERGER, INVOICE_REVIEW, MEETING_NO_SHOW_FOLLOW_UP,
+    QUOTA_MILESTONE_ALERT, RENEWAL_REMINDER, REVENUE_EXECUTION, STALE_LEAD_ALERTER, TICKET_TRIAGE,
+    WIN_LOSS_LOGGER,
+};
 
 use crate::common::*;
 
@@ -53,8 +58,73 @@ fn fixture_cases(component: &str, name: &str) {
 }
 
 #[test]
+pub fn access_request() {
+    fixture_cases(ACCESS_REQUEST, "access-request");
+}
+
+#[test]
+pub fn alert_classification() {
+    fixture_cases(ALERT_CLASSIFICATION, "alert-classification");
+}
+
+#[test]
+pub fn candidate_review() {
+    fixture_cases(CANDIDATE_REVIEW, "candidate-review");
+}
+
+#[test]
+pub fn churn_signal() {
+    fixture_cases(CHURN_SIGNAL, "churn-signal");
+}
+
+#[test]
+pub fn customer_onboarding() {
+    fixture_cases(CUSTOMER_ONBOARDING, "customer-onboarding");
+}
+
+#[test]
+pub fn deal_stage_notifier() {
+    fixture_cases(DEAL_STAGE_NOTIFIER, "deal-stage-notifier");
+}
+
+#[test]
+pub fn duplicate_merger() {
+    fixture_cases(DUPLICATE_MERGER, "duplicate-merger");
+}
+
+#[test]
+pub fn invoice_review() {
+    fixture_cases(INVOICE_REVIEW, "invoice-review");
+}
+
+#[test]
+pub fn meeting_no_show_follow_up() {
+    fixture_cases(MEETING_NO_SHOW_FOLLOW_UP, "meeting-no-show-follow-up");
+}
+
+#[test]
+pub fn quota_milestone_alert() {
+    fixture_cases(QUOTA_MILESTONE_ALERT, "quota-milestone-alert");
+}
+
+#[test]
+pub fn renewal_reminder() {
+    fixture_cases(RENEWAL_REMINDER, "renewal-reminder");
+}
+
+#[test]
+pub fn revenue_execution() {
+    fixture_cases(REVENUE_EXECUTION, "revenue-execution");
+}
+
+#[test]
 pub fn ticket_triage() {
     fixture_cases(TICKET_TRIAGE, "ticket-triage");
+}
+
+#[test]
+pub fn win_loss_logger() {
+    fixture_cases(WIN_LOSS_LOGGER, "win-loss-logger");
 }
 
 fn lead(id: &str, owner: &str, status: &str, idle_days: i64) -> Record {

@@ -108,7 +108,10 @@ impl Worker for TicketTriage {
             "ticket {}: {} ({:.2}, prediction {})",
             ticket.id, p.label, p.confidence, p.id
         ));
-        let mut fields = vec![field("category", p.label.as_str()), field("queue", p.label.as_str())];
+        let mut fields = vec![
+            field("category", p.label.as_str()),
+            field("queue", p.label.as_str()),
+        ];
         if event.setting_list("urgent-categories").contains(&p.label) {
             fields.push(field("priority", "high"));
         }

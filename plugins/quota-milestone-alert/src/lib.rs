@@ -1,0 +1,44 @@
+//! Quota Milestone Alert (template): an aggregate threshold trigger (the sum of each owner's
+//! closed-won opportunities crossing a milestone) delivers `{"group": owner, "value": sum}`;
+//! the worker congratulates the owner in-app and announces the milestone on Slack.
+
+use roster_sdk::notify::{self, Channel};
+use roster_sdk::{Event, Outcome, Worker, WorkerError};
+
+struct QuotaMilestoneAlert;
+
+impl Worker for QuotaMilestoneAlert {
+    fn handle(event: Event) -> Result<Outcome, WorkerError> {
+        let (Some(owner), Some(total)) =
+            (event.payload_text("group"), event.payload_number("value"))
+        else {
+            return Ok(Outcome::skipped(
+                "no milestone in the event (expects the threshold's group and value)",
+            ));
+        };
+        if owner == "*" || owner.is_empty() {
+            return Ok(Outcome::skipped("the total is not grouped by owner"));
+        }
+        let quota = event.setting_number("quota").unwrap_or(100_000.0);
+        let share = total / quota * 100.0;
+        let text = format!("{owner} has closed {total:.0} of business: {share:.0}% of quota.");
+        notify::send(&notify::message(
+            Channel::InApp,
+            &[owner.as_str()],
+            Some("Quota milestone"),
+            &format!("Congratulations! {text}"),
+        ))?;
+        let channel = event.setting_text("slack-channel").unwrap_or_default();
+        if !channel.is_empty() {
+            notify::send(&notify::message(
+                Channel::Slack,
+                &[channel.as_str()],
+                None,
+                &text,
+            ))?;
+        }
+        Ok(Outcome::success(text))
+    }
+}
+
+roster_sdk::export!(QuotaMilestoneAlert);
