@@ -304,6 +304,8 @@ struct HostFile {
     #[serde(default)]
     secrets_file: Option<PathBuf>,
     #[serde(default)]
+    escalation_paths: Vec<crate::escalation::EscalationPath>,
+    #[serde(default)]
     inference: crate::inference::InferenceSettings,
 }
 
@@ -599,6 +601,8 @@ pub struct HostConfig {
     pub secrets: crate::secrets::Secrets,
     /// The inference providers.
     pub inference: crate::inference::InferenceConfig,
+    /// The declared cross-domain escalation paths.
+    pub escalation_paths: Vec<crate::escalation::EscalationPath>,
 }
 
 /// The publisher keys admins trusted on earlier installs, kept under the data directory
@@ -685,6 +689,7 @@ impl HostConfig {
             registry_token: None,
             secrets: crate::secrets::Secrets::none(),
             inference: crate::inference::InferenceConfig::default(),
+            escalation_paths: Vec::new(),
         }
     }
 
@@ -938,6 +943,7 @@ impl HostConfig {
             .map(|p| format!("review-rules: {p}"))
             .collect();
         problems.extend(file.trust.validate());
+        problems.extend(file.escalation_paths.iter().flat_map(|p| p.validate()));
         let secrets = match &file.secrets_file {
             Some(f) => crate::secrets::Secrets::load(&base.join(f)).map_err(&bad)?,
             None => crate::secrets::Secrets::none(),
@@ -951,6 +957,7 @@ impl HostConfig {
             return Err(bad(problems.join("; ")));
         }
         let mut config = HostConfig {
+            escalation_paths: file.escalation_paths.clone(),
             secrets,
             inference,
             trusted_keys,
@@ -984,7 +991,52 @@ impl HostConfig {
         };
         config.add_installed()?;
         config.check_providers()?;
+        config.check_escalation_paths()?;
         Ok(config)
+    }
+
+    /// Checks each escalation path against the installed workers: the senders exist, the
+    /// receiver exists and has a signal trigger on the path's topic.
+    pub fn check_escalation_paths(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.escalation_paths {
+            let at = format!("escalation path `{}`", p.name);
+            if !names.insert(p.name.as_str()) {
+                problems.push(format!("{at}: two paths have this name"));
+            }
+            for from in &p.from {
+                if !self.workers.iter().any(|w| &w.name == from) {
+                    problems.push(format!("{at}: `from` worker `{from}` is not installed"));
+                }
+            }
+            match self.workers.iter().find(|w| w.name == p.to) {
+                None => problems.push(format!("{at}: `to` worker `{}` is not installed", p.to)),
+                Some(w) => {
+                    let listens = w.triggers.iter().any(|t| {
+                        matches!(&t.kind, crate::trigger::TriggerKind::Signal { topic }
+                            if topic == &p.signal || wildmatch::WildMatch::new(topic).matches(&p.signal))
+                    });
+                    if !listens {
+                        problems.push(format!(
+                            "{at}: worker `{}` has no trigger on signal `{}`",
+                            p.to, p.signal
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config {
+                location: self
+                    .path
+                    .as_ref()
+                    .map_or("roster.toml".into(), |p| p.display().to_string()),
+                reason: problems.join("; "),
+            })
+        }
     }
 
     /// Refuses a worker whose grant runs its models on a provider this host does not have.

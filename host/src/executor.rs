@@ -125,6 +125,21 @@ impl LoadedWorker {
         attempt_of: Option<&str>,
         review: Option<crate::state::ReviewContext>,
     ) -> Result<ExecutionReport, Error> {
+        self.execute_escalated(input, mode, record, attempt_of, review, Default::default())
+    }
+
+    /// Like [`LoadedWorker::execute_reviewed`], for an execution a signal started: the
+    /// signals it emits extend `escalated`'s chain, and an escalation path restricts what
+    /// it may do.
+    pub fn execute_escalated(
+        &self,
+        input: &EventInput,
+        mode: Mode,
+        record: Option<crate::store::Record>,
+        attempt_of: Option<&str>,
+        review: Option<crate::state::ReviewContext>,
+        escalated: crate::escalation::Escalated,
+    ) -> Result<ExecutionReport, Error> {
         let ctx = &self.context;
         let limits = ctx.limits;
         let execution_id = uuid::Uuid::now_v7().to_string();
@@ -152,6 +167,7 @@ impl LoadedWorker {
         let mut state = HostState::new(ctx.clone(), gate, &output, deadline);
         state.review = review.map(std::sync::Arc::new);
         state.event_id = event_id.clone();
+        state.escalated = escalated;
         let mut store = Store::new(self.runtime.engine.wasmtime(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limits.fuel)?;

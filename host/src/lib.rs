@@ -29,6 +29,7 @@ pub mod delivery;
 pub mod directory;
 pub mod engine;
 pub mod error;
+pub mod escalation;
 pub mod event;
 pub mod executor;
 pub mod failure;

@@ -670,6 +670,7 @@ impl Service {
                         accepted_at: now,
                         attempt: 0,
                         fallback_for: None,
+                        cause: None,
                     });
                 }
             }

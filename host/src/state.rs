@@ -147,6 +147,8 @@ pub struct HostState {
     pub(crate) predictions: u32,
     /// The event's id (the same for every attempt at it).
     pub(crate) event_id: String,
+    /// The signal chain and the escalation path this execution runs under, if any.
+    pub(crate) escalated: crate::escalation::Escalated,
 }
 
 impl WasiView for HostState {
@@ -185,6 +187,7 @@ impl HostState {
             deadline,
             predictions: 0,
             event_id: String::new(),
+            escalated: crate::escalation::Escalated::default(),
         }
     }
 }

@@ -233,6 +233,9 @@ pub struct SignalEntry {
     pub topic: String,
     /// The JSON payload.
     pub payload: String,
+    /// The plugins its cause passed through, the emitter last (for loop prevention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
 }
 
 /// A handle on the embedded store; cheap to clone.

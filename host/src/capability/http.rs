@@ -559,6 +559,16 @@ impl Host for HostState {
                 .gate
                 .deny(call, "capability `http` is not granted")));
         };
+        if let Some(path) = &self.escalated.path
+            && !path.permits("http", "request")
+        {
+            let reason = format!(
+                "escalation path `{}` permits {} only",
+                path.name,
+                path.actions.join(", ")
+            );
+            return Ok(Err(self.gate.deny(call, reason)));
+        }
         // What crosses back into the sandbox is bounded by the per-call byte limit too.
         scope.max_response_bytes = scope.max_response_bytes.min(self.worker.limits.call_bytes);
         let headers: Vec<(String, String)> = request

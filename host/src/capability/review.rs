@@ -24,6 +24,16 @@ impl HostState {
         effect: Effect,
         risk: Risk,
     ) -> wasmtime::Result<Reviewed> {
+        if let Some(path) = &self.escalated.path
+            && !path.permits(call.capability(), call.operation())
+        {
+            let reason = format!(
+                "escalation path `{}` permits {} only",
+                path.name,
+                path.actions.join(", ")
+            );
+            return Ok(Reviewed::Held(Err(self.gate.deny(call, reason))));
+        }
         let Some(review) = self.review.clone() else {
             return Ok(Reviewed::Proceed(Box::new(call)));
         };

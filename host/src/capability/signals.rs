@@ -33,9 +33,12 @@ impl Host for HostState {
             let error = Error::InvalidInput(format!("the payload is not JSON: {e}"));
             return Ok(Err(self.gate.reject(call, error)));
         }
+        let mut chain = self.escalated.chain.clone();
+        chain.push(self.worker.plugin.clone());
         let effect = Effect::Signal {
             topic: topic.clone(),
             payload: payload.clone(),
+            chain: chain.clone(),
         };
         let call = match self.review(call.proposing(&effect), effect, Risk::InternalWrite)? {
             Reviewed::Held(answer) => return Ok(answer),
@@ -47,6 +50,7 @@ impl Host for HostState {
             let entry = SignalEntry {
                 seq: 0,
                 id: ids.action_id.to_string(),
+                chain,
                 worker,
                 topic,
                 payload,

@@ -312,8 +312,9 @@ impl Model {
 mod tests {
     use super::*;
 
-    /// Support tickets: (text, category). The seed is one per category, the feedback batch
-    /// what reviewers decided over a week, the held-out set never seen in training.
+    /// Support tickets: (text, category). The seed is one per category; the feedback batch
+    /// (what reviewers decided over a week) and the held-out set (never seen in training)
+    /// are the Ticket Triage plugin's fixtures, shared with the end-to-end test.
     const SEED: &[(&str, &str)] = &[
         ("I was charged twice on my invoice this month", "billing"),
         ("The app crashes when I open the dashboard", "technical"),
@@ -321,86 +322,24 @@ mod tests {
         ("We want to cancel our subscription", "cancellation"),
     ];
 
-    const FEEDBACK: &[(&str, &str)] = &[
-        ("Refund the duplicate payment please", "billing"),
-        ("Our credit card was billed the wrong amount", "billing"),
-        ("Why did the price on the invoice go up", "billing"),
-        (
-            "Need a copy of last month's receipt for accounting",
-            "billing",
-        ),
-        ("The payment failed but the card is valid", "billing"),
-        ("Can we pay by bank transfer instead of card", "billing"),
-        ("Tax is missing from the invoice total", "billing"),
-        ("We were billed for seats we removed", "billing"),
-        ("Error 500 when saving a report", "technical"),
-        ("Sync with the CRM stopped working yesterday", "technical"),
-        ("The export button does nothing in Firefox", "technical"),
-        (
-            "Login page shows a blank screen after the update",
-            "technical",
-        ),
-        ("API returns timeout errors since this morning", "technical"),
-        ("Charts do not load on mobile", "technical"),
-        ("Webhook deliveries are failing with a 404", "technical"),
-        ("The import of contacts hangs at 50 percent", "technical"),
-        ("Add a new user to our team workspace", "account"),
-        ("Reset the password for my colleague", "account"),
-        ("Transfer ownership of the workspace to Dana", "account"),
-        (
-            "Update our company name and address in the profile",
-            "account",
-        ),
-        ("Remove a former employee's access", "account"),
-        ("Enable two factor authentication for all users", "account"),
-        ("Change my username", "account"),
-        ("Merge our two workspaces into one account", "account"),
-        (
-            "We are moving to another vendor next quarter",
-            "cancellation",
-        ),
-        ("Please do not renew our contract", "cancellation"),
-        (
-            "How do we close our account and delete our data",
-            "cancellation",
-        ),
-        ("Terminate the plan at the end of the term", "cancellation"),
-        (
-            "We no longer need the service, stop the renewal",
-            "cancellation",
-        ),
-        ("Cancel the trial before it converts", "cancellation"),
-        ("Downgrade and then end the agreement", "cancellation"),
-        ("Our budget was cut so we are leaving", "cancellation"),
-    ];
-
-    const HELD_OUT: &[(&str, &str)] = &[
-        ("The invoice shows a payment we never made", "billing"),
-        ("Please refund the extra charge on our card", "billing"),
-        ("Billed twice for the same seats", "billing"),
-        ("Receipt is missing the tax amount", "billing"),
-        ("The dashboard shows an error after login", "technical"),
-        ("Export fails with a timeout error", "technical"),
-        ("Sync with the CRM crashes on import", "technical"),
-        ("Reports do not load since the update", "technical"),
-        ("Add two new users to our workspace", "account"),
-        ("Change the email and username on my profile", "account"),
-        ("Remove access for a user who left the team", "account"),
-        ("Reset two factor authentication for a colleague", "account"),
-        (
-            "We will not renew and want to end the contract",
-            "cancellation",
-        ),
-        (
-            "Close our account, we are moving to another vendor",
-            "cancellation",
-        ),
-        ("Stop the renewal and cancel the plan", "cancellation"),
-        (
-            "Budget cut, please terminate the subscription",
-            "cancellation",
-        ),
-    ];
+    fn feedback() -> Vec<(&'static str, &'static str)> {
+        labelled(include_str!(
+            "../../../plugins/ticket-triage/fixtures/reviewed.tsv"
+        ))
+    }
+    fn held_out() -> Vec<(&'static str, &'static str)> {
+        labelled(include_str!(
+            "../../../plugins/ticket-triage/fixtures/held-out.tsv"
+        ))
+    }
+    /// `category<TAB>text` lines; `#` lines are comments.
+    fn labelled(tsv: &'static str) -> Vec<(&'static str, &'static str)> {
+        tsv.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(label, text)| (text, label))
+            .collect()
+    }
 
     fn seeded() -> Model {
         let mut m = Model::new();
@@ -413,7 +352,7 @@ mod tests {
     /// Reviewers decide on the model's own predictions: approve the right ones, correct
     /// the wrong ones.
     fn review_batch(m: &mut Model) {
-        for (text, right) in FEEDBACK {
+        for (text, right) in feedback() {
             let predicted = m.predict(text).unwrap().label;
             let feedback = if predicted == *right {
                 Feedback::Approved
@@ -429,22 +368,22 @@ mod tests {
     #[test]
     fn feedback_improves_held_out_accuracy_and_calibrates_confidence() {
         let mut m = seeded();
-        let before = m.accuracy(HELD_OUT);
+        let before = m.accuracy(&held_out());
         review_batch(&mut m);
-        let after = m.accuracy(HELD_OUT);
+        let after = m.accuracy(&held_out());
         eprintln!(
             "held-out accuracy: before {before:.3}, after {after:.3}; temperature {}",
             m.temperature()
         );
         assert!(after >= before + 0.25, "before {before}, after {after}");
         assert!(after >= 0.8, "after {after}");
-        assert_eq!(m.reviewed(), FEEDBACK.len());
+        assert_eq!(m.reviewed(), feedback().len());
         // Calibrated: the mean confidence on the held-out set is close to its accuracy.
-        let mean: f64 = HELD_OUT
+        let mean: f64 = held_out()
             .iter()
             .map(|(t, _)| m.predict(t).unwrap().confidence)
             .sum::<f64>()
-            / HELD_OUT.len() as f64;
+            / held_out().len() as f64;
         assert!(
             (mean - after).abs() < 0.25,
             "mean confidence {mean}, accuracy {after}"

@@ -18,6 +18,7 @@ pub(super) fn item(
         accepted_at: now,
         attempt: 0,
         fallback_for: None,
+        cause: None,
     }
 }
 

@@ -255,10 +255,14 @@ impl Dispatcher {
         let cursor = store.counter("signal-cursor")?;
         let signals = store.signals_after(cursor, BATCH)?;
         if let Some(last) = signals.last().map(|s| s.seq) {
-            let items = self.signal_items(&signals, now);
+            let (items, refused) = self.signal_items(&signals, now);
+            let audit = store.clone();
             store.write(move |tx| {
                 for item in &items {
                     enqueue_in(tx, item.clone())?;
+                }
+                for event in &refused {
+                    crate::store::append_governance_in(tx, &audit, event)?;
                 }
                 set_counter_in(tx, "signal-cursor", last)?;
                 Ok(())
@@ -346,12 +350,123 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn signal_items(&self, signals: &[crate::store::SignalEntry], now: i64) -> Vec<QueueItem> {
+    /// The queue items signals produce, and the audit entries of the deliveries refused.
+    ///
+    /// A topic no escalation path declares reaches every other worker with a trigger on it;
+    /// a declared topic reaches only its paths' receivers, from the declared senders, with
+    /// the required context. Either way a signal never reaches a worker already in its
+    /// chain, nor goes beyond the longest chain allowed.
+    fn signal_items(
+        &self,
+        signals: &[crate::store::SignalEntry],
+        now: i64,
+    ) -> (Vec<QueueItem>, Vec<GovernanceEvent>) {
+        use crate::escalation::{Cause, loop_refusal, refusal};
         let mut items = Vec::new();
+        let mut refused = Vec::new();
+        let plugin_of = |name: &str| {
+            self.shared
+                .workers
+                .get(name)
+                .map(|w| w.config.manifest.plugin.id.clone())
+        };
         for s in signals {
-            for (name, w) in &self.shared.workers {
-                if *name == s.worker {
+            let payload: Option<serde_json::Value> = serde_json::from_str(&s.payload).ok();
+            let chain = if s.chain.is_empty() {
+                vec![s.worker.clone()]
+            } else {
+                s.chain.clone()
+            };
+            let cause = |path: Option<&str>| Cause {
+                path: path.map(str::to_string),
+                signal_seq: s.seq,
+                topic: s.topic.clone(),
+                action: s.id.clone(),
+                from_plugin: s.worker.clone(),
+                chain: chain.clone(),
+            };
+            let mut refuse = |worker: &str, path: Option<&str>, reason: String| {
+                tracing::warn!(
+                    "signal {} ({}) not delivered to {worker}: {reason}",
+                    s.seq,
+                    s.topic
+                );
+                refused.push(GovernanceEvent {
+                    action: "escalation.refused".into(),
+                    by: "policy:escalation-paths".into(),
+                    worker: Some(worker.to_string()),
+                    subject: Some(format!("signal/{}", s.seq)),
+                    reason: Some(reason),
+                    data: serde_json::json!({
+                        "path": path,
+                        "topic": s.topic,
+                        "action": s.id,
+                        "from": s.worker,
+                        "chain": chain,
+                    }),
+                });
+            };
+            // The worker that emitted it, by installed name (its plugin id may be shared by
+            // several installations; any of them is the sender).
+            let from_names: Vec<&String> = self
+                .shared
+                .workers
+                .iter()
+                .filter(|(_, w)| w.config.manifest.plugin.id == s.worker)
+                .map(|(n, _)| n)
+                .collect();
+            let paths: Vec<&crate::escalation::EscalationPath> = self
+                .shared
+                .config
+                .escalation_paths
+                .iter()
+                .filter(|p| p.covers(&s.topic))
+                .collect();
+            let mut receivers: Vec<(String, Option<&str>)> = Vec::new();
+            if paths.is_empty() {
+                for name in self.shared.workers.keys() {
+                    receivers.push((name.clone(), None));
+                }
+            } else {
+                for p in &paths {
+                    let Some(to_plugin) = plugin_of(&p.to) else {
+                        continue;
+                    };
+                    let from = from_names
+                        .iter()
+                        .find(|n| p.from.is_empty() || p.from.contains(n))
+                        .map(|n| n.as_str());
+                    let empty = serde_json::Value::Null;
+                    match refusal(
+                        p,
+                        from,
+                        payload.as_ref().unwrap_or(&empty),
+                        &chain,
+                        &to_plugin,
+                    ) {
+                        Some(reason) => refuse(&p.to, Some(&p.name), reason),
+                        None => receivers.push((p.to.clone(), Some(p.name.as_str()))),
+                    }
+                }
+            }
+            for (name, path) in receivers {
+                let Some(w) = self.shared.workers.get(&name) else {
                     continue;
+                };
+                let plugin = &w.config.manifest.plugin.id;
+                if path.is_none() {
+                    if *plugin == s.worker {
+                        continue;
+                    }
+                    if let Some(reason) = loop_refusal(&chain, plugin) {
+                        if w.config.triggers.iter().any(|t| {
+                            matches!(&t.kind, TriggerKind::Signal { topic }
+                                if wildmatch::WildMatch::new(topic).matches(&s.topic))
+                        }) {
+                            refuse(&name, None, reason);
+                        }
+                        continue;
+                    }
                 }
                 for (i, t) in w.config.triggers.iter().enumerate() {
                     if let TriggerKind::Signal { topic } = &t.kind
@@ -364,15 +479,18 @@ impl Dispatcher {
                             },
                             object: None,
                             record_id: None,
-                            payload: serde_json::from_str(&s.payload).ok(),
+                            payload: payload.clone(),
                             occurred_at: Some(now),
                         };
-                        items.push(item(name, i, event, now + t.delay, now));
+                        let mut queued = item(&name, i, event, now + t.delay, now);
+                        queued.cause = Some(cause(path));
+                        items.push(queued);
+                        break;
                     }
                 }
             }
         }
-        items
+        (items, refused)
     }
 
     fn sweep_dates(&self, now: i64) -> Result<(), StoreError> {

@@ -122,6 +122,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         failure: None,
         retry_at: None,
         escalation: None,
+        cause: item.cause.clone(),
         prev_hash: String::new(),
     };
     let Some(w) = shared.workers.get(&item.worker) else {
@@ -190,13 +191,40 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         .shadow
         .as_ref()
         .map(|s| s.execute_attempt(&item.event, Mode::DryRun, record.clone(), Some(&attempt_of)));
-    let review = review_context(shared, w, &entry, record.as_ref(), &item.event);
-    let class = match w.loaded().execute_reviewed(
+    let escalated = crate::escalation::Escalated {
+        chain: item
+            .cause
+            .as_ref()
+            .map(|c| c.chain.clone())
+            .unwrap_or_default(),
+        path: item
+            .cause
+            .as_ref()
+            .and_then(|c| c.path.as_ref())
+            .and_then(|name| {
+                shared
+                    .config
+                    .escalation_paths
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .cloned()
+            }),
+    };
+    let review = review_context(
+        shared,
+        w,
+        &entry,
+        record.as_ref(),
+        &item.event,
+        escalated.path.as_ref(),
+    );
+    let class = match w.loaded().execute_escalated(
         &item.event,
         Mode::Live,
         record,
         Some(&attempt_of),
         review,
+        escalated,
     ) {
         Ok(report) => {
             let waiting = settle_held(shared, &report);
@@ -258,15 +286,21 @@ fn review_context(
     entry: &ExecutionEntry,
     record: Option<&Record>,
     event: &EventInput,
+    path: Option<&crate::escalation::EscalationPath>,
 ) -> Option<ReviewContext> {
     let domain = w.config.manifest.plugin.domain.as_str();
     let stage = shared.stage(&w.config);
-    let checkpoints = Checkpoints::new(
-        w.config.review.as_ref(),
-        stage,
-        &shared.config.review_rules,
-        domain,
-    );
+    let mut host_rules = shared.config.review_rules.clone();
+    if let Some(p) = path.filter(|p| p.review == crate::escalation::PathReview::Hold) {
+        host_rules.push(crate::review::Rule {
+            reason: Some(format!(
+                "escalation path `{}`: every action is reviewed",
+                p.name
+            )),
+            ..crate::review::Rule::default()
+        });
+    }
+    let checkpoints = Checkpoints::new(w.config.review.as_ref(), stage, &host_rules, domain);
     if checkpoints.is_empty() {
         return None;
     }
@@ -497,6 +531,7 @@ fn settle(
                     },
                     due_at: now,
                     accepted_at: now,
+                    cause: None,
                     attempt: 0,
                     fallback_for: Some(format!("`{}`", item.worker)),
                 });

@@ -76,6 +76,10 @@ pub enum Effect {
         topic: String,
         /// The JSON payload.
         payload: String,
+        /// The plugins its cause passed through, the emitter last (kept from the proposal;
+        /// an edit cannot change it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chain: Vec<String>,
     },
 }
 
@@ -141,7 +145,12 @@ impl Effect {
                 }
                 Ok(())
             }
-            (Effect::Signal { topic, .. }, Effect::Signal { topic: t2, payload }) => {
+            (
+                Effect::Signal { topic, .. },
+                Effect::Signal {
+                    topic: t2, payload, ..
+                },
+            ) => {
                 if topic != t2 {
                     return Err("an edit cannot change the topic".into());
                 }
@@ -400,13 +409,18 @@ pub(crate) fn perform_in(
             enqueue_notification_in(tx, &entry)?;
             serde_json::json!({ "queued": entry.id })
         }
-        Effect::Signal { topic, payload } => {
+        Effect::Signal { topic, payload, .. } => {
+            let chain = match &approval.proposed {
+                Effect::Signal { chain, .. } => chain.clone(),
+                _ => vec![approval.plugin.clone()],
+            };
             let entry = SignalEntry {
                 seq: 0,
                 id: approval.action_id.clone(),
                 worker: approval.plugin.clone(),
                 topic,
                 payload,
+                chain,
             };
             let seq = record_signal_in(tx, &entry)?;
             serde_json::json!({ "signal": entry.id, "seq": seq })

@@ -53,6 +53,10 @@ pub struct QueueItem {
     /// Set when the item is a fallback run for another worker's failure: what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_for: Option<String>,
+    /// Set when a signal started it: the signal, its emitter and chain, and the escalation
+    /// path that delivered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::escalation::Cause>,
 }
 
 impl QueueItem {
@@ -106,6 +110,10 @@ pub struct ExecutionEntry {
     /// The escalation that ran after a final failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<EscalationRecord>,
+    /// What started it when a signal did: the signal, the emitting action (and so the
+    /// emitting execution) and the escalation path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::escalation::Cause>,
     /// The hash of the entry before it in the audit chain (set when recorded).
     #[serde(default)]
     pub prev_hash: String,
@@ -165,6 +173,7 @@ impl GovernanceEvent {
             failure: None,
             retry_at: None,
             escalation: None,
+            cause: None,
             prev_hash: String::new(),
         }
     }

@@ -116,6 +116,7 @@ pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
         proposed: Effect::Signal {
             topic: "revenue.x".into(),
             payload: "{}".into(),
+            chain: Vec::new(),
         },
         risk: Risk::InternalWrite,
         reasons: vec!["matrix".into()],

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod connector;
 mod crash;
+mod domains;
 mod failures;
 mod http;
 mod install;

@@ -541,6 +541,7 @@ fn named_events_and_signals_reach_their_workers() {
             worker: "someone-else".into(),
             topic: "revenue.closed-won".into(),
             payload: "{\"deal\":\"O1\"}".into(),
+            chain: Vec::new(),
         })
         .unwrap();
     idle(&s);
