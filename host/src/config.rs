@@ -306,6 +306,8 @@ struct HostFile {
     #[serde(default)]
     escalation_paths: Vec<crate::escalation::EscalationPath>,
     #[serde(default)]
+    connectors: crate::delivery::messaging::ConnectorSettings,
+    #[serde(default)]
     inference: crate::inference::InferenceSettings,
 }
 
@@ -603,6 +605,8 @@ pub struct HostConfig {
     pub inference: crate::inference::InferenceConfig,
     /// The declared cross-domain escalation paths.
     pub escalation_paths: Vec<crate::escalation::EscalationPath>,
+    /// Slack, Teams and SMS connectors.
+    pub messaging: crate::delivery::messaging::Messaging,
 }
 
 /// The publisher keys admins trusted on earlier installs, kept under the data directory
@@ -690,6 +694,7 @@ impl HostConfig {
             secrets: crate::secrets::Secrets::none(),
             inference: crate::inference::InferenceConfig::default(),
             escalation_paths: Vec::new(),
+            messaging: Default::default(),
         }
     }
 
@@ -953,10 +958,17 @@ impl HostConfig {
                 problems.extend(p);
                 crate::inference::InferenceConfig::default()
             });
+        let messaging =
+            crate::delivery::messaging::Messaging::from_settings(&file.connectors, &secrets)
+                .unwrap_or_else(|p| {
+                    problems.extend(p);
+                    Default::default()
+                });
         if !problems.is_empty() {
             return Err(bad(problems.join("; ")));
         }
         let mut config = HostConfig {
+            messaging,
             escalation_paths: file.escalation_paths.clone(),
             secrets,
             inference,

@@ -10,8 +10,12 @@
 //! as the `Message-ID` of email. Channels without a connector keep their deliveries queued
 //! until one is configured.
 //!
-//! Connectors here: email over SMTP (`[smtp]`) and webhooks (the `webhook` channel, used
-//! for alerts, HMAC-signed like inbound webhooks).
+//! Connectors here: email over SMTP (`[smtp]`), Slack and Teams incoming webhooks and SMS
+//! through an HTTP provider ([`messaging`], `[connectors]`), and webhooks (the `webhook`
+//! channel, used for alerts, HMAC-signed like inbound webhooks). `in-app` notifications
+//! stay in the outbox, which is the in-app notification centre.
+
+pub mod messaging;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +44,7 @@ pub fn backoff_ms(n: u32) -> i64 {
 /// The connectors configured on this host.
 pub struct Connectors {
     smtp: Option<Smtp>,
+    messaging: messaging::Messaging,
     webhook_secret: Option<String>,
     http: Arc<HttpClient>,
     directory: Arc<Directory>,
@@ -50,6 +55,7 @@ impl Connectors {
     pub fn new(config: &HostConfig, http: Arc<HttpClient>, directory: Arc<Directory>) -> Self {
         Connectors {
             smtp: config.smtp.clone(),
+            messaging: config.messaging.clone(),
             webhook_secret: config.alert_webhook_secret.clone(),
             http,
             directory,
@@ -61,7 +67,7 @@ impl Connectors {
         match channel {
             "email" => self.smtp.is_some(),
             "webhook" => true,
-            _ => false,
+            other => self.messaging.handles(other),
         }
     }
 
@@ -70,6 +76,7 @@ impl Connectors {
         match entry.channel.as_str() {
             "email" => self.email(entry),
             "webhook" => self.webhook(entry),
+            other if self.messaging.handles(other) => self.messaging.deliver(&self.http, entry),
             other => Err(format!("no connector for channel `{other}`")),
         }
     }
@@ -131,6 +138,45 @@ impl Connectors {
     }
 }
 
+/// POSTs `body` with `headers` to an operator-configured URL (which may be an internal
+/// address: an admin configured it) and returns the status; no redirects are followed.
+pub fn post(
+    http: &HttpClient,
+    url: &str,
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+) -> Result<u16, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    let origin = format!(
+        "{}://{}:{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default(),
+        parsed.port_or_known_default().unwrap_or(443)
+    );
+    let scope = HttpScope {
+        allow: vec![Origin {
+            url: origin.clone(),
+            allow_private: true,
+        }],
+        max_response_bytes: 64 * 1024,
+        max_redirects: 0,
+        timeout_ms: 10_000,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Errors name the origin only: webhook URLs carry credentials in their path.
+    http.send(
+        &scope,
+        &http::Method::POST,
+        url,
+        &headers,
+        Some(body),
+        deadline,
+        None,
+    )
+    .map(|fetched| fetched.status)
+    .map_err(|e| format!("{origin}: {e:?}"))
+}
+
 /// POSTs a JSON body to an operator-configured URL with an idempotency key, signed like
 /// inbound webhooks (`x-roster-timestamp`, `x-roster-signature`) when a secret is given.
 /// A 2xx is success.
@@ -141,61 +187,31 @@ pub fn post_signed(
     idempotency_key: &str,
     secret: Option<&str>,
 ) -> Result<String, String> {
-    {
-        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
-        let origin = format!(
-            "{}://{}:{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or_default(),
-            parsed.port_or_known_default().unwrap_or(443)
-        );
-        // The operator configured this URL, so it may be an internal address.
-        let scope = HttpScope {
-            allow: vec![Origin {
-                url: origin,
-                allow_private: true,
-            }],
-            max_response_bytes: 64 * 1024,
-            max_redirects: 0,
-            timeout_ms: 10_000,
-        };
-        let mut headers = vec![
-            ("content-type".to_string(), "application/json".to_string()),
-            (
-                crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
-                idempotency_key.to_string(),
-            ),
-        ];
-        if let Some(secret) = secret {
-            let timestamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            headers.push((
-                crate::server::TIMESTAMP_HEADER.to_string(),
-                timestamp.to_string(),
-            ));
-            headers.push((
-                crate::server::SIGNATURE_HEADER.to_string(),
-                crate::server::sign(secret, timestamp, &body),
-            ));
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let fetched = http
-            .send(
-                &scope,
-                &http::Method::POST,
-                url,
-                &headers,
-                Some(body),
-                deadline,
-                None,
-            )
-            .map_err(|e| format!("{e:?}"))?;
-        if (200..300).contains(&fetched.status) {
-            Ok(format!("{url} answered {}", fetched.status))
-        } else {
-            Err(format!("{url} answered {}", fetched.status))
-        }
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        (
+            crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
+            idempotency_key.to_string(),
+        ),
+    ];
+    if let Some(secret) = secret {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        headers.push((
+            crate::server::TIMESTAMP_HEADER.to_string(),
+            timestamp.to_string(),
+        ));
+        headers.push((
+            crate::server::SIGNATURE_HEADER.to_string(),
+            crate::server::sign(secret, timestamp, &body),
+        ));
+    }
+    let status = post(http, url, body, headers)?;
+    if (200..300).contains(&status) {
+        Ok(format!("{url} answered {status}"))
+    } else {
+        Err(format!("{url} answered {status}"))
     }
 }
 

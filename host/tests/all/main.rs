@@ -18,6 +18,7 @@ mod inventory;
 mod kill;
 mod limits;
 mod loading;
+mod messaging;
 mod plugins;
 mod scopes;
 mod serve;
