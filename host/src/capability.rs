@@ -17,6 +17,7 @@ macro_rules! wit_try {
     };
 }
 
+mod enrichment;
 pub mod http;
 mod inference;
 mod logging;
@@ -62,6 +63,9 @@ pub(crate) fn link(linker: &mut Linker<HostState>, cap: CapabilityName) -> wasmt
         }
         CapabilityName::Inference => {
             roster::inference::inference::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)
+        }
+        CapabilityName::Enrichment => {
+            roster::enrichment::lookup::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)
         }
     }
 }

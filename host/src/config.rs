@@ -308,6 +308,8 @@ struct HostFile {
     #[serde(default)]
     connectors: crate::delivery::messaging::ConnectorSettings,
     #[serde(default)]
+    enrichment: crate::enrichment::EnrichmentSettings,
+    #[serde(default)]
     inference: crate::inference::InferenceSettings,
 }
 
@@ -607,6 +609,8 @@ pub struct HostConfig {
     pub escalation_paths: Vec<crate::escalation::EscalationPath>,
     /// Slack, Teams and SMS connectors.
     pub messaging: crate::delivery::messaging::Messaging,
+    /// The enrichment providers.
+    pub enrichment: crate::enrichment::EnrichmentConfig,
 }
 
 /// The publisher keys admins trusted on earlier installs, kept under the data directory
@@ -660,6 +664,7 @@ impl HostConfig {
         config.directory = self.directory.clone();
         config.clock = clock;
         config.inference = self.inference.clone();
+        config.enrichment = self.enrichment.clone();
         config
     }
 
@@ -695,6 +700,7 @@ impl HostConfig {
             inference: crate::inference::InferenceConfig::default(),
             escalation_paths: Vec::new(),
             messaging: Default::default(),
+            enrichment: Default::default(),
         }
     }
 
@@ -964,10 +970,17 @@ impl HostConfig {
                     problems.extend(p);
                     Default::default()
                 });
+        let enrichment =
+            crate::enrichment::EnrichmentConfig::from_settings(&file.enrichment, &secrets)
+                .unwrap_or_else(|p| {
+                    problems.extend(p);
+                    Default::default()
+                });
         if !problems.is_empty() {
             return Err(bad(problems.join("; ")));
         }
         let mut config = HostConfig {
+            enrichment,
             messaging,
             escalation_paths: file.escalation_paths.clone(),
             secrets,

@@ -309,6 +309,7 @@ fn scope_toml(scopes: &crate::scope::Scopes, cap: CapabilityName) -> Option<Stri
         CapabilityName::Memory => toml::Value::try_from(scopes.memory.as_ref()?),
         CapabilityName::Signals => toml::Value::try_from(scopes.signals.as_ref()?),
         CapabilityName::Inference => toml::Value::try_from(scopes.inference.as_ref()?),
+        CapabilityName::Enrichment => toml::Value::try_from(scopes.enrichment.as_ref()?),
     }
     .ok()?;
     Some(match value {

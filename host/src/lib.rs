@@ -28,6 +28,7 @@ pub mod config_file;
 pub mod delivery;
 pub mod directory;
 pub mod engine;
+pub mod enrichment;
 pub mod error;
 pub mod escalation;
 pub mod event;

@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub clock: SharedClock,
     /// The inference providers.
     pub inference: crate::inference::InferenceConfig,
+    /// The enrichment providers.
+    pub enrichment: crate::enrichment::EnrichmentConfig,
 }
 
 impl RuntimeConfig {
@@ -44,6 +46,7 @@ impl RuntimeConfig {
             directory: Directory::open(),
             clock: Arc::new(SystemClock),
             inference: crate::inference::InferenceConfig::default(),
+            enrichment: crate::enrichment::EnrichmentConfig::default(),
         }
     }
 }
@@ -90,6 +93,11 @@ impl Runtime {
                     store.clone(),
                     http.clone(),
                 ),
+                enrichment: crate::enrichment::Enrichment::new(
+                    config.enrichment,
+                    store.clone(),
+                    http.clone(),
+                ),
                 store,
                 http,
                 directory: Arc::new(config.directory),
@@ -105,6 +113,7 @@ impl Runtime {
             engine: self.engine.clone(),
             services: Services {
                 inference: self.services.inference.with_store(store.clone()),
+                enrichment: self.services.enrichment.with_store(store.clone()),
                 store,
                 http: self.services.http.clone(),
                 directory: self.services.directory.clone(),

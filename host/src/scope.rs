@@ -26,6 +26,8 @@ pub struct Scopes {
     pub signals: Option<SignalsScope>,
     /// Models: classification, scoring, drafting.
     pub inference: Option<InferenceScope>,
+    /// External data providers.
+    pub enrichment: Option<EnrichmentScope>,
 }
 
 /// The capabilities a grant can cover, by the names used in manifests and grant files.
@@ -44,17 +46,20 @@ pub enum CapabilityName {
     Signals,
     /// `roster:inference/inference`
     Inference,
+    /// `roster:enrichment/lookup`
+    Enrichment,
 }
 
 impl CapabilityName {
     /// Every capability, in a stable order.
-    pub const ALL: [CapabilityName; 6] = [
+    pub const ALL: [CapabilityName; 7] = [
         CapabilityName::Records,
         CapabilityName::Notify,
         CapabilityName::Http,
         CapabilityName::Memory,
         CapabilityName::Signals,
         CapabilityName::Inference,
+        CapabilityName::Enrichment,
     ];
 
     /// The name used in manifests and grant files.
@@ -66,6 +71,7 @@ impl CapabilityName {
             CapabilityName::Memory => "memory",
             CapabilityName::Signals => "signals",
             CapabilityName::Inference => "inference",
+            CapabilityName::Enrichment => "enrichment",
         }
     }
 
@@ -78,6 +84,7 @@ impl CapabilityName {
             CapabilityName::Memory => "roster:memory/store",
             CapabilityName::Signals => "roster:signals/signals",
             CapabilityName::Inference => "roster:inference/inference",
+            CapabilityName::Enrichment => "roster:enrichment/lookup",
         }
     }
 }
@@ -98,6 +105,7 @@ impl Scopes {
             CapabilityName::Memory => self.memory.is_some(),
             CapabilityName::Signals => self.signals.is_some(),
             CapabilityName::Inference => self.inference.is_some(),
+            CapabilityName::Enrichment => self.enrichment.is_some(),
         }
     }
 
@@ -206,6 +214,13 @@ impl Scopes {
                     "inference: {} calls a day exceeds the {theirs} {}",
                     g.calls_per_day, r.calls_per_day
                 ));
+            }
+        }
+        if let (Some(g), Some(r)) = (&self.enrichment, &requested.enrichment) {
+            for p in &g.providers {
+                if !r.providers.contains(p) {
+                    out.push(format!("enrichment: provider `{p}` is not {theirs}"));
+                }
             }
         }
         if let (Some(g), Some(r)) = (&self.memory, &requested.memory)
@@ -478,6 +493,15 @@ pub struct InferenceScope {
 
 fn default_inference_calls() -> u32 {
     10_000
+}
+
+/// Access to external data providers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnrichmentScope {
+    /// The providers (configured in the host's `[enrichment.providers]`) that may be used.
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 /// Whether `name` can name a model: 1 to 64 letters, digits, `-`, `_` or `.`.

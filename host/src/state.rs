@@ -25,6 +25,8 @@ pub struct Services {
     pub directory: Arc<crate::directory::Directory>,
     /// The inference providers (offline models live in `store`).
     pub inference: crate::inference::Inference,
+    /// The enrichment providers.
+    pub enrichment: crate::enrichment::Enrichment,
 }
 
 /// What is fixed for one installed worker version.

@@ -475,6 +475,17 @@ impl Store {
         Ok(count)
     }
 
+    /// Adds `by` to a named counter; returns its new value.
+    pub fn add_to_counter(&self, name: &str, by: u64) -> Result<u64, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            let now = counters.get(name.as_str())?.map_or(0, |v| v.value()) + by;
+            counters.insert(name.as_str(), now)?;
+            Ok(now)
+        })
+    }
+
     /// Sets a named counter (a cursor).
     pub fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
         let name = name.to_string();

@@ -22,7 +22,8 @@
 //! Build it with `cargo build --target wasm32-wasip2 --release` (crate type `cdylib`).
 //!
 //! Layout: [`bindings`] is the code generated from `wit/worker`; the modules beside it
-//! ([`records`], [`notify`], [`http`], [`memory`], [`signals`], [`inference`], [`log`]) re-export each
+//! ([`records`], [`notify`], [`http`], [`memory`], [`signals`], [`inference`],
+//! [`enrichment`], [`log`]) re-export each
 //! capability with typed helpers, and this file adds helpers on events, records, values
 //! and outcomes.
 
@@ -46,6 +47,7 @@ pub use bindings::roster::types::types::{
 };
 pub use bindings::roster::worker::types::{Event, FieldChange, Outcome, OutcomeStatus, Trigger};
 
+pub mod enrichment;
 pub mod http;
 pub mod inference;
 pub mod json;

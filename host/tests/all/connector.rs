@@ -24,7 +24,8 @@ pub struct Received {
 /// - `/fail/N/name`: the first N requests answer 500, later ones 200;
 /// - `/throttle/S/name`: the first request answers 429 with `Retry-After: S`, later ones 200;
 /// - `/status/CODE/name`: always CODE;
-/// - `/hang/name`: never answers (the connection is held for 5 s, then closed).
+/// - `/hang/name`: never answers (the connection is held for 5 s, then closed);
+/// - `/company?domain=D`: a company-data answer about D (JSON), 404 for `unknown.example`.
 pub struct Connector {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
@@ -133,6 +134,25 @@ fn serve(
         *n += 1;
         *n
     };
+    if let Some(domain) = path.strip_prefix("/company?domain=") {
+        let (status, body) = if domain == "unknown.example" {
+            (404, "{}".to_string())
+        } else {
+            let name = domain.split('.').next().unwrap_or_default();
+            let body = serde_json::json!({
+                "name": name,
+                "metrics": { "employees": 1200, "estimatedAnnualRevenue": 50_000_000.5 },
+                "category": { "industry": "Software" },
+            });
+            (200, body.to_string())
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (status, extra) = match parts.as_slice() {
         ["fail", times, ..] if n <= times.parse().unwrap_or(0) => (500, String::new()),

@@ -442,3 +442,71 @@ fn ticket_triage_learns_from_reviewers_decisions_on_held_triage() {
     }
     service.stop();
 }
+
+#[test]
+fn new_leads_are_enriched_within_the_credit_budget() {
+    use test_programs_artifacts::NEW_LEAD_ENRICHER;
+    let provider = crate::connector::Connector::start();
+    let host = format!(
+        r#"
+[enrichment.providers.company-data]
+url = "{}"
+auth = "none"
+rate-per-minute = 100
+credits-per-month = 2
+[enrichment.providers.company-data.map]
+employees = "/metrics/employees"
+industry = "/category/industry"
+annual_revenue = "/metrics/estimatedAnnualRevenue"
+"#,
+        provider.url("/company?domain={key}")
+    );
+    let domains = Domains::new(
+        &[("new-lead-enricher", "new-lead-enricher", NEW_LEAD_ENRICHER)],
+        &host,
+    );
+    let service = domains.start();
+    let store = service.store();
+    for (id, email) in [
+        ("L-1", "jo@acme.example"),
+        ("L-2", "kim@unknown.example"),
+        ("L-3", "ray@globex.example"),
+        ("L-4", "amy@initech.example"),
+    ] {
+        store
+            .create_record(
+                "lead",
+                Some(id.into()),
+                Some("svc".into()),
+                fields(&[
+                    ("name", text(id)),
+                    ("email", text(email)),
+                    ("status", text("new")),
+                ]),
+                "test",
+            )
+            .unwrap();
+        idle(&service);
+    }
+    let lead = |id: &str| store.get_record("lead", id).unwrap().unwrap().fields;
+    // Found: mapped fields, rated from the size (1,200 people: hot).
+    let acme = lead("L-1");
+    assert_eq!(acme["employees"], FieldValue::Integer(1200));
+    assert_eq!(acme["industry"], text("Software"));
+    assert_eq!(acme["annual_revenue"], FieldValue::Number(50_000_000.5));
+    assert_eq!(acme["domain"], text("acme.example"));
+    assert_eq!(acme["rating"], text("hot"));
+    // Unknown to the provider: costs nothing, rated from what the lead says.
+    assert_eq!(lead("L-2")["rating"], text("unknown"));
+    assert_eq!(lead("L-3")["rating"], text("hot"));
+    // The month's two credits are spent: the fourth lead is not looked up.
+    assert!(!lead("L-4").contains_key("employees"));
+    let summaries = crate::serve::ran(&service, "new-lead-enricher");
+    assert!(summaries[3].contains("budget-exceeded"), "{summaries:#?}");
+    assert_eq!(
+        provider.received().len(),
+        3,
+        "three lookups, two of them paid"
+    );
+    service.stop();
+}

@@ -45,8 +45,8 @@ mod by_program {
     pub use super::plugins::{
         access_request, alert_classification, candidate_review, churn_signal, customer_onboarding,
         deal_stage_notifier, duplicate_merger, invoice_review, meeting_no_show_follow_up,
-        quota_milestone_alert, renewal_reminder, revenue_execution, stale_lead_alerter,
-        ticket_triage, win_loss_logger,
+        new_lead_enricher, quota_milestone_alert, renewal_reminder, revenue_execution,
+        stale_lead_alerter, ticket_triage, win_loss_logger,
     };
     pub use super::scopes::capability_probe;
     pub use super::serve::serve_recorder;

@@ -8,8 +8,8 @@ use roster_host::{EventInput, Manifest, Status};
 use test_programs_artifacts::{
     ACCESS_REQUEST, ALERT_CLASSIFICATION, CANDIDATE_REVIEW, CHURN_SIGNAL, CUSTOMER_ONBOARDING,
     DEAL_STAGE_NOTIFIER, DUPLICATE_MERGER, INVOICE_REVIEW, MEETING_NO_SHOW_FOLLOW_UP,
-    QUOTA_MILESTONE_ALERT, RENEWAL_REMINDER, REVENUE_EXECUTION, STALE_LEAD_ALERTER, TICKET_TRIAGE,
-    WIN_LOSS_LOGGER,
+    NEW_LEAD_ENRICHER, QUOTA_MILESTONE_ALERT, RENEWAL_REMINDER, REVENUE_EXECUTION,
+    STALE_LEAD_ALERTER, TICKET_TRIAGE, WIN_LOSS_LOGGER,
 };
 
 use crate::common::*;
@@ -100,6 +100,11 @@ pub fn invoice_review() {
 #[test]
 pub fn meeting_no_show_follow_up() {
     fixture_cases(MEETING_NO_SHOW_FOLLOW_UP, "meeting-no-show-follow-up");
+}
+
+#[test]
+pub fn new_lead_enricher() {
+    fixture_cases(NEW_LEAD_ENRICHER, "new-lead-enricher");
 }
 
 #[test]
