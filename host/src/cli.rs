@@ -1,8 +1,8 @@
 //! The `roster` command line.
 //!
 //! This file holds the argument definitions and the dispatch; each group of commands lives
-//! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `serve.rs` (the
-//! service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
+//! in its own file under `cli/`: `run.rs` (run, inspect, build, demo), `up.rs` (the whole
+//! product on the embedded defaults), `serve.rs` (the service), `records.rs` (records and workers, on the data directory), `audit.rs` (audit
 //! verification and checkpoints), `people.rs` (accounts, roles and tokens), `approvals.rs` (held actions and the trust curve), `versions.rs` (dry runs, versions, readiness, deploy, rollback) and `remote.rs` (commands that talk to a running service:
 //! events, queue, pause and resume).
 
@@ -15,6 +15,7 @@ mod records;
 mod remote;
 mod run;
 mod serve;
+mod up;
 mod versions;
 
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ pub enum Command {
         #[arg(long)]
         repo: Option<PathBuf>,
     },
+    /// The whole product on this machine: build and sign the first-party workers, start the
+    /// embedded registry, install them through the signed install flow, load the demo
+    /// business and run the service with a live console (state in `<data-dir>/up/`).
+    Up(up::UpArgs),
     /// Run the service: triggers, the queue, the executors and the HTTP API.
     Serve,
     /// Import, export and look at records (on the data directory; stop the service first).
@@ -231,6 +236,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { repo } => run::demo(&paths.data_dir, repo),
+        Command::Up(args) => up::up(&paths.data_dir, args),
         Command::Serve => serve::serve(&paths.config),
         Command::Records { command } => records::records(&paths, command),
         Command::Workers { command } => records::workers(&paths, command),

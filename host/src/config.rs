@@ -1016,12 +1016,12 @@ impl HostConfig {
         };
         config.add_installed()?;
         config.check_providers()?;
-        config.check_escalation_paths()?;
         Ok(config)
     }
 
     /// Checks each escalation path against the installed workers: the senders exist, the
-    /// receiver exists and has a signal trigger on the path's topic.
+    /// receiver exists and has a signal trigger on the path's topic. The service checks
+    /// this when it starts (the paths may be written before their workers are installed).
     pub fn check_escalation_paths(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
         let mut names = std::collections::BTreeSet::new();

@@ -230,6 +230,9 @@ impl Service {
     /// Opens the store, loads every enabled worker and starts the dispatcher and executors.
     /// Nothing is started when any worker fails to load.
     pub fn start(config: HostConfig, clock: SharedClock) -> Result<Service, Error> {
+        // Paths name installed workers: checked here, so that workers can be installed
+        // (with the configuration loaded) before the paths that connect them are valid.
+        config.check_escalation_paths()?;
         let runtime = Runtime::open(config.runtime_config(clock.clone()))?;
         let mut workers = BTreeMap::new();
         for w in config.workers.iter().filter(|w| w.enabled) {

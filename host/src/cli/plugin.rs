@@ -159,7 +159,7 @@ fn publish(
     manifest_path: Option<PathBuf>,
     token_env: &str,
 ) -> anyhow::Result<ExitCode> {
-    use roster_registry::artifact::{self, Artifact};
+    use roster_registry::artifact;
 
     let home = if dir.is_dir() {
         dir.to_path_buf()
@@ -169,17 +169,7 @@ fn publish(
     let manifest_path = manifest_path.unwrap_or_else(|| home.join("worker.toml"));
     let manifest_text = crate::config_file::read_text(&manifest_path)?;
     let manifest = crate::Manifest::parse(&manifest_path, &manifest_text)?;
-    let key = match key {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(
-                artifact::secret_key(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let key = key.map(crate::publish::read_key).transpose()?;
     // The tag defaults to the manifest's version.
     let to = {
         let last = to.rsplit('/').next().unwrap_or(to);
@@ -189,9 +179,9 @@ fn publish(
             format!("{to}:{}", manifest.plugin.version)
         }
     };
-    let source = crate::oci::Source::parse(&to)?;
+    crate::oci::Source::parse(&to)?;
 
-    let steps = indicatif::ProgressBar::new(5);
+    let steps = indicatif::ProgressBar::new(4);
     steps.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
@@ -201,70 +191,39 @@ fn publish(
     let component = steps.suspend(|| super::run::component_bytes(dir))?;
     steps.inc(1);
 
-    steps.set_message("reading the component's imports");
-    let info = crate::imports::inspect(&component)?;
-    steps.inc(1);
-
     steps.set_message(match &key {
-        Some(k) => format!("signing with key {}", artifact::key_id(&k.verifying_key())),
-        None => "leaving it unsigned".to_string(),
+        Some(k) => format!(
+            "signing with key {} and checking as install will",
+            artifact::key_id(&k.verifying_key())
+        ),
+        None => "checking, unsigned, as install will".to_string(),
     });
-    let signature = key.as_ref().map(|k| {
-        artifact::sign(
-            k,
-            &manifest.plugin.id,
-            &manifest.plugin.version,
-            &component,
-            &manifest_text,
-        )
-    });
-    let built = Artifact::build(
-        &manifest.plugin.id,
-        &manifest.plugin.version,
-        &manifest.owners.technical,
-        component,
+    let now = chrono::DateTime::from_timestamp_millis(crate::clock::Clock::now_ms(
+        &crate::clock::SystemClock,
+    ))
+    .unwrap_or_default()
+    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let prepared = match crate::publish::prepare(
+        &manifest_path,
         &manifest_text,
-        signature.as_ref(),
-        &info.imports,
-        &info.exports,
-        &chrono::DateTime::from_timestamp_millis(crate::clock::Clock::now_ms(
-            &crate::clock::SystemClock,
-        ))
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
-    // Check it exactly as `roster install` will, before anyone can pull it.
-    let pulled = crate::oci::Pulled {
-        digest: roster_registry::digest_of(&built.manifest),
-        manifest: built.manifest.clone(),
-        config: built.config.clone(),
-        layer: built.layer.clone(),
-    };
-    let trusted: Vec<_> = key.iter().map(|k| k.verifying_key()).collect();
-    match crate::install::verify(&to, &pulled, &trusted, key.is_none()) {
-        Err(crate::error::Error::InstallRefused(reason)) => {
-            bail!("publish refused: {reason}; nothing was published")
-        }
-        other => other?,
+        component,
+        key.as_ref(),
+        &to,
+        &now,
+    ) {
+        Ok(p) => p,
+        Err(crate::error::Error::InvalidRequest(reason)) => bail!("{reason}"),
+        Err(e) => return Err(e.into()),
     };
     steps.inc(1);
 
     steps.set_message(format!("pushing to {to}"));
-    let digest = match source {
-        crate::oci::Source::Registry(r) => {
-            let token = std::env::var(token_env).ok();
-            crate::oci::Client::new(token)?.push(&r, &built)?
-        }
-        crate::oci::Source::Layout(dir, tag) => crate::oci::write_layout(
-            &dir,
-            tag.as_deref().unwrap_or(&manifest.plugin.version),
-            &built,
-        )?,
-    };
+    let digest = prepared.push(&to, std::env::var(token_env).ok())?;
     steps.inc(1);
     steps.set_message("done");
     steps.inc(1);
     steps.finish_and_clear();
+    let (built, signature) = (&prepared.built, &prepared.signature);
     println!(
         "published {} {} to {to}\n  manifest  {digest}\n  component {}\n  signed    {}",
         manifest.plugin.id,
@@ -282,39 +241,8 @@ fn publish(
 }
 
 fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
-    let secret = out.with_extension("key");
-    let public = out.with_extension("pub");
-    for path in [&secret, &public] {
-        if path.exists() {
-            bail!(
-                "{} exists; remove it or choose another --out",
-                path.display()
-            );
-        }
-    }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    if let Some(dir) = secret.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options
-            .open(&secret)
-            .with_context(|| format!("writing {}", secret.display()))?;
-        writeln!(f, "{}", hex::encode(key.to_bytes()))?;
-    }
+    let (key, secret, public) = crate::publish::keygen(out)?;
     let verifying = key.verifying_key();
-    std::fs::write(&public, format!("{}\n", hex::encode(verifying.as_bytes())))
-        .with_context(|| format!("writing {}", public.display()))?;
     println!(
         "publisher key {} written: {} (secret) and {} (public)",
         roster_registry::artifact::key_id(&verifying),

@@ -18,6 +18,16 @@ pub(super) fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let config = HostConfig::load(config_path)?;
+    run(config, |_| Vec::new())
+}
+
+/// Runs the service and its API until Ctrl-C or SIGTERM. `companions` starts threads that
+/// run beside it (given the service and a flag set when it stops) and returns them to be
+/// joined before the service stops.
+pub(super) fn run(
+    config: HostConfig,
+    companions: impl FnOnce(&Companion) -> Vec<std::thread::JoinHandle<()>>,
+) -> anyhow::Result<ExitCode> {
     let listen = config.listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,6 +56,11 @@ pub(super) fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             triggers.join(", ")
         );
     }
+    let companion = Companion {
+        service: service.clone(),
+        stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let threads = companions(&companion);
     let app = crate::server::router(service.clone());
     let result = runtime.block_on(async move {
         axum::serve(listener, app)
@@ -53,9 +68,24 @@ pub(super) fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             .await
     });
     println!("stopping: letting running executions finish; queued triggers stay queued");
+    companion
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
     service.stop();
     result.context("serving the API")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a thread running beside the service gets.
+#[derive(Clone)]
+pub(super) struct Companion {
+    /// The running service.
+    pub service: Arc<Service>,
+    /// Set when the service is stopping.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn stop_signal() {

@@ -300,7 +300,7 @@ fn closed_won_opens_onboarding_in_customer_experience_along_the_declared_path() 
     service.stop();
 
     // A path naming a worker that is not installed, or one with no trigger on the topic,
-    // is a configuration error: nothing starts.
+    // is a configuration error: the service does not start.
     for (bad, expected) in [
         (
             PATH.replace("to = \"customer-onboarding\"", "to = \"nobody\""),
@@ -319,7 +319,11 @@ fn closed_won_opens_onboarding_in_customer_experience_along_the_declared_path() 
             .replace(PATH, &bad);
         let path = domains.config.with_file_name("bad.toml");
         std::fs::write(&path, text).unwrap();
-        let err = HostConfig::load(&path).unwrap_err().to_string();
+        let config = HostConfig::load(&path).unwrap();
+        let err = Service::start(config, Arc::new(domains.clock.clone()))
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains(expected), "{err}");
     }
 }

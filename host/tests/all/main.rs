@@ -23,6 +23,7 @@ mod plugins;
 mod scopes;
 mod serve;
 mod serve_process;
+mod up;
 mod versions;
 
 /// Every guest program must have a test named after it: `foreach_program!` lists the

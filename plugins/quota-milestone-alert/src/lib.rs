@@ -1,9 +1,11 @@
 //! Quota Milestone Alert (template): an aggregate threshold trigger (the sum of each owner's
 //! closed-won opportunities crossing a milestone) delivers `{"group": owner, "value": sum}`;
-//! the worker congratulates the owner in-app and announces the milestone on Slack.
+//! the worker congratulates the owner in-app and announces the milestone on Slack. Each
+//! owner's milestone (in `step-percent` steps of quota) is announced once, however many
+//! triggers the same total crossed.
 
 use roster_sdk::notify::{self, Channel};
-use roster_sdk::{Event, Outcome, Worker, WorkerError};
+use roster_sdk::{Event, Outcome, Worker, WorkerError, memory};
 
 struct QuotaMilestoneAlert;
 
@@ -21,6 +23,20 @@ impl Worker for QuotaMilestoneAlert {
         }
         let quota = event.setting_number("quota").unwrap_or(100_000.0);
         let share = total / quota * 100.0;
+        let step = event
+            .setting_number("step-percent")
+            .unwrap_or(50.0)
+            .max(1.0);
+        let milestone = (share / step).floor() * step;
+        let key = format!("announced/{owner}");
+        let announced: f64 = memory::get_text(&key)?
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0);
+        if milestone <= announced {
+            return Ok(Outcome::skipped(format!(
+                "{owner}'s {announced:.0}% milestone is already announced"
+            )));
+        }
         let text = format!("{owner} has closed {total:.0} of business: {share:.0}% of quota.");
         notify::send(&notify::message(
             Channel::InApp,
@@ -37,6 +53,7 @@ impl Worker for QuotaMilestoneAlert {
                 &text,
             ))?;
         }
+        memory::set_text(&key, &milestone.to_string())?;
         Ok(Outcome::success(text))
     }
 }
