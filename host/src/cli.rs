@@ -87,6 +87,13 @@ pub enum Command {
         #[command(subcommand)]
         command: records::WorkersCommand,
     },
+    /// The offline inference models: labels, reviewed examples, calibration, and how
+    /// reviewers judged their predictions (on the data directory).
+    Models {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send events to a running service.
     Events {
         /// What to do.
@@ -240,6 +247,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve::serve(&paths.config),
         Command::Records { command } => records::records(&paths, command),
         Command::Workers { command } => records::workers(&paths, command),
+        Command::Models { json } => records::models(&paths, json),
         Command::Events { command } => remote::events(&paths.config, command),
         Command::Queue { command } => remote::queue(&paths.config, command),
         Command::Audit { command } => audit::audit(&paths, command),

@@ -8,7 +8,7 @@
 //!   ([`crate::store::models`]). It does not draft.
 //! - OpenAI-compatible chat/completions services configured by the admin under
 //!   `[inference.providers.NAME]` in `roster.toml` (URL, model, key from the environment or
-//!   the secrets file); see [`openai`].
+//!   the secrets file); see `inference/openai.rs`.
 //!
 //! Which provider a worker's models run on is the grant's choice (`provider`), else the
 //! host's `[inference] default-provider`.

@@ -726,3 +726,35 @@ fn inventory(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `roster models`: the offline models, what they learnt from and how reviewers judged
+/// their predictions.
+pub(super) fn models(cli: &Paths, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(cli)?;
+    let models = store.models()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&models)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if models.is_empty() {
+        println!("no offline models yet (workers create them when they learn or classify)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<30} {:<18} {:>9} {:>11} {:>9} {:>11}  labels",
+        "plugin", "model", "reviewed", "temperature", "predicted", "confirmed"
+    );
+    for m in &models {
+        println!(
+            "{:<30} {:<18} {:>9} {:>11.2} {:>9} {:>11}  {}",
+            m.plugin,
+            m.model,
+            m.reviewed,
+            m.temperature,
+            m.predictions,
+            m.confirmed,
+            m.labels.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -4,7 +4,7 @@
 //! recorded under the plugin, the event and its position in the execution (so a retry of
 //! the same event overwrites rather than adds). When a person decides on a held action of
 //! that event, the predictions whose label the action carries learn from the decision in
-//! the decision's own transaction ([`learn_from_decision_in`]): an approval confirms the
+//! the decision's own transaction (`learn_from_decision_in`): an approval confirms the
 //! label, an edit that replaces it with another of the prediction's labels corrects it, a
 //! rejection (or an edit that drops the label) removes its evidence. Each prediction learns
 //! from one decision only.

@@ -435,6 +435,19 @@ fn ticket_triage_learns_from_reviewers_decisions_on_held_triage() {
         predictions.iter().filter(|p| p.feedback.is_some()).count(),
         pending.len()
     );
+    // What `roster models` shows.
+    let summary = store.models().unwrap();
+    let model = summary
+        .iter()
+        .find(|m| m.model == "ticket-category")
+        .unwrap();
+    assert_eq!(model.reviewed, pending.len());
+    assert_eq!(model.predictions, reviewed.len());
+    assert_eq!(model.confirmed, pending.len() - corrected);
+    assert_eq!(
+        model.labels,
+        ["account", "billing", "cancellation", "technical"]
+    );
     // Decided tickets carry the reviewer's category.
     for approval in &pending {
         let Effect::RecordUpdate { id, .. } = &approval.proposed else {
