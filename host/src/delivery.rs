@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::capability::http::HttpClient;
 use crate::config::{HostConfig, Smtp};
 use crate::directory::Directory;
-use crate::scope::{HttpScope, Origin};
+use crate::scope::HttpScope;
 use crate::store::{OutboxEntry, Store};
 
 /// Attempts before a delivery is given up (and left failed in the delivery log).
@@ -146,22 +146,7 @@ pub fn post(
     body: Vec<u8>,
     headers: Vec<(String, String)>,
 ) -> Result<u16, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
-    let origin = format!(
-        "{}://{}:{}",
-        parsed.scheme(),
-        parsed.host_str().unwrap_or_default(),
-        parsed.port_or_known_default().unwrap_or(443)
-    );
-    let scope = HttpScope {
-        allow: vec![Origin {
-            url: origin.clone(),
-            allow_private: true,
-        }],
-        max_response_bytes: 64 * 1024,
-        max_redirects: 0,
-        timeout_ms: 10_000,
-    };
+    let (scope, origin) = HttpScope::for_configured_url(url, 64 * 1024, 0, 10_000)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     // Errors name the origin only: webhook URLs carry credentials in their path.
     http.send(

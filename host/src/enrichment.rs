@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::capability::http::HttpClient;
-use crate::scope::{HttpScope, Origin};
+use crate::scope::HttpScope;
 use crate::secrets::Secrets;
 use crate::store::{FieldValue, Store};
 
@@ -325,22 +325,8 @@ impl Enrichment {
         }
         let encoded: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
         let url = s.url.replace("{key}", &encoded);
-        let parsed = url::Url::parse(&url).map_err(|e| LookupError::Invalid(e.to_string()))?;
-        let origin = format!(
-            "{}://{}:{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or_default(),
-            parsed.port_or_known_default().unwrap_or(443)
-        );
-        let scope = HttpScope {
-            allow: vec![Origin {
-                url: origin.clone(),
-                allow_private: true,
-            }],
-            max_response_bytes: 256 * 1024,
-            max_redirects: 2,
-            timeout_ms: 10_000,
-        };
+        let (scope, origin) = HttpScope::for_configured_url(&url, 256 * 1024, 2, 10_000)
+            .map_err(LookupError::Invalid)?;
         let mut headers = vec![("accept".to_string(), "application/json".to_string())];
         match (s.auth, &p.key) {
             (Auth::Bearer, Some(k)) => {

@@ -358,6 +358,36 @@ pub struct HttpScope {
     pub timeout_ms: u64,
 }
 
+impl HttpScope {
+    /// A scope allowing exactly the origin of `url`, an address an admin configured (a
+    /// connector, a provider), so private addresses included; returns it with the origin
+    /// (`scheme://host:port`, for messages that must not show the URL's secrets).
+    pub fn for_configured_url(
+        url: &str,
+        max_response_bytes: u64,
+        max_redirects: u32,
+        timeout_ms: u64,
+    ) -> Result<(HttpScope, String), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+        let origin = format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or(443)
+        );
+        let scope = HttpScope {
+            allow: vec![Origin {
+                url: origin.clone(),
+                allow_private: true,
+            }],
+            max_response_bytes,
+            max_redirects,
+            timeout_ms,
+        };
+        Ok((scope, origin))
+    }
+}
+
 fn default_max_response_bytes() -> u64 {
     1 << 20
 }

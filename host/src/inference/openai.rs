@@ -15,29 +15,15 @@ use serde_json::{Value, json};
 
 use super::{Bounds, InferenceError, Prediction, Provider};
 use crate::capability::http::HttpClient;
-use crate::scope::{HttpScope, Origin};
+use crate::scope::HttpScope;
 
 /// The largest response accepted.
 const MAX_RESPONSE: u64 = 1 << 20;
 
 fn scope(provider: &Provider) -> Result<HttpScope, InferenceError> {
-    let url = url::Url::parse(&provider.url)
-        .map_err(|e| InferenceError::Unavailable(format!("`{}`: {e}", provider.url)))?;
-    let origin = format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or(443)
-    );
-    Ok(HttpScope {
-        allow: vec![Origin {
-            url: origin,
-            allow_private: true,
-        }],
-        max_response_bytes: MAX_RESPONSE,
-        max_redirects: 0,
-        timeout_ms: provider.timeout_ms,
-    })
+    HttpScope::for_configured_url(&provider.url, MAX_RESPONSE, 0, provider.timeout_ms)
+        .map(|(scope, _)| scope)
+        .map_err(InferenceError::Unavailable)
 }
 
 /// Sends one chat request; returns the first choice's message text.

@@ -2,7 +2,6 @@
 //! (closed-won in Revenue → onboarding in Customer Experience) and a model that learns from
 //! reviewers' decisions on held actions.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use roster_host::store::{
 use roster_host::{Grant, Manifest};
 
 use crate::approvals::held;
-use crate::serve::{T0, executions, idle};
+use crate::serve::{T0, executions, fields, idle, text};
 
 fn plugin_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,17 +88,6 @@ impl Domains {
         let config = HostConfig::load(&self.config).unwrap();
         Service::start(config, Arc::new(self.clock.clone())).unwrap()
     }
-}
-
-fn text(s: &str) -> FieldValue {
-    FieldValue::Text(s.into())
-}
-
-fn fields(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
 }
 
 fn governance(service: &Service, action: &str) -> Vec<ExecutionEntry> {

@@ -120,11 +120,11 @@ pub fn ran(service: &Service, worker: &str) -> Vec<String> {
         .collect()
 }
 
-fn text(s: &str) -> FieldValue {
+pub(crate) fn text(s: &str) -> FieldValue {
     FieldValue::Text(s.into())
 }
 
-fn fields(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
+pub(crate) fn fields(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
