@@ -414,4 +414,43 @@ mod tests {
         assert_eq!(value(&serde_json::json!({"a": 1})), None);
         assert_eq!(month(1_800_000_000_000), "2027-01");
     }
+
+    #[test]
+    fn the_rate_limit_counts_requests_in_the_last_minute_per_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("roster.redb")).unwrap();
+        let e = Enrichment::new(
+            EnrichmentConfig::default(),
+            store,
+            Arc::new(HttpClient::new().unwrap()),
+        );
+        assert!(e.take_rate("a", 2));
+        assert!(e.take_rate("a", 2));
+        assert!(
+            !e.take_rate("a", 2),
+            "the third request within the minute waits"
+        );
+        assert!(e.take_rate("b", 2), "each provider has its own limit");
+    }
+
+    #[test]
+    fn provider_settings_are_checked_whole() {
+        let settings: EnrichmentSettings = toml::from_str(
+            "[providers.x]\nurl = \"ftp://x.example/{key}\"\nauth = \"header\"\ncredits-per-month = 0\n[providers.x.map]\nemployees = \"metrics/employees\"\n",
+        )
+        .unwrap();
+        let problems = EnrichmentConfig::from_settings(&settings, &Secrets::none()).unwrap_err();
+        for expected in [
+            "use http or https",
+            "needs `header`",
+            "at least 1",
+            "not a JSON pointer",
+            "give key-env or key-secret",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{expected}: {problems:?}"
+            );
+        }
+    }
 }

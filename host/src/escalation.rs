@@ -160,18 +160,23 @@ pub struct Escalated {
     pub path: Option<EscalationPath>,
 }
 
-/// Why a signal was not delivered along a path.
+/// Why a signal was not delivered along a path; `senders` are the installed names of the
+/// emitting plugin.
 pub fn refusal(
     path: &EscalationPath,
-    from_name: Option<&str>,
+    senders: &[&str],
     payload: &serde_json::Value,
     chain: &[String],
     to_plugin: &str,
 ) -> Option<String> {
-    if !path.from.is_empty() && !from_name.is_some_and(|n| path.from.iter().any(|f| f == n)) {
+    if !path.from.is_empty() && !senders.iter().any(|n| path.from.iter().any(|f| f == n)) {
+        let who = if senders.is_empty() {
+            "a worker that is not installed".to_string()
+        } else {
+            senders.join(", ")
+        };
         return Some(format!(
-            "it was emitted by {}, not by {}",
-            from_name.unwrap_or("a worker that is not installed"),
+            "it was emitted by {who}, not by {}",
             path.from.join(" or ")
         ));
     }
@@ -237,30 +242,24 @@ mod tests {
         let ok = serde_json::json!({"account_id": "A-1"});
         let chain = vec!["roster.win-loss-logger".to_string()];
         assert_eq!(
-            refusal(
-                &p,
-                Some("win-loss-logger"),
-                &ok,
-                &chain,
-                "roster.onboarding"
-            ),
+            refusal(&p, &["win-loss-logger"], &ok, &chain, "roster.onboarding"),
             None
         );
         assert!(
-            refusal(&p, Some("deal-stage-notifier"), &ok, &chain, "x")
+            refusal(&p, &["deal-stage-notifier"], &ok, &chain, "x")
                 .unwrap()
                 .contains("not by win-loss-logger")
         );
         let lacking = serde_json::json!({"account_id": null});
         assert!(
-            refusal(&p, Some("win-loss-logger"), &lacking, &chain, "x")
+            refusal(&p, &["win-loss-logger"], &lacking, &chain, "x")
                 .unwrap()
                 .contains("account_id")
         );
         assert!(
             refusal(
                 &p,
-                Some("win-loss-logger"),
+                &["win-loss-logger"],
                 &ok,
                 &chain,
                 "roster.win-loss-logger"

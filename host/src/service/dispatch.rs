@@ -408,12 +408,12 @@ impl Dispatcher {
             };
             // The worker that emitted it, by installed name (its plugin id may be shared by
             // several installations; any of them is the sender).
-            let from_names: Vec<&String> = self
+            let senders: Vec<&str> = self
                 .shared
                 .workers
                 .iter()
                 .filter(|(_, w)| w.config.manifest.plugin.id == s.worker)
-                .map(|(n, _)| n)
+                .map(|(n, _)| n.as_str())
                 .collect();
             let paths: Vec<&crate::escalation::EscalationPath> = self
                 .shared
@@ -432,18 +432,9 @@ impl Dispatcher {
                     let Some(to_plugin) = plugin_of(&p.to) else {
                         continue;
                     };
-                    let from = from_names
-                        .iter()
-                        .find(|n| p.from.is_empty() || p.from.contains(n))
-                        .map(|n| n.as_str());
                     let empty = serde_json::Value::Null;
-                    match refusal(
-                        p,
-                        from,
-                        payload.as_ref().unwrap_or(&empty),
-                        &chain,
-                        &to_plugin,
-                    ) {
+                    let payload = payload.as_ref().unwrap_or(&empty);
+                    match refusal(p, &senders, payload, &chain, &to_plugin) {
                         Some(reason) => refuse(&p.to, Some(&p.name), reason),
                         None => receivers.push((p.to.clone(), Some(p.name.as_str()))),
                     }

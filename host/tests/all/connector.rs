@@ -25,7 +25,9 @@ pub struct Received {
 /// - `/throttle/S/name`: the first request answers 429 with `Retry-After: S`, later ones 200;
 /// - `/status/CODE/name`: always CODE;
 /// - `/hang/name`: never answers (the connection is held for 5 s, then closed);
-/// - `/company?domain=D`: a company-data answer about D (JSON), 404 for `unknown.example`.
+/// - `/company?domain=D`: a company-data answer about D (JSON), 404 for `unknown.example`;
+/// - `/v1/chat/completions`: an OpenAI-compatible model that needs `Bearer sk-test`,
+///   classifies everything as `billing` (0.93) and drafts a fixed follow-up.
 pub struct Connector {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
@@ -118,6 +120,31 @@ fn read_request(stream: &TcpStream) -> Option<Received> {
     })
 }
 
+/// The follow-up the chat model drafts.
+pub const DRAFTED: &str = "Hi, sorry we missed you today. Could we find another time this week? Pick one that suits you at https://example.com/book";
+
+fn chat_answer(request: &Received) -> (u16, String) {
+    if request.headers.get("authorization").map(String::as_str) != Some("Bearer sk-test") {
+        return (401, r#"{"error":{"message":"bad key"}}"#.to_string());
+    }
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(&request.body) else {
+        return (400, "{}".to_string());
+    };
+    let system = body["messages"][0]["content"].as_str().unwrap_or_default();
+    let content = if system.contains("You classify") {
+        r#"{"label": "billing", "confidence": 0.93}"#.to_string()
+    } else {
+        DRAFTED.to_string()
+    };
+    let answer = serde_json::json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": body["model"],
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+    });
+    (200, answer.to_string())
+}
+
 fn serve(
     mut stream: TcpStream,
     received: &Mutex<Vec<Received>>,
@@ -127,7 +154,16 @@ fn serve(
         return;
     };
     let path = request.path.clone();
+    let chat = (path == "/v1/chat/completions").then(|| chat_answer(&request));
     received.lock().unwrap().push(request);
+    if let Some((status, body)) = chat {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
     let n = {
         let mut counts = counts.lock().unwrap();
         let n = counts.entry(path.clone()).or_default();

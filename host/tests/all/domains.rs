@@ -515,3 +515,160 @@ annual_revenue = "/metrics/estimatedAnnualRevenue"
     );
     service.stop();
 }
+
+#[test]
+fn an_openai_compatible_provider_classifies_and_drafts_for_the_workers_granted_it() {
+    use test_programs_artifacts::{MEETING_NO_SHOW_FOLLOW_UP, TICKET_TRIAGE};
+    let model = crate::connector::Connector::start();
+    let host = format!(
+        "secrets-file = \"secrets.toml\"\n[inference.providers.gpt]\nurl = \"{}\"\nmodel = \"gpt-test\"\nkey-secret = \"openai\"\n",
+        model.url("/v1/chat/completions")
+    );
+    let domains = Domains::new(
+        &[
+            ("ticket-triage", "ticket-triage", TICKET_TRIAGE),
+            (
+                "meeting-no-show-follow-up",
+                "meeting-no-show-follow-up",
+                MEETING_NO_SHOW_FOLLOW_UP,
+            ),
+        ],
+        &host,
+    );
+    let dir = domains.config.parent().unwrap().to_path_buf();
+    let secrets = dir.join("secrets.toml");
+    std::fs::write(&secrets, "openai = \"sk-test\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // The admin runs both workers' models on the configured provider.
+    for name in ["ticket-triage", "meeting-no-show-follow-up"] {
+        let path = dir.join(format!("{name}.grant.toml"));
+        let grant = std::fs::read_to_string(&path).unwrap().replace(
+            "[capabilities.inference]\n",
+            "[capabilities.inference]\nprovider = \"gpt\"\n",
+        );
+        std::fs::write(&path, grant).unwrap();
+    }
+    let service = domains.start();
+    let store = service.store();
+    store
+        .create_record(
+            "ticket",
+            Some("T-1".into()),
+            Some("svc".into()),
+            fields(&[
+                ("subject", text("Charged twice on our last invoice")),
+                ("status", text("open")),
+            ]),
+            "test",
+        )
+        .unwrap();
+    store
+        .create_record(
+            "meeting",
+            Some("M-1".into()),
+            Some("ann".into()),
+            fields(&[
+                ("subject", text("Acme discovery call")),
+                ("status", text("scheduled")),
+                (
+                    "attendees",
+                    FieldValue::TextList(vec!["ann".into(), "jo@acme.example".into()]),
+                ),
+            ]),
+            "test",
+        )
+        .unwrap();
+    idle(&service);
+    store
+        .update_record(
+            "meeting",
+            "M-1",
+            &fields(&[("status", text("no-show"))]),
+            "ann",
+        )
+        .unwrap()
+        .unwrap();
+    idle(&service);
+
+    // Confident (0.93 ≥ 0.7): the categorisation is released and applied.
+    let ticket = store.get_record("ticket", "T-1").unwrap().unwrap();
+    assert_eq!(ticket.fields["category"], text("billing"));
+    let predictions = store.predictions(Some("roster.ticket-triage")).unwrap();
+    assert_eq!(predictions.len(), 1);
+    assert_eq!(predictions[0].provider, "gpt");
+    assert!((predictions[0].confidence - 0.93).abs() < 1e-6);
+    // The drafted follow-up waits for approval, as written by the model.
+    let held = held(&service, ApprovalStatus::Pending);
+    let email = held
+        .iter()
+        .find_map(|a| match &a.proposed {
+            Effect::Notify { channel, body, .. } if channel == "email" => Some(body.clone()),
+            _ => None,
+        })
+        .expect("the follow-up email is held");
+    assert_eq!(email, crate::connector::DRAFTED);
+    // What the provider received: the key, the model, the labels, the JSON format.
+    let requests = model.received_on("/v1/chat/completions");
+    assert_eq!(requests.len(), 2);
+    let classify: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(classify["model"], "gpt-test");
+    assert_eq!(classify["response_format"]["type"], "json_object");
+    assert!(
+        classify["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains(r#"["billing","technical","account","cancellation"]"#)
+    );
+    assert_eq!(
+        classify["messages"][1]["content"],
+        "Charged twice on our last invoice "
+    );
+    service.shutdown();
+
+    // A wrong key: the provider refuses, the worker's call fails `unavailable` (and is
+    // retried by its policy); nothing is categorised.
+    std::fs::write(&secrets, "openai = \"sk-wrong\"\n").unwrap();
+    let service = domains.start();
+    service
+        .store()
+        .create_record(
+            "ticket",
+            Some("T-2".into()),
+            Some("svc".into()),
+            fields(&[("subject", text("Refund please")), ("status", text("open"))]),
+            "test",
+        )
+        .unwrap();
+    // The failure is retried later (the clock does not move here): wait for the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let ran = executions(&service)
+            .into_iter()
+            .find(|e| e.worker == "ticket-triage" && e.record.as_deref() == Some("ticket/T-2"));
+        if let Some(e) = ran {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "it never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let t2 = service
+        .store()
+        .get_record("ticket", "T-2")
+        .unwrap()
+        .unwrap();
+    assert!(!t2.fields.contains_key("category"));
+    assert_eq!(failed.status, "failed", "{failed:#?}");
+    assert!(
+        failed
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("answered 401"),
+        "{failed:#?}"
+    );
+    service.stop();
+}

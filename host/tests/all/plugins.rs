@@ -153,6 +153,7 @@ fn lead(id: &str, owner: &str, status: &str, idle_days: i64) -> Record {
 
 #[test]
 pub fn stale_lead_alerter() {
+    fixture_cases(STALE_LEAD_ALERTER, "stale-lead-alerter");
     runtime()
         .store()
         .put_records(&[

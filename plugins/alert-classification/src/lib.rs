@@ -67,7 +67,12 @@ impl Worker for AlertClassification {
         if memory::get_text(SEED_KEY)?.is_none() {
             for (text, label) in SEED {
                 if categories.iter().any(|c| c == label) {
-                    inference::learn(MODEL, text, label)?;
+                    match inference::learn(MODEL, text, label) {
+                        Ok(()) => {}
+                        // A provider that does not learn examples needs no seed.
+                        Err(WorkerError::Unavailable(_)) => break,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             memory::set_text(SEED_KEY, "done")?;

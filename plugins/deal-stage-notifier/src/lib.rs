@@ -1,6 +1,6 @@
 //! Deal Stage Notifier (template): when an opportunity's stage changes to one of the watched
-//! stages, tells its owner in-app and, for opportunities worth at least `min-amount`, posts
-//! the move to the Slack channel.
+//! stages (negotiation, by default), alerts the sales manager and the deal's owner in-app
+//! and, for opportunities worth at least `min-amount`, posts the move to the Slack channel.
 
 use roster_sdk::notify::{self, Channel};
 use roster_sdk::{Event, Outcome, Value, Worker, WorkerError};
@@ -24,14 +24,21 @@ impl Worker for DealStageNotifier {
         let amount = deal.number("amount").unwrap_or(0.0);
         let text = format!("{name} moved from {from} to {to} ({amount:.0})");
         let mut told = Vec::new();
-        if let Some(owner) = &deal.owner {
+        let manager = event.setting_text("manager").unwrap_or_default();
+        let people: Vec<&str> = deal
+            .owner
+            .as_deref()
+            .into_iter()
+            .chain((!manager.is_empty()).then_some(manager.as_str()))
+            .collect();
+        for person in people {
             notify::send(&notify::message(
                 Channel::InApp,
-                &[owner.as_str()],
+                &[person],
                 Some("Deal stage changed"),
                 &text,
             ))?;
-            told.push(owner.clone());
+            told.push(person.to_string());
         }
         let channel = event.setting_text("slack-channel").unwrap_or_default();
         if !channel.is_empty() && amount >= event.setting_number("min-amount").unwrap_or(0.0) {

@@ -1,4 +1,4 @@
-//! Duplicate Merger (template): on its schedule, groups active contacts by email address
+//! Duplicate Merger (template): weekly, groups active contacts by email address
 //! (trimmed, case ignored) and, for each group of two or more, proposes a merge plan: the
 //! most complete contact survives (oldest id on a tie) and gains the details it lacks from
 //! the others (phone, title, account); the others are marked `merged` into it. Each step

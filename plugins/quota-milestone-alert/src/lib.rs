@@ -1,8 +1,8 @@
 //! Quota Milestone Alert (template): an aggregate threshold trigger (the sum of each owner's
 //! closed-won opportunities crossing a milestone) delivers `{"group": owner, "value": sum}`;
-//! the worker congratulates the owner in-app and announces the milestone on Slack. Each
-//! owner's milestone (in `step-percent` steps of quota) is announced once, however many
-//! triggers the same total crossed.
+//! the worker congratulates the owner in-app and announces the milestone on Slack. The
+//! milestones are shares of `quota` (`milestones`, 80% and 100% by default); each owner's
+//! milestone is announced once, however many triggers the same total crossed.
 
 use roster_sdk::notify::{self, Channel};
 use roster_sdk::{Event, Outcome, Worker, WorkerError, memory};
@@ -23,11 +23,19 @@ impl Worker for QuotaMilestoneAlert {
         }
         let quota = event.setting_number("quota").unwrap_or(100_000.0);
         let share = total / quota * 100.0;
-        let step = event
-            .setting_number("step-percent")
-            .unwrap_or(50.0)
-            .max(1.0);
-        let milestone = (share / step).floor() * step;
+        let reached = event
+            .setting_list("milestones")
+            .iter()
+            .filter_map(|m| m.trim_end_matches('%').trim().parse::<f64>().ok())
+            .filter(|m| *m <= share)
+            .fold(None, |best: Option<f64>, m| {
+                Some(best.map_or(m, |b| b.max(m)))
+            });
+        let Some(milestone) = reached else {
+            return Ok(Outcome::skipped(format!(
+                "{owner} is at {share:.0}% of quota: no milestone reached"
+            )));
+        };
         let key = format!("announced/{owner}");
         let announced: f64 = memory::get_text(&key)?
             .and_then(|t| t.parse().ok())
@@ -37,7 +45,9 @@ impl Worker for QuotaMilestoneAlert {
                 "{owner}'s {announced:.0}% milestone is already announced"
             )));
         }
-        let text = format!("{owner} has closed {total:.0} of business: {share:.0}% of quota.");
+        let text = format!(
+            "{owner} has closed {total:.0} of business: {share:.0}% of quota, past the {milestone:.0}% milestone."
+        );
         notify::send(&notify::message(
             Channel::InApp,
             &[owner.as_str()],

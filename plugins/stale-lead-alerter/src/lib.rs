@@ -29,7 +29,7 @@ fn payload_setting(payload: Option<&str>, key: &str) -> Option<i64> {
 
 impl Worker for StaleLeadAlerter {
     fn handle(event: Event) -> Result<Outcome, WorkerError> {
-        let days = setting(&event, "days", 14).clamp(1, 365);
+        let days = setting(&event, "days", 7).clamp(1, 365);
         let limit = setting(&event, "limit", 200).clamp(1, 1000) as u32;
         let cutoff = event.occurred_at - days * DAY_MS;
 

@@ -45,8 +45,15 @@ fn seed(categories: &[String]) -> Result<u32, WorkerError> {
     let mut taught = 0;
     for (text, label) in SEED {
         if categories.iter().any(|c| c == label) {
-            inference::learn(MODEL, text, label)?;
-            taught += 1;
+            match inference::learn(MODEL, text, label) {
+                Ok(()) => taught += 1,
+                // A provider that does not learn examples (a hosted model) needs no seed.
+                Err(WorkerError::Unavailable(why)) => {
+                    log::info(&format!("no seed taught: {why}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     memory::set_text(SEED_KEY, "done")?;
@@ -70,7 +77,14 @@ fn learn_from_history(categories: &[String]) -> Result<Outcome, WorkerError> {
         if !categories.iter().any(|c| c == category) || memory::get_text(&key)?.is_some() {
             continue;
         }
-        inference::learn(MODEL, &ticket_text(t), category)?;
+        if let Err(e) = inference::learn(MODEL, &ticket_text(t), category) {
+            return match e {
+                WorkerError::Unavailable(why) => Ok(Outcome::skipped(format!(
+                    "the model does not learn examples here: {why}"
+                ))),
+                other => Err(other),
+            };
+        }
         memory::set_text(&key, category)?;
         learnt += 1;
     }

@@ -1,6 +1,6 @@
 //! Win/Loss Logger (template): when an opportunity's stage becomes `closed-won` or
-//! `closed-lost`, logs a note on it (amount, reason), asks the owner in-app when the reason
-//! is missing, and emits `revenue.closed-won` / `revenue.closed-lost` with the deal's
+//! `closed-lost`, logs a note on it (amount, reason), tells leadership in-app, asks the
+//! owner in-app when the reason is missing, and emits `revenue.closed-won` / `revenue.closed-lost` with the deal's
 //! account, amount and owner for the workers of other domains (customer onboarding).
 
 use roster_sdk::json::{self, Json};
@@ -18,7 +18,7 @@ impl Worker for WinLossLogger {
             "closed-lost" => (false, "loss_reason"),
             _ => return Ok(Outcome::skipped(format!("stage `{stage}` is not closed"))),
         };
-        if !event.changed("stage") {
+        if !event.changed("stage") && !event.changed("status") {
             return Ok(Outcome::skipped("the stage did not change"));
         }
         let name = deal.text("name").unwrap_or(&deal.id);
@@ -45,6 +45,15 @@ impl Worker for WinLossLogger {
                     "{name} closed {stage}; add the {} so the team can learn from it.",
                     reason_field.replace('_', " ")
                 ),
+            ))?;
+        }
+        let leadership = event.setting_text("leadership").unwrap_or_default();
+        if !leadership.is_empty() {
+            notify::send(&notify::message(
+                Channel::InApp,
+                &[leadership.as_str()],
+                Some(&format!("{verdict}: {name}")),
+                &body,
             ))?;
         }
         let topic = if won {
