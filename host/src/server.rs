@@ -139,6 +139,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/queue", get(queue))
         .route("/v1/workers", get(workers))
         .route("/v1/inventory", get(inventory))
+        .route("/v1/models", get(models))
         .route("/v1/workers/{name}/pause", post(pause_worker))
         .route("/v1/workers/{name}/resume", post(resume_worker))
         .route("/v1/kill", post(kill))
@@ -537,6 +538,14 @@ async fn inventory(
     authorize_host(&api, &headers, Operation::InventoryView)?;
     let workers = blocking(move || Ok(api.service.inventory(&filter)?)).await?;
     Ok(Json(json!({ "workers": workers })))
+}
+
+/// The offline models: what reviewers taught them and how they judged their predictions
+/// (part of the workers' accuracy record, so readable by whoever sees the inventory).
+async fn models(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    authorize_host(&api, &headers, Operation::InventoryView)?;
+    let models = blocking(move || Ok(api.service.store().models()?)).await?;
+    Ok(Json(json!({ "models": models })))
 }
 
 /// A pause or resume request.

@@ -150,6 +150,7 @@ fn operations() -> Vec<(
         ("queue.view", "GET", "/v1/queue", "", ALL),
         ("workers.list", "GET", "/v1/workers", "", ALL),
         ("inventory.view", "GET", "/v1/inventory", "", ALL),
+        ("inventory.view", "GET", "/v1/models", "", ALL),
         ("executions.view", "GET", "/v1/executions", "", ALL),
         ("alerts.view", "GET", "/v1/alerts", "", ALL),
         ("records.get", "GET", "/v1/records/lead/L-1", "", READERS),

@@ -127,6 +127,12 @@ fn roster_up_runs_the_worker_library_on_the_demo_business_and_resumes() {
     let (status, body) = http(port, "GET", "/v1/approvals?status=pending", &auth, b"").unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"pending\""), "{body}");
+    let (status, body) = http(port, "GET", "/v1/models", &auth, b"").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("ticket-category") || body.contains("alert-category"),
+        "{body}"
+    );
     let (status, body) = http(port, "POST", "/v1/audit/verify", &auth, b"").unwrap();
     assert_eq!(status, 200, "{body}");
     let (status, output) = up.interrupt();
