@@ -273,10 +273,16 @@ fn domain_set(domains: &[&str]) -> RestrictedExpression {
     )
 }
 
+/// An account's entity, named by its canonical id, so that `Ann@Example.com` and
+/// `ann@example.com` are one principal wherever the policies compare them.
+fn account_uid(id: &str) -> EntityUid {
+    uid("Roster::Account", &crate::store::canonical_id(id))
+}
+
 fn account_set(ids: &[String]) -> RestrictedExpression {
     RestrictedExpression::new_set(
         ids.iter()
-            .map(|id| RestrictedExpression::new_entity_uid(uid("Roster::Account", id))),
+            .map(|id| RestrictedExpression::new_entity_uid(account_uid(id))),
     )
 }
 
@@ -377,7 +383,7 @@ impl Access {
     ) -> Result<Authorization, String> {
         let mut entities = Vec::new();
         let mut domains: HashSet<String> = HashSet::new();
-        let principal = uid("Roster::Account", &account.id);
+        let principal = account_uid(&account.id);
         let mut parents = HashSet::new();
         let mut scoped: HashMap<&str, Vec<&str>> = HashMap::new();
         for grant in &account.roles {
@@ -548,13 +554,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn shipped_policies_validate() {
-        let access = Access::builtin().unwrap();
-        // Every operation is an action of the schema: an admin may perform each on some
-        // resource (a request the schema refuses is never allowed).
-        let admin = account(&["admin"]);
-        let resources = [
+    /// One resource of each kind, none with owners.
+    fn every_kind_of_resource() -> [Resource; 4] {
+        [
             Resource::Host,
             Resource::Domain("revenue".into()),
             worker(&[]),
@@ -564,7 +566,16 @@ mod tests {
                 domain: "revenue".into(),
                 owners: vec![],
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn shipped_policies_validate() {
+        let access = Access::builtin().unwrap();
+        // Every operation is an action of the schema: an admin may perform each on some
+        // resource (a request the schema refuses is never allowed).
+        let admin = account(&["admin"]);
+        let resources = every_kind_of_resource();
         for op in Operation::ALL {
             assert!(
                 resources
@@ -613,6 +624,60 @@ mod tests {
         let both = account(&["admin", "reviewer@cx"]);
         let verdict = access.decide(&both, Operation::GrantsChange, &worker(&[]));
         assert_eq!(verdict.policies, ["reviewers-never-change-grants"]);
+    }
+
+    /// The role table of docs/security-model.md, rendered from the shipped policies: what
+    /// each host-wide role may do on some resource.
+    fn rendered_role_table(access: &Access) -> String {
+        let resources = every_kind_of_resource();
+        let mut table = format!("| operation | {} |\n", ROLES.join(" | "));
+        table.push_str(&format!("| --- |{}\n", " :-: |".repeat(ROLES.len())));
+        for op in Operation::ALL {
+            let cells: Vec<&str> = ROLES
+                .iter()
+                .map(|role| {
+                    let who = account(&[role]);
+                    let allowed = resources.iter().any(|r| access.decide(&who, op, r).allowed);
+                    if allowed { "yes" } else { "" }
+                })
+                .collect();
+            table.push_str(&format!("| `{}` | {} |\n", op.as_str(), cells.join(" | ")));
+        }
+        table
+    }
+
+    #[test]
+    fn the_documented_role_table_is_what_the_policies_decide() {
+        let access = Access::builtin().unwrap();
+        let rendered = rendered_role_table(&access);
+        let docs = include_str!("../../docs/security-model.md");
+        let documented = docs
+            .split_once("<!-- role-table:start -->\n")
+            .and_then(|(_, rest)| rest.split_once("<!-- role-table:end -->"))
+            .map(|(table, _)| table)
+            .expect("docs/security-model.md holds the role table between its markers");
+        assert_eq!(
+            documented, rendered,
+            "docs/security-model.md's role table disagrees with the policies; the policies \
+             decide:\n{rendered}"
+        );
+    }
+
+    #[test]
+    fn identities_are_compared_case_insensitively() {
+        let access = Access::builtin().unwrap();
+        let approval = Resource::Approval {
+            id: "a".into(),
+            worker: "w".into(),
+            domain: "revenue".into(),
+            owners: vec!["Ann@Example.COM".into()],
+        };
+        let verdict = access.decide(
+            &account(&["reviewer"]),
+            Operation::ApprovalDecide,
+            &approval,
+        );
+        assert_eq!(verdict.policies, ["no-self-approval"]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! (`link`), how a grant's scope is checked on every call (inside each host function,
 //! through the [`crate::gate::Gate`]), and which backend it talks to
 //! ([`crate::state::Services`]). The baseline (`link_baseline`) is what every worker gets:
-//! WASI with no files, environment or network, the shared type interfaces and logging.
+//! WASI with no files, environment or network and every wait bounded by the execution
+//! ([`wasi`]), the shared type interfaces and logging.
 
 /// Inside a host function: unwraps a plugin-level result, or returns its WIT error to the
 /// plugin (never as a trap).
@@ -26,6 +27,7 @@ mod notify;
 pub(crate) mod records;
 mod review;
 mod signals;
+mod wasi;
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -35,7 +37,7 @@ use crate::state::HostState;
 
 /// Links what every worker may import.
 pub(crate) fn link_baseline(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasi::link(linker)?;
     roster::types::types::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     roster::worker::types::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     roster::logging::logging::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
@@ -72,8 +74,3 @@ pub(crate) fn link(linker: &mut Linker<HostState>, cap: CapabilityName) -> wasmt
 
 impl roster::types::types::Host for HostState {}
 impl roster::worker::types::Host for HostState {}
-
-/// The size of a string argument, for the payload limit.
-pub(crate) fn len(s: &str) -> u64 {
-    s.len() as u64
-}

@@ -12,7 +12,7 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 
 use crate::error::Error;
 use crate::event::{EventInput, event_size};
-use crate::gate::{Gate, Mode, describe};
+use crate::gate::{Gate, Mode, bounded_text, describe};
 use crate::limits::LimitExceeded;
 use crate::loader::LoadedWorker;
 use crate::report::{ExecutionReport, OutcomeReport, Status};
@@ -30,8 +30,15 @@ fn limit_status(hit: LimitExceeded) -> Status {
         LimitExceeded::Table { .. } => Status::TableLimit,
         LimitExceeded::Actions { .. } => Status::ActionLimit,
         LimitExceeded::HostCalls { .. } => Status::HostCallLimit,
-        LimitExceeded::CallBytes { .. } => Status::PayloadLimit,
+        LimitExceeded::CallBytes { .. } | LimitExceeded::ListLength { .. } => Status::PayloadLimit,
     }
+}
+
+/// A new execution id: a UUIDv7 at `now_ms`.
+fn execution_id(now_ms: i64) -> String {
+    let ms = u64::try_from(now_ms).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+    uuid::Uuid::new_v7(ts).to_string()
 }
 
 /// The status and message of a trap.
@@ -52,19 +59,6 @@ fn classify(error: &wasmtime::Error, limiter_hit: Option<LimitExceeded>) -> (Sta
         return (status, trap.to_string());
     }
     (Status::Trapped, format!("{error:#}"))
-}
-
-/// `text` cut to at most `max` bytes (on a character boundary), marked when cut.
-fn truncated(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str(" [truncated]");
-    }
-    text
 }
 
 /// A Rust panic's location and message, from what the guest printed to standard error.
@@ -142,7 +136,9 @@ impl LoadedWorker {
     ) -> Result<ExecutionReport, Error> {
         let ctx = &self.context;
         let limits = ctx.limits;
-        let execution_id = uuid::Uuid::now_v7().to_string();
+        // The id carries the host clock's time, like the execution log's entries, so an
+        // action id (`execution-id/index`) leads back to its entry.
+        let execution_id = execution_id(ctx.services.store.clock().now_ms());
         let event_id = input.id.clone().unwrap_or_else(|| execution_id.clone());
         let idempotency_scope = format!(
             "{}@{}\u{1f}{}",
@@ -185,6 +181,8 @@ impl LoadedWorker {
         });
         store.set_epoch_deadline(1);
 
+        // Every string the worker can put into the report is cut to this size.
+        let max_text = usize::try_from(limits.call_bytes).unwrap_or(usize::MAX);
         let mut outcome = None;
         let mut error = None;
         let mut backtrace = None;
@@ -196,7 +194,7 @@ impl LoadedWorker {
                 } else {
                     status
                 };
-                error = Some(message);
+                error = Some(bounded_text(message, max_text));
                 status
             }
             Ok(worker) => match worker
@@ -212,19 +210,21 @@ impl LoadedWorker {
                     };
                     outcome = Some(OutcomeReport {
                         status,
-                        summary: truncated(o.summary, limits.call_bytes as usize),
+                        summary: bounded_text(o.summary, max_text),
                         confidence: o.confidence.map(|c| c.clamp(0.0, 1.0)),
                     });
                     status
                 }
                 Ok(Err(e)) => {
-                    error = Some(describe(&e));
+                    error = Some(bounded_text(describe(&e), max_text));
                     Status::Failed
                 }
                 Err(e) => {
                     let (status, message) = classify(&e, store.data().limiter.hit);
-                    backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
-                    error = Some(message);
+                    backtrace = e
+                        .downcast_ref::<WasmBacktrace>()
+                        .map(|bt| bounded_text(bt.to_string(), max_text));
+                    error = Some(bounded_text(message, max_text));
                     status
                 }
             },
@@ -286,7 +286,10 @@ mod tests {
 
     #[test]
     fn long_summaries_are_cut_on_a_character_boundary() {
-        assert_eq!(truncated("héllo".into(), 2), "h [truncated]");
-        assert_eq!(truncated("short".into(), 10), "short");
+        assert_eq!(
+            bounded_text("héllo".into(), 2),
+            "h [truncated from 6 bytes]"
+        );
+        assert_eq!(bounded_text("short".into(), 10), "short");
     }
 }

@@ -227,6 +227,8 @@ pub struct Gate {
     host_calls: u32,
     actions: u32,
     log: Vec<ActionRecord>,
+    /// The bytes of targets and inputs the log holds (counted against its budget).
+    log_bytes: usize,
 }
 
 impl Gate {
@@ -247,6 +249,7 @@ impl Gate {
             host_calls: 0,
             actions: 0,
             log: Vec::new(),
+            log_bytes: 0,
         }
     }
 
@@ -256,9 +259,10 @@ impl Gate {
         self
     }
 
-    /// Counts a host call that passes `bytes` of arguments; an `Err` is a trap that ends the
-    /// execution (the worker was paused, host-call limit or payload limit).
-    pub fn enter(&mut self, bytes: u64) -> wasmtime::Result<()> {
+    /// Counts a host call that passes `payload` as arguments; an `Err` is a trap that ends
+    /// the execution (the worker was paused, host-call limit, payload limit or a list
+    /// longer than [`MAX_LIST_ELEMENTS`]).
+    pub fn enter(&mut self, payload: Payload) -> wasmtime::Result<()> {
         if self
             .halt
             .as_ref()
@@ -272,9 +276,15 @@ impl Gate {
                 limit: self.limits.host_calls,
             }));
         }
-        if bytes > self.limits.call_bytes {
+        if payload.longest > MAX_LIST_ELEMENTS {
+            return Err(wasmtime::Error::new(LimitExceeded::ListLength {
+                len: payload.longest as u64,
+                limit: MAX_LIST_ELEMENTS as u64,
+            }));
+        }
+        if payload.bytes > self.limits.call_bytes {
             return Err(wasmtime::Error::new(LimitExceeded::CallBytes {
-                size: bytes,
+                size: payload.bytes,
                 limit: self.limits.call_bytes,
             }));
         }
@@ -283,7 +293,7 @@ impl Gate {
 
     /// Records a denial; returns the error to give the plugin.
     pub fn deny(&mut self, call: Call, reason: impl Into<String>) -> WitError {
-        let reason = reason.into();
+        let reason = bounded_text(reason.into(), MAX_RECORD_TEXT);
         tracing::info!(
             capability = call.capability,
             operation = call.operation,
@@ -493,13 +503,44 @@ impl Gate {
             .as_ref()
             .map(|p| hex::encode(Sha256::digest(p.to_string().as_bytes())));
         let proposal = call.proposal.filter(|_| self.mode == Mode::DryRun);
+        // What a record keeps of the worker's strings is bounded, and once the log has
+        // used its budget a record keeps only what was called and how it ended.
+        let full = self.log_bytes < ACTION_LOG_BUDGET;
+        let text_cap = if full {
+            MAX_RECORD_TEXT
+        } else {
+            MAX_RECORD_TEXT_OVER_BUDGET
+        };
+        let target = bounded_text(call.target, text_cap);
+        let input = if full {
+            bounded_input(call.input)
+        } else {
+            serde_json::Value::Null
+        };
+        let result = match result {
+            ActionResult::Denied { reason } => ActionResult::Denied {
+                reason: bounded_text(reason, text_cap),
+            },
+            ActionResult::Failed { error } => ActionResult::Failed {
+                error: bounded_text(error, text_cap),
+            },
+            other => other,
+        };
+        let reason = match &result {
+            ActionResult::Denied { reason } => reason.len(),
+            ActionResult::Failed { error } => error.len(),
+            _ => 0,
+        };
+        self.log_bytes = self.log_bytes.saturating_add(
+            RECORD_OVERHEAD + target.len() + reason + json_size(&input, MAX_RECORD_INPUT),
+        );
         self.log.push(ActionRecord {
             id,
             capability: call.capability,
             operation: call.operation,
             kind: call.kind,
-            target: call.target,
-            input: call.input,
+            target,
+            input,
             result,
             idempotency_key: call.key,
             replayed: call.replayed,
@@ -508,6 +549,116 @@ impl Gate {
             proposal,
         });
     }
+}
+
+/// The most elements one list argument of a host call may have (fields, filters,
+/// headers, recipients, labels, the items of a text list).
+pub const MAX_LIST_ELEMENTS: usize = 1_000;
+
+/// The bytes counted for every element of a list crossing the boundary, on top of its
+/// contents: an empty element still costs the host memory to lift and to describe.
+pub const ELEMENT_BYTES: u64 = 16;
+
+/// The most bytes of a worker's text (a target, a reason, an error) one action record
+/// keeps.
+const MAX_RECORD_TEXT: usize = 1024;
+/// The same, once the action log has used its budget.
+const MAX_RECORD_TEXT_OVER_BUDGET: usize = 128;
+/// The most bytes of inputs one action record keeps; larger inputs are summarised.
+const MAX_RECORD_INPUT: usize = 4096;
+/// The bytes of targets and inputs an execution's action log keeps in full; past it,
+/// records keep what was called and how it ended.
+const ACTION_LOG_BUDGET: usize = 1 << 20;
+/// What a record costs besides its target and inputs.
+const RECORD_OVERHEAD: usize = 128;
+
+/// The size of a host call's arguments, as the payload limit counts it: the bytes of
+/// every string and byte list, [`ELEMENT_BYTES`] for every list element, and the
+/// longest list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Payload {
+    bytes: u64,
+    longest: usize,
+}
+
+impl Payload {
+    /// Adds a string (or any run of `n` bytes).
+    pub fn bytes(mut self, n: usize) -> Payload {
+        self.bytes = self.bytes.saturating_add(n as u64);
+        self
+    }
+
+    /// Adds a string.
+    pub fn text(self, s: &str) -> Payload {
+        self.bytes(s.len())
+    }
+
+    /// Adds a list, each element measured by `each`.
+    pub fn list<T>(mut self, items: &[T], each: impl Fn(Payload, &T) -> Payload) -> Payload {
+        self.longest = self.longest.max(items.len());
+        let per_element = ELEMENT_BYTES.saturating_mul(items.len() as u64);
+        self.bytes = self.bytes.saturating_add(per_element);
+        items.iter().fold(self, each)
+    }
+
+    /// Adds a list of strings.
+    pub fn texts(self, items: &[String]) -> Payload {
+        self.list(items, |p, s| p.text(s))
+    }
+
+    /// The bytes counted.
+    pub fn size(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, saying how much was cut.
+pub fn bounded_text(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let total = text.len();
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(&format!(" [truncated from {total} bytes]"));
+    }
+    text
+}
+
+/// `input` if its JSON is small, else a summary saying how large it was.
+fn bounded_input(input: serde_json::Value) -> serde_json::Value {
+    let size = json_size(&input, MAX_RECORD_INPUT + 1);
+    if size <= MAX_RECORD_INPUT {
+        return input;
+    }
+    let preview = bounded_text(input.to_string(), MAX_RECORD_TEXT);
+    serde_json::json!({ "truncated": true, "preview": preview })
+}
+
+/// Roughly how many bytes `value` takes as JSON, counting no further than `stop`.
+fn json_size(value: &serde_json::Value, stop: usize) -> usize {
+    use serde_json::Value as J;
+    let mut size = 0usize;
+    let mut pending = vec![value];
+    while let Some(v) = pending.pop() {
+        size = size.saturating_add(match v {
+            J::Null | J::Bool(_) | J::Number(_) => 8,
+            J::String(s) => s.len() + 2,
+            J::Array(items) => {
+                pending.extend(items);
+                2 + items.len()
+            }
+            J::Object(map) => {
+                pending.extend(map.values());
+                2 + map.keys().map(|k| k.len() + 4).sum::<usize>()
+            }
+        });
+        if size >= stop {
+            break;
+        }
+    }
+    size
 }
 
 /// `kind: reason` for an error given to a plugin.
@@ -606,9 +757,9 @@ mod tests {
         let halt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut gate = Gate::new("x".into(), "s".into(), Limits::default(), Mode::Live)
             .with_halt(halt.clone());
-        assert!(gate.enter(1).is_ok());
+        assert!(gate.enter(Payload::default().bytes(1)).is_ok());
         halt.store(true, std::sync::atomic::Ordering::SeqCst);
-        let err = gate.enter(1).unwrap_err();
+        let err = gate.enter(Payload::default().bytes(1)).unwrap_err();
         assert_eq!(err.downcast_ref::<Halted>(), Some(&Halted));
     }
 
@@ -620,8 +771,53 @@ mod tests {
             ..Limits::default()
         };
         let mut gate = Gate::new("x".into(), "scope".into(), limits, Mode::Live);
-        assert!(gate.enter(10).is_ok());
-        assert!(gate.enter(11).is_err());
-        assert!(gate.enter(0).is_err());
+        assert!(gate.enter(Payload::default().bytes(10)).is_ok());
+        assert!(gate.enter(Payload::default().bytes(11)).is_err());
+        assert!(gate.enter(Payload::default()).is_err());
+    }
+
+    #[test]
+    fn every_list_element_counts_and_lists_are_capped() {
+        let empty = vec![String::new(); 100];
+        assert_eq!(Payload::default().texts(&empty).size(), 100 * ELEMENT_BYTES);
+        let mut gate = Gate::new("x".into(), "s".into(), Limits::default(), Mode::Live);
+        let long = vec![String::new(); MAX_LIST_ELEMENTS + 1];
+        let err = gate.enter(Payload::default().texts(&long)).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<LimitExceeded>(),
+            Some(LimitExceeded::ListLength { .. })
+        ));
+        let nested = Payload::default().list(&[(), ()], |p, _| p.texts(&long[..5]));
+        assert_eq!(nested.longest, 5);
+        assert_eq!(nested.size(), 12 * ELEMENT_BYTES);
+    }
+
+    #[test]
+    fn what_a_record_keeps_of_a_worker_is_bounded() {
+        let mut gate = Gate::new("x".into(), "s".into(), Limits::default(), Mode::Live);
+        for _ in 0..2000 {
+            let huge = Call::new(
+                "records",
+                "create",
+                ActionKind::Effect,
+                "t".repeat(100_000),
+                json!({ "fields": vec!["f".repeat(1000); 100] }),
+            );
+            gate.deny(huge, "r".repeat(100_000));
+        }
+        let sizes: Vec<usize> = gate
+            .log()
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap().len())
+            .collect();
+        let kept: usize = sizes.iter().sum();
+        // 400 MB of worker strings; what is kept is the budget plus a few hundred bytes a
+        // record once it is spent.
+        assert!(kept < 3 << 20, "the log keeps {kept} bytes");
+        assert!(sizes[1999] < 600, "{}", sizes[1999]);
+        let first = &gate.log()[0];
+        assert!(first.target.ends_with("[truncated from 100000 bytes]"));
+        assert_eq!(first.input["truncated"], json!(true));
+        assert!(matches!(&first.result, ActionResult::Denied { reason } if reason.len() < 1100));
     }
 }

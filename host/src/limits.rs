@@ -188,6 +188,14 @@ pub enum LimitExceeded {
         /// The limit.
         limit: u32,
     },
+    /// A host call passed a list longer than [`crate::gate::MAX_LIST_ELEMENTS`].
+    #[error("a host call passed a list of {len} elements, more than the limit of {limit}")]
+    ListLength {
+        /// The list's length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A host call passed more than [`Limits::call_bytes`].
     #[error("a host call passed {size} bytes, more than the limit of {limit}")]
     CallBytes {

@@ -180,7 +180,8 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={digest}")
 }
 
-fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+/// Checks a webhook's signature; returns the signature's bytes, which name the delivery.
+fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<u8>> {
     let config = api.service.config();
     let Some(secret) = &config.webhook_secret else {
         return Err(ApiError::new(
@@ -195,7 +196,8 @@ fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| unauthorized("missing or malformed x-roster-timestamp"))?;
     let now_s = api.service.runtime().store().clock().now_ms() / 1000;
-    if (now_s - timestamp).unsigned_abs() > config.webhook_tolerance_s {
+    let skew = now_s.checked_sub(timestamp).map(i64::unsigned_abs);
+    if skew.is_none_or(|s| s > config.webhook_tolerance_s) {
         return Err(unauthorized("the signature is too old or from the future"));
     }
     let given = headers
@@ -207,17 +209,20 @@ fn verify_signature(api: &Api, headers: &HeaderMap, body: &[u8]) -> ApiResult<()
     mac(secret, timestamp, body)
         .ok_or_else(|| ApiError::internal("bad webhook secret"))?
         .verify_slice(&given)
-        .map_err(|_| unauthorized("the signature does not match"))
+        .map_err(|_| unauthorized("the signature does not match"))?;
+    Ok(given)
 }
 
 /// The account a request acts as: the holder of a stored token, or `root` for the
 /// bootstrap token. A request without a valid token is refused with 401.
 fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or_default();
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API token");
     if given.is_empty() {
@@ -299,9 +304,33 @@ fn authorize_worker(
     worker: &str,
 ) -> ApiResult<Account> {
     let account = authenticate(api, headers)?;
-    let resource = api.service.worker_resource(worker)?;
+    let resource = found(
+        api,
+        &account,
+        Operation::WorkersList,
+        api.service.worker_resource(worker),
+    )?;
     permit(api, &account, operation, &resource)?;
     Ok(account)
+}
+
+/// The resource a request names, or why not: an unknown worker or held action is a 404
+/// only for an account that may list them; anyone else gets the same 403 as for one that
+/// exists, so a request cannot learn what exists by its answer.
+fn found(
+    api: &Api,
+    account: &Account,
+    list: Operation,
+    resource: Result<Resource, Error>,
+) -> ApiResult<Resource> {
+    match resource {
+        Ok(resource) => Ok(resource),
+        Err(e @ (Error::UnknownWorker(_) | Error::NotFound(_))) => {
+            permit(api, account, list, &Resource::Host)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A JSON request body, or a 400 saying what is wrong with it.
@@ -323,13 +352,18 @@ async fn receive_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    verify_signature(&api, &headers, &body)?;
-    let event: EventSubmission = if body.is_empty() {
+    let signature = verify_signature(&api, &headers, &body)?;
+    let mut event: EventSubmission = if body.is_empty() {
         EventSubmission::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))?
     };
+    // A delivery without an id is named by its signature (over its timestamp and body),
+    // so the same signed delivery sent again within the tolerance is a duplicate.
+    if event.id.is_none() {
+        event.id = Some(format!("sig-{}", hex::encode(&signature[..16])));
+    }
     let (accepted, duplicate) =
         blocking(move || Ok(api.service.accept_event(&name, event)?)).await?;
     let status = if duplicate {
@@ -408,20 +442,42 @@ async fn search_audit(
     Ok(Json(json!({ "entries": entries })))
 }
 
-/// A response body fed from a channel, so a long export streams as it is read.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+/// A piece of a streamed response.
+enum Piece {
+    /// More of the body.
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// The body cannot be completed; why.
+    Failed(String),
+}
+
+/// A response body fed from a channel, so a long export streams as it is read. Unless
+/// the producer says the body is complete, the response ends without its last chunk (a
+/// failure, or a producer that stopped), so the client sees a cut transfer instead of a
+/// complete-looking export.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Piece>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+        use std::task::Poll;
+        match self.0.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Piece::Data(b))) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            Poll::Ready(Some(Piece::End)) => Poll::Ready(None),
+            Poll::Ready(Some(Piece::Failed(why))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(why))))
+            }
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
+                "the export stopped before it was complete",
+            )))),
+        }
     }
 }
 
@@ -441,7 +497,7 @@ async fn export_audit(
             )));
         }
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
     tokio::task::spawn_blocking(move || {
         let store = api.service.store();
         let line = |fields: Vec<String>| -> Bytes {
@@ -454,7 +510,7 @@ async fn export_audit(
                 .iter()
                 .map(|c| c.to_string())
                 .collect();
-            if tx.blocking_send(line(header)).is_err() {
+            if tx.blocking_send(Piece::Data(line(header))).is_err() {
                 return;
             }
         }
@@ -464,11 +520,16 @@ async fn export_audit(
             } else {
                 Bytes::from(format!("{}\n", crate::store::export_item(e.seq, raw, hash)))
             };
-            tx.blocking_send(chunk).is_ok()
+            tx.blocking_send(Piece::Data(chunk)).is_ok()
         });
-        if let Err(e) = result {
-            tracing::error!("exporting the audit trail: {e}");
-        }
+        let last = match result {
+            Ok(()) => Piece::End,
+            Err(e) => {
+                tracing::error!("exporting the audit trail: {e}");
+                Piece::Failed(format!("the export stopped: {e}"))
+            }
+        };
+        let _ = tx.blocking_send(last);
     });
     let content_type = if csv {
         "text/csv"
@@ -580,7 +641,12 @@ async fn kill(
     let account = authenticate(&api, &headers)?;
     let request: KillRequest = json_body(&body)?;
     let resource = match &request.scope {
-        crate::service::KillScope::Worker(name) => api.service.worker_resource(name)?,
+        crate::service::KillScope::Worker(name) => found(
+            &api,
+            &account,
+            Operation::WorkersList,
+            api.service.worker_resource(name),
+        )?,
         crate::service::KillScope::Domain(name) => Resource::Domain(name.clone()),
         crate::service::KillScope::All => Resource::Host,
     };

@@ -24,7 +24,9 @@ mod trust;
 mod versions;
 mod writer;
 
-pub use accounts::{Account, AccountKind, TOKEN_PREFIX, TokenInfo, token_digest};
+pub use accounts::{
+    Account, AccountKind, RESERVED_IDS, TOKEN_PREFIX, TokenInfo, canonical_id, token_digest,
+};
 pub use approvals::{
     Application, Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, FEEDBACK_PREFIX,
     Verdict,

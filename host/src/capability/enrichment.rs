@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::bindings::roster::enrichment::lookup::{Enrichment, Host};
 use crate::bindings::roster::types::types::{Error, Field};
 use crate::enrichment::LookupError;
-use crate::gate::{ActionKind, Call, Mode};
+use crate::gate::{ActionKind, Call, Mode, Payload};
 use crate::state::HostState;
 
 impl Host for HostState {
@@ -17,7 +17,8 @@ impl Host for HostState {
         provider: String,
         key: String,
     ) -> wasmtime::Result<Result<Enrichment, Error>> {
-        self.gate.enter(super::len(&provider) + super::len(&key))?;
+        self.gate
+            .enter(Payload::default().text(&provider).text(&key))?;
         let call = Call::new(
             "enrichment",
             "lookup",

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::bindings::roster::http::outbound::{Header, Host, Method, Request, Response};
 use crate::bindings::roster::types::types::Error;
-use crate::gate::{ActionKind, Applied, Call, Refused};
+use crate::gate::{ActionKind, Applied, Call, Payload, Refused};
 use crate::scope::HttpScope;
 use crate::state::HostState;
 
@@ -534,14 +534,12 @@ fn method(m: Method) -> http::Method {
 
 impl Host for HostState {
     fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
-        let size = request.url.len()
-            + request.body.as_ref().map_or(0, Vec::len)
-            + request
-                .headers
-                .iter()
-                .map(|h| h.name.len() + h.value.len())
-                .sum::<usize>();
-        self.gate.enter(size as u64)?;
+        self.gate.enter(
+            Payload::default()
+                .text(&request.url)
+                .bytes(request.body.as_ref().map_or(0, Vec::len))
+                .list(&request.headers, |p, h| p.text(&h.name).text(&h.value)),
+        )?;
         let method = method(request.method);
         let call = Call::new(
             "http",

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::bindings::roster::inference::inference::{Host, LabelScore, Prediction};
 use crate::bindings::roster::types::types::Error;
-use crate::gate::{ActionKind, Call, Mode};
+use crate::gate::{ActionKind, Call, Mode, Payload};
 use crate::inference::{Bounds, InferenceError};
 use crate::scope::InferenceScope;
 use crate::state::HostState;
@@ -89,10 +89,8 @@ impl Host for HostState {
         text: String,
         labels: Vec<String>,
     ) -> wasmtime::Result<Result<Prediction, Error>> {
-        let size = super::len(&model)
-            + super::len(&text)
-            + labels.iter().map(|l| super::len(l)).sum::<u64>();
-        self.gate.enter(size)?;
+        self.gate
+            .enter(Payload::default().text(&model).text(&text).texts(&labels))?;
         let call = Call::new(
             "inference",
             "classify",
@@ -172,7 +170,7 @@ impl Host for HostState {
         label: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.gate
-            .enter(super::len(&model) + super::len(&text) + super::len(&label))?;
+            .enter(Payload::default().text(&model).text(&text).text(&label))?;
         let call = Call::new(
             "inference",
             "learn",
@@ -207,7 +205,8 @@ impl Host for HostState {
         prompt: String,
         max_words: u32,
     ) -> wasmtime::Result<Result<String, Error>> {
-        self.gate.enter(super::len(&model) + super::len(&prompt))?;
+        self.gate
+            .enter(Payload::default().text(&model).text(&prompt))?;
         let call = Call::new(
             "inference",
             "draft",

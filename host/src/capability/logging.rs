@@ -1,12 +1,13 @@
 //! `roster:logging/logging`: log lines kept in the execution report, within the log limit.
 
 use crate::bindings::roster::logging::logging::{Host, Level};
+use crate::gate::Payload;
 use crate::report::LogLine;
 use crate::state::HostState;
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.gate.enter(super::len(&message))?;
+        self.gate.enter(Payload::default().text(&message))?;
         let level = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::bindings::roster::memory::store::Host;
 use crate::bindings::roster::types::types::Error;
-use crate::gate::{ActionKind, Call, Mode};
+use crate::gate::{ActionKind, Call, Mode, Payload};
 use crate::state::HostState;
 use crate::store::StoreError;
 
@@ -52,7 +52,7 @@ impl HostState {
 
 impl Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        self.gate.enter(super::len(&key))?;
+        self.gate.enter(Payload::default().text(&key))?;
         if self.worker.grant.capabilities.memory.is_none() {
             let call = Call::new(
                 "memory",
@@ -77,7 +77,8 @@ impl Host for HostState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
-        self.gate.enter(super::len(&key) + value.len() as u64)?;
+        self.gate
+            .enter(Payload::default().text(&key).bytes(value.len()))?;
         let call = wit_try!(self.memory_call("set", ActionKind::State, &key));
         let quota = self
             .worker
@@ -104,7 +105,7 @@ impl Host for HostState {
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
-        self.gate.enter(super::len(&key))?;
+        self.gate.enter(Payload::default().text(&key))?;
         let call = wit_try!(self.memory_call("delete", ActionKind::State, &key));
         if self.gate.mode() == Mode::DryRun {
             return Ok(self
@@ -124,7 +125,7 @@ impl Host for HostState {
         prefix: String,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        self.gate.enter(super::len(&prefix))?;
+        self.gate.enter(Payload::default().text(&prefix))?;
         if self.worker.grant.capabilities.memory.is_none() {
             let call = Call::new("memory", "list-keys", ActionKind::Read, "keys", json!({}));
             return Ok(Err(self

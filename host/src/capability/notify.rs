@@ -8,7 +8,7 @@ use serde_json::json;
 use super::review::Reviewed;
 use crate::bindings::roster::notify::notify::{Channel as WitChannel, Host, Message};
 use crate::bindings::roster::types::types::{Error, Receipt};
-use crate::gate::{ActionKind, Applied, Call};
+use crate::gate::{ActionKind, Applied, Call, Payload};
 use crate::review::Risk;
 use crate::scope::Channel;
 use crate::state::HostState;
@@ -29,10 +29,12 @@ fn channel(c: WitChannel) -> Channel {
 
 impl Host for HostState {
     fn send(&mut self, message: Message) -> wasmtime::Result<Result<Receipt, Error>> {
-        let size = message.body.len()
-            + message.subject.as_ref().map_or(0, String::len)
-            + message.recipients.iter().map(String::len).sum::<usize>();
-        self.gate.enter(size as u64)?;
+        self.gate.enter(
+            Payload::default()
+                .text(&message.body)
+                .text(message.subject.as_deref().unwrap_or_default())
+                .texts(&message.recipients),
+        )?;
         let channel = channel(message.channel);
         let call = Call::new(
             "notify",

@@ -14,7 +14,7 @@ use super::review::Reviewed;
 use crate::bindings::roster::records::records::{Comparison, Created, Filter, Host, Query};
 use crate::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
 use crate::filter::{self, Op};
-use crate::gate::{ActionKind, Applied, Call};
+use crate::gate::{ActionKind, Applied, Call, Payload};
 use crate::review::record_risk;
 use crate::scope::ObjectScope;
 use crate::state::HostState;
@@ -75,15 +75,18 @@ pub(crate) fn visible(record: &Record, scope: &ObjectScope) -> CrmRecord {
     }
 }
 
-fn value_size(v: &Value) -> u64 {
-    to_stored(v).size()
+/// Adds a value to a call's payload (a text list is a list crossing the boundary).
+fn value_payload(p: Payload, v: &Value) -> Payload {
+    match v {
+        Value::Text(t) => p.text(t),
+        Value::TextList(items) => p.texts(items),
+        _ => p.bytes(8),
+    }
 }
 
-fn fields_size(fields: &[Field]) -> u64 {
-    fields
-        .iter()
-        .map(|f| f.name.len() as u64 + value_size(&f.value))
-        .sum()
+/// Adds fields to a call's payload.
+fn fields_payload(p: Payload, fields: &[Field]) -> Payload {
+    p.list(fields, |p, f| value_payload(p.text(&f.name), &f.value))
 }
 
 /// The comparison operator of a WIT filter.
@@ -187,7 +190,8 @@ fn store_error(e: StoreError) -> Error {
 
 impl Host for HostState {
     fn get(&mut self, object: String, id: String) -> wasmtime::Result<Result<CrmRecord, Error>> {
-        self.gate.enter(super::len(&object) + super::len(&id))?;
+        self.gate
+            .enter(Payload::default().text(&object).text(&id))?;
         let call = Call::new(
             "records",
             "get",
@@ -221,12 +225,11 @@ impl Host for HostState {
     }
 
     fn find(&mut self, q: Query) -> wasmtime::Result<Result<Vec<CrmRecord>, Error>> {
-        let size = super::len(&q.object)
-            + q.filters
-                .iter()
-                .map(|f| f.field.len() as u64 + value_size(&f.value))
-                .sum::<u64>();
-        self.gate.enter(size)?;
+        self.gate.enter(
+            Payload::default()
+                .text(&q.object)
+                .list(&q.filters, |p, f| value_payload(p.text(&f.field), &f.value)),
+        )?;
         let call = Call::new(
             "records",
             "find",
@@ -288,7 +291,7 @@ impl Host for HostState {
         fields: Vec<Field>,
     ) -> wasmtime::Result<Result<Created, Error>> {
         self.gate
-            .enter(super::len(&object) + fields_size(&fields))?;
+            .enter(fields_payload(Payload::default().text(&object), &fields))?;
         let call = Call::new(
             "records",
             "create",
@@ -362,8 +365,10 @@ impl Host for HostState {
         id: String,
         fields: Vec<Field>,
     ) -> wasmtime::Result<Result<Receipt, Error>> {
-        self.gate
-            .enter(super::len(&object) + super::len(&id) + fields_size(&fields))?;
+        self.gate.enter(fields_payload(
+            Payload::default().text(&object).text(&id),
+            &fields,
+        ))?;
         let call = Call::new(
             "records",
             "update",
@@ -418,7 +423,8 @@ impl Host for HostState {
     }
 
     fn delete(&mut self, object: String, id: String) -> wasmtime::Result<Result<Receipt, Error>> {
-        self.gate.enter(super::len(&object) + super::len(&id))?;
+        self.gate
+            .enter(Payload::default().text(&object).text(&id))?;
         let call = Call::new(
             "records",
             "delete",

@@ -5,14 +5,15 @@ use serde_json::json;
 use super::review::Reviewed;
 use crate::bindings::roster::signals::signals::Host;
 use crate::bindings::roster::types::types::{Error, Receipt};
-use crate::gate::{ActionKind, Applied, Call};
+use crate::gate::{ActionKind, Applied, Call, Payload};
 use crate::review::Risk;
 use crate::state::HostState;
 use crate::store::{Effect, SignalEntry, record_signal_in};
 
 impl Host for HostState {
     fn emit(&mut self, topic: String, payload: String) -> wasmtime::Result<Result<Receipt, Error>> {
-        self.gate.enter(super::len(&topic) + super::len(&payload))?;
+        self.gate
+            .enter(Payload::default().text(&topic).text(&payload))?;
         let call = Call::new(
             "signals",
             "emit",

@@ -205,8 +205,7 @@ pub(super) fn tokens(paths: &Paths, command: TokensCommand) -> anyhow::Result<Ex
                 );
             }
             let store = open_store(paths)?;
-            let expires =
-                expires_days.map(|d| store.clock().now_ms() + i64::from(d) * crate::clock::DAY_MS);
+            let expires = store.token_expiry(expires_days)?;
             let (info, token) = store.issue_token(&account, &name, expires, &by)?;
             eprintln!("The token is shown once; only its digest is stored.");
             print(&serde_json::json!({ "token": token, "info": info }))

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde_json::json;
 
-use super::{Api, ApiResult, authenticate, authorize_worker, blocking, json_body, permit};
+use super::{Api, ApiResult, authenticate, authorize_worker, blocking, found, json_body, permit};
 use crate::access::{Operation, Resource};
 use crate::service::DecisionRequest;
 use crate::store::ApprovalFilter;
@@ -27,7 +27,12 @@ pub(super) async fn list(
 ) -> ApiResult<Json<serde_json::Value>> {
     let account = authenticate(&api, &headers)?;
     let resource = match (&filter.worker, &filter.domain) {
-        (Some(worker), _) => api.service.worker_resource(worker)?,
+        (Some(worker), _) => found(
+            &api,
+            &account,
+            Operation::WorkersList,
+            api.service.worker_resource(worker),
+        )?,
         (None, Some(domain)) => Resource::Domain(domain.clone()),
         (None, None) => Resource::Host,
     };
@@ -41,14 +46,30 @@ pub(super) async fn list(
     Ok(Json(json!({ "approvals": approvals })))
 }
 
+/// [`super::authorize_worker`] for a held action.
+fn authorize_approval(
+    api: &Api,
+    headers: &HeaderMap,
+    operation: Operation,
+    id: &str,
+) -> ApiResult<crate::store::Account> {
+    let account = authenticate(api, headers)?;
+    let resource = found(
+        api,
+        &account,
+        Operation::ApprovalsList,
+        api.service.approval_resource(id),
+    )?;
+    permit(api, &account, operation, &resource)?;
+    Ok(account)
+}
+
 pub(super) async fn show(
     State(api): State<Api>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let account = authenticate(&api, &headers)?;
-    let resource = api.service.approval_resource(&id)?;
-    permit(&api, &account, Operation::ApprovalView, &resource)?;
+    authorize_approval(&api, &headers, Operation::ApprovalView, &id)?;
     let approval = blocking(move || Ok(api.service.store().approval(&id)?)).await?;
     Ok(Json(json!({ "approval": approval })))
 }
@@ -59,9 +80,7 @@ pub(super) async fn decide(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let account = authenticate(&api, &headers)?;
-    let resource = api.service.approval_resource(&id)?;
-    permit(&api, &account, Operation::ApprovalDecide, &resource)?;
+    let account = authorize_approval(&api, &headers, Operation::ApprovalDecide, &id)?;
     let request: DecisionRequest = json_body(&body)?;
     let approval = blocking(move || Ok(api.service.decide(&id, &account.id, request)?)).await?;
     Ok(Json(json!({ "approval": approval })))

@@ -16,7 +16,6 @@ use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, authorize_host, blocking, json_body};
 use crate::access::{Operation, check_role};
-use crate::clock::DAY_MS;
 use crate::store::{Account, AccountKind};
 
 pub(super) async fn whoami(
@@ -162,9 +161,7 @@ pub(super) async fn issue_token(
     let new: NewToken = json_body(&body)?;
     let (info, token) = blocking(move || {
         let store = api.service.store();
-        let expires = new
-            .expires_days
-            .map(|d| store.clock().now_ms() + i64::from(d) * DAY_MS);
+        let expires = store.token_expiry(new.expires_days)?;
         Ok(store.issue_token(&id, &new.name, expires, &by.id)?)
     })
     .await?;

@@ -127,7 +127,26 @@ impl Service {
             }
             _ => {}
         }
-        let edited = request.edited.map(|e| self.checked_edit(e)).transpose()?;
+        let approval = self
+            .shared
+            .store
+            .approval(id)?
+            .ok_or_else(|| Error::NotFound(format!("no held action `{id}`")))?;
+        // What an edit applies is the proposal's target with the edit's values.
+        let edited = request
+            .edited
+            .map(|e| {
+                approval
+                    .proposed
+                    .with_edit(&e)
+                    .map_err(|e| Error::InvalidRequest(format!("the edited action: {e}")))
+                    .and_then(|e| self.checked_edit(e))
+            })
+            .transpose()?;
+        if request.verdict != Verdict::Reject {
+            let applied = edited.as_ref().unwrap_or(&approval.proposed);
+            self.check_still_granted(&approval.worker, applied)?;
+        }
         let decision = Decision {
             verdict: request.verdict,
             by: by.to_string(),
@@ -180,6 +199,86 @@ impl Service {
             }
             other => other,
         })
+    }
+
+    /// Checks an effect about to be applied against the worker's grant as it stands now
+    /// and its principal's visibility: a grant narrowed or revoked since the worker
+    /// proposed the action, or a record that has moved out of the principal's sight, stops
+    /// it (the held action stays pending).
+    fn check_still_granted(&self, worker: &str, effect: &Effect) -> Result<(), Error> {
+        let installed = self.installed(worker)?;
+        let refused = |why: String| {
+            Err(Error::InvalidRequest(format!(
+                "the action cannot be applied: {why}"
+            )))
+        };
+        if self.controls().get(worker).is_some_and(|c| c.grant_revoked) {
+            return refused(format!("the grant of `{worker}` is revoked"));
+        }
+        let grant = &installed.config.grant;
+        let scopes = &grant.capabilities;
+        match effect {
+            Effect::RecordCreate { object, fields, .. }
+            | Effect::RecordUpdate { object, fields, .. } => {
+                let Some(scope) = scopes.records.as_ref().and_then(|r| r.object(object)) else {
+                    return refused(format!("object `{object}` is not granted"));
+                };
+                if matches!(effect, Effect::RecordCreate { .. }) && !scope.create {
+                    return refused(format!("creating `{object}` records is not granted"));
+                }
+                if let Some(field) = fields.keys().find(|f| !scope.may_write(f)) {
+                    return refused(format!("field `{field}` of `{object}` is not writable"));
+                }
+            }
+            Effect::RecordDelete { object, .. } => {
+                let scope = scopes.records.as_ref().and_then(|r| r.object(object));
+                if !scope.is_some_and(|s| s.delete) {
+                    return refused(format!("deleting `{object}` records is not granted"));
+                }
+            }
+            Effect::Notify {
+                channel,
+                recipients,
+                ..
+            } => {
+                let Some(scope) = &scopes.notify else {
+                    return refused("capability `notify` is not granted".into());
+                };
+                if !scope.channels.iter().any(|c| c.as_str() == channel) {
+                    return refused(format!("channel `{channel}` is not granted"));
+                }
+                if recipients.len() > scope.max_recipients as usize {
+                    return refused(format!(
+                        "{} recipients, more than the granted {}",
+                        recipients.len(),
+                        scope.max_recipients
+                    ));
+                }
+                if let Some(r) = recipients.iter().find(|r| !scope.may_address(r)) {
+                    return refused(format!("recipient `{r}` is outside the granted patterns"));
+                }
+            }
+            Effect::Signal { topic, .. } => {
+                if !scopes.signals.as_ref().is_some_and(|s| s.may_emit(topic)) {
+                    return refused(format!("topic `{topic}` is outside the granted topics"));
+                }
+            }
+        }
+        if let Effect::RecordUpdate { object, id, .. } | Effect::RecordDelete { object, id } =
+            effect
+            && let Some(record) = self.shared.store.get_record(object, id)?
+            && !self
+                .shared
+                .runtime
+                .directory()
+                .can_see(&grant.grant.principal, &record)
+        {
+            return refused(format!(
+                "{object}/{id} is outside the visibility of `{}`",
+                grant.grant.principal
+            ));
+        }
+        Ok(())
     }
 
     /// Alerts a worker's owners once when its metrics meet every threshold of the next
@@ -313,7 +412,8 @@ impl Service {
     }
 
     /// Records that a person reversed an action the worker performed (it counts against
-    /// the worker on the trust curve).
+    /// the worker on the trust curve), once per action; the action must be one the
+    /// worker performed.
     pub fn report_reversal(
         &self,
         worker: &str,
@@ -327,14 +427,15 @@ impl Service {
                 "name the reversed action and give a reason".into(),
             ));
         }
-        Ok(self.shared.store.record_governance(GovernanceEvent {
+        let event = GovernanceEvent {
             action: "action.reverse".into(),
             by: by.to_string(),
             worker: Some(worker.to_string()),
             subject: Some(action.to_string()),
             reason: Some(reason.to_string()),
             data: json!({}),
-        })?)
+        };
+        Ok(self.shared.store.record_reversal(worker, action, event)?)
     }
 
     /// Applies every approved action not yet applied (after a stop between a decision and

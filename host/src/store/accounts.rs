@@ -75,25 +75,42 @@ pub fn token_digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Checks an account id: non-empty, printable, no spaces or `@domain` confusion.
+/// Account ids no account may take: `root` is what the audit trail names the bootstrap
+/// token, `anonymous` a request without a token.
+pub const RESERVED_IDS: &[&str] = &["root", "anonymous"];
+
+/// The one form of an account id under which it is stored and compared: e-mail addresses
+/// and other ids are case-insensitive, so `Ann@Example.com` is `ann@example.com`.
+pub fn canonical_id(id: &str) -> String {
+    id.trim().to_lowercase()
+}
+
+/// Checks a canonical account id: non-empty, printable, no spaces, not reserved.
 fn check_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
-    if ok && id != "anonymous" {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "account id `{id}`: use letters, digits and . _ - @ + (and not `anonymous`)"
-        )))
+    if !ok {
+        return Err(StoreError::Invalid(format!(
+            "account id `{id}`: use 1 to 200 letters, digits and . _ - @ +"
+        )));
     }
+    if RESERVED_IDS.contains(&id) {
+        return Err(StoreError::Invalid(format!(
+            "account id `{id}` is reserved ({})",
+            RESERVED_IDS.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 impl Store {
     /// Creates an account; an existing id is refused.
-    pub fn create_account(&self, account: Account, by: &str) -> Result<Account, StoreError> {
+    /// The id is stored in its [`canonical_id`] form.
+    pub fn create_account(&self, mut account: Account, by: &str) -> Result<Account, StoreError> {
+        account.id = canonical_id(&account.id);
         check_id(&account.id)?;
         let now = self.clock.now_ms();
         let (store, by) = (self.clone(), by.to_string());
@@ -132,7 +149,7 @@ impl Store {
         by: &str,
         change: impl Fn(&mut Account) + Send + 'static,
     ) -> Result<Option<Account>, StoreError> {
-        let (id, now) = (id.to_string(), self.clock.now_ms());
+        let (id, now) = (canonical_id(id), self.clock.now_ms());
         let (store, by) = (self.clone(), by.to_string());
         self.write(move |tx| {
             let mut table = tx.open_table(ACCOUNTS)?;
@@ -166,9 +183,13 @@ impl Store {
 
     /// One account.
     pub fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let id = canonical_id(id);
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ACCOUNTS)?;
-        table.get(id)?.map(|v| decode(id, v.value())).transpose()
+        table
+            .get(id.as_str())?
+            .map(|v| decode(&id, v.value()))
+            .transpose()
     }
 
     /// Every account, by id.
@@ -181,6 +202,23 @@ impl Store {
             out.push(decode(k.value(), v.value())?);
         }
         Ok(out)
+    }
+
+    /// When a token issued now for `days` days expires: `None` for a token that does not
+    /// expire; zero days (a token that would never work) and more than ten years are
+    /// refused.
+    pub fn token_expiry(&self, days: Option<u32>) -> Result<Option<i64>, StoreError> {
+        const MAX_DAYS: u32 = 3650;
+        match days {
+            None => Ok(None),
+            Some(d @ 1..=MAX_DAYS) => Ok(self
+                .clock
+                .now_ms()
+                .checked_add(i64::from(d) * crate::clock::DAY_MS)),
+            Some(d) => Err(StoreError::Invalid(format!(
+                "expires_days {d}: a token lasts 1 to {MAX_DAYS} days (or omit it)"
+            ))),
+        }
     }
 
     /// Issues a token for an existing, enabled account; returns its description and the
@@ -199,7 +237,7 @@ impl Store {
         let digest = token_digest(&secret);
         let info = TokenInfo {
             id: format!("tok-{}", &digest[..12]),
-            account: account.to_string(),
+            account: canonical_id(account),
             name: name.to_string(),
             created_at: self.clock.now_ms(),
             expires_at,
@@ -275,7 +313,7 @@ impl Store {
         for item in table.iter()? {
             let (k, v) = item?;
             let info: TokenInfo = decode(k.value(), v.value())?;
-            if account.is_none_or(|a| a == info.account) {
+            if account.is_none_or(|a| canonical_id(a) == info.account) {
                 out.push(info);
             }
         }

@@ -97,33 +97,42 @@ impl Effect {
 
     /// Checks that `edited` only changes what a reviewer may change: the values of the
     /// fields the worker proposed, a notification's subject and body (and fewer of its
-    /// recipients), a signal's payload. Anything else would step outside what the
-    /// worker's grant was checked against.
+    /// recipients), a signal's payload. The target is fixed — the kind of action, the
+    /// object, the record's id and owner, the channel, the topic and the signal's chain —
+    /// because anything else would step outside what the worker's grant was checked
+    /// against.
     pub fn check_edit(&self, edited: &Effect) -> Result<(), String> {
         match (self, edited) {
             (
-                Effect::RecordCreate { object, fields, .. }
-                | Effect::RecordUpdate { object, fields, .. },
+                Effect::RecordCreate {
+                    object,
+                    id,
+                    owner,
+                    fields,
+                },
                 Effect::RecordCreate {
                     object: o2,
+                    id: i2,
+                    owner: w2,
                     fields: f2,
-                    ..
-                }
-                | Effect::RecordUpdate {
-                    object: o2,
-                    fields: f2,
-                    ..
                 },
-            ) if std::mem::discriminant(self) == std::mem::discriminant(edited) => {
-                if object != o2 {
-                    return Err("an edit cannot change the object".into());
+            ) => {
+                same_record(object, id, o2, i2)?;
+                if owner != w2 {
+                    return Err("an edit cannot change the record's owner".into());
                 }
-                if let Some(extra) = f2.keys().find(|k| !fields.contains_key(*k)) {
-                    return Err(format!(
-                        "field `{extra}` was not in the proposal; an edit changes proposed values only"
-                    ));
-                }
-                Ok(())
+                only_proposed_fields(fields, f2)
+            }
+            (
+                Effect::RecordUpdate { object, id, fields },
+                Effect::RecordUpdate {
+                    object: o2,
+                    id: i2,
+                    fields: f2,
+                },
+            ) => {
+                same_record(object, id, o2, i2)?;
+                only_proposed_fields(fields, f2)
             }
             (
                 Effect::Notify {
@@ -146,13 +155,18 @@ impl Effect {
                 Ok(())
             }
             (
-                Effect::Signal { topic, .. },
+                Effect::Signal { topic, chain, .. },
                 Effect::Signal {
-                    topic: t2, payload, ..
+                    topic: t2,
+                    payload,
+                    chain: c2,
                 },
             ) => {
                 if topic != t2 {
                     return Err("an edit cannot change the topic".into());
+                }
+                if !c2.is_empty() && c2 != chain {
+                    return Err("an edit cannot change the signal's chain".into());
                 }
                 serde_json::from_str::<serde_json::Value>(payload)
                     .map(|_| ())
@@ -166,6 +180,67 @@ impl Effect {
                 self.action()
             )),
         }
+    }
+
+    /// The effect a reviewer's edit applies: the proposal's target with the edit's values.
+    /// [`Effect::check_edit`] has accepted `edited`; this keeps every part a reviewer may
+    /// not change from the proposal, so nothing of the target can come from the edit.
+    pub fn with_edit(&self, edited: &Effect) -> Result<Effect, String> {
+        self.check_edit(edited)?;
+        let mut applied = self.clone();
+        match (&mut applied, edited) {
+            (
+                Effect::RecordCreate { fields, .. } | Effect::RecordUpdate { fields, .. },
+                Effect::RecordCreate { fields: f2, .. } | Effect::RecordUpdate { fields: f2, .. },
+            ) => fields.clone_from(f2),
+            (
+                Effect::Notify {
+                    recipients,
+                    subject,
+                    body,
+                    ..
+                },
+                Effect::Notify {
+                    recipients: r2,
+                    subject: s2,
+                    body: b2,
+                    ..
+                },
+            ) => {
+                recipients.clone_from(r2);
+                subject.clone_from(s2);
+                body.clone_from(b2);
+            }
+            (Effect::Signal { payload, .. }, Effect::Signal { payload: p2, .. }) => {
+                payload.clone_from(p2);
+            }
+            _ => {}
+        }
+        Ok(applied)
+    }
+}
+
+fn same_record(object: &str, id: &str, o2: &str, i2: &str) -> Result<(), String> {
+    if object != o2 {
+        return Err("an edit cannot change the object".into());
+    }
+    if id != i2 {
+        return Err(format!(
+            "an edit cannot change which record is written (`{object}/{id}`, not `{o2}/{i2}`)"
+        ));
+    }
+    Ok(())
+}
+
+fn only_proposed_fields(
+    proposed: &BTreeMap<String, FieldValue>,
+    edited: &BTreeMap<String, FieldValue>,
+) -> Result<(), String> {
+    match edited.keys().find(|k| !proposed.contains_key(*k)) {
+        Some(extra) => Err(format!(
+            "field `{extra}` was not in the proposal; an edit changes proposed values only"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -519,11 +594,14 @@ impl Store {
                     approval.status
                 )));
             }
+            let mut decision = decision.clone();
             if let Some(edited) = &decision.edited {
-                approval
-                    .proposed
-                    .check_edit(edited)
-                    .map_err(StoreError::Invalid)?;
+                decision.edited = Some(
+                    approval
+                        .proposed
+                        .with_edit(edited)
+                        .map_err(StoreError::Invalid)?,
+                );
             }
             approval.status = match decision.verdict {
                 Verdict::Approve | Verdict::Edit | Verdict::Release => ApprovalStatus::Approved,

@@ -471,7 +471,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(EXECUTIONS)?;
-        let start = query.after.map_or(0, |a| a + 1);
+        // Nothing comes after the last position there can be.
+        let Some(start) = query.after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(());
+        };
         for entry in table.range(start..)? {
             let (k, v) = entry?;
             let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;

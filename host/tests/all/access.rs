@@ -134,7 +134,14 @@ pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
 use roster_host::access::ROLES;
 
 const ALL: &[&str] = &ROLES;
-const READERS: &[&str] = &["admin", "viewer", "reviewer", "business-owner"];
+const READERS: &[&str] = &[
+    "admin",
+    "viewer",
+    "reviewer",
+    "business-owner",
+    "security-auditor",
+    "publisher",
+];
 const AUDITORS: &[&str] = &["admin", "security-auditor"];
 
 /// Every API operation: (name, method, path, body, roles expected to be allowed).
@@ -191,7 +198,7 @@ fn operations() -> Vec<(
             "POST",
             "/v1/audit/checkpoint",
             "",
-            AUDITORS,
+            &["admin"],
         ),
         ("grants.read", "GET", "/v1/grants", "", AUDITORS),
         ("grants.audit", "GET", "/v1/audit/grants", "", AUDITORS),

@@ -631,14 +631,27 @@ fn the_trust_curve_proposes_and_a_business_owner_promotes_on_audited_metrics() {
         "{summary}"
     );
 
-    // A reversal counts against it; a demotion needs only a reason.
-    let (status, _) = api.call(
+    // A reversal of an action it performed counts against it; a demotion needs only a
+    // reason.
+    let performed = service
+        .store()
+        .executions_after(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_id == "after/proposer")
+        .unwrap()
+        .report
+        .unwrap()["actions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, answer) = api.call(
         Some(&reviewer),
         "POST",
         "/v1/workers/proposer/reversals",
-        r#"{"action":"x/0","reason":"wrong stage"}"#,
+        &format!(r#"{{"action":"{performed}","reason":"wrong stage"}}"#),
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(service.trust("proposer").unwrap().metrics.reversals, 1);
     let (status, _) = stage("assistive", &owner);
     assert_eq!(status, 200);

@@ -5,6 +5,7 @@
 
 mod access;
 mod approvals;
+mod attacks;
 mod audit;
 mod cli;
 mod common;
@@ -37,6 +38,7 @@ test_programs_artifacts::foreach_program!(require_test);
 
 mod by_program {
     pub use super::approvals::review_proposer;
+    pub use super::attacks::limits_hostile;
     pub use super::failures::connector_client;
     pub use super::limits::{
         fault_panic, limits_action_flood, limits_call_flood, limits_huge_string,

@@ -24,7 +24,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// A fixture whose roster.toml listens on a free port and reads its secrets from the
 /// environment.
-fn fixture(plan_per_hour: u32, port: u16) -> Fixture {
+pub(crate) fn fixture(plan_per_hour: u32, port: u16) -> Fixture {
     Fixture::new(
         &format!(
             "listen = \"127.0.0.1:{port}\"\napi-token-env = \"ROSTER_TEST_TOKEN\"\nwebhook-secret-env = \"ROSTER_TEST_SECRET\"\nplan = \"test\"\n[plans.test]\nexecutions-per-hour = {plan_per_hour}\nactions-per-execution = 5"
@@ -122,7 +122,7 @@ impl Server {
         )
     }
 
-    fn executions(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn executions(&self) -> Vec<serde_json::Value> {
         let (status, body) = self.api("GET", "/v1/executions?limit=1000", "");
         assert_eq!(status, 200, "{body}");
         body["executions"].as_array().unwrap().clone()
