@@ -276,6 +276,8 @@ struct HostFile {
     #[serde(default)]
     webhook_tolerance_s: Option<u64>,
     #[serde(default)]
+    failed_auth_burst: Option<u32>,
+    #[serde(default)]
     executors: Option<usize>,
     #[serde(default)]
     limits: LimitsOverride,
@@ -569,6 +571,9 @@ pub struct HostConfig {
     pub webhook_secret: Option<String>,
     /// How old a signed webhook may be, in seconds.
     pub webhook_tolerance_s: u64,
+    /// Failed authentications a client may make in a row before it is throttled (see
+    /// [`crate::server::throttle`]).
+    pub failed_auth_burst: u32,
     /// Threads that run executions.
     pub executors: usize,
     /// The host's maximum limits.
@@ -680,6 +685,7 @@ impl HostConfig {
             api_token: None,
             webhook_secret: None,
             webhook_tolerance_s: 300,
+            failed_auth_burst: crate::server::throttle::BURST,
             executors: default_executors(),
             max_limits: Limits::default(),
             directory: Directory::open(),
@@ -796,6 +802,15 @@ impl HostConfig {
             .listen
             .parse()
             .map_err(|e| bad(format!("listen `{}`: {e}", file.listen)))?;
+        let failed_auth_burst = match file.failed_auth_burst {
+            None => crate::server::throttle::BURST,
+            Some(0) => {
+                return Err(bad(
+                    "failed-auth-burst must be at least 1 (failed authentications in a row)".into(),
+                ));
+            }
+            Some(n) => n,
+        };
         let capacity_alert = file.capacity_alert.clone().unwrap_or_default();
         if capacity_alert.hits == 0 || capacity_alert.hits > capacity_alert.windows {
             return Err(bad("capacity-alert: need 1 <= hits <= windows".into()));
@@ -1005,6 +1020,7 @@ impl HostConfig {
             api_token: env(&file.api_token_env)?,
             webhook_secret: env(&file.webhook_secret_env)?,
             webhook_tolerance_s: file.webhook_tolerance_s.unwrap_or(300),
+            failed_auth_burst,
             executors: file
                 .executors
                 .unwrap_or_else(default_executors)

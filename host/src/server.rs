@@ -26,6 +26,7 @@ use sha2::Sha256;
 
 mod approvals;
 pub mod people;
+pub mod throttle;
 mod versions;
 
 use crate::access::{Operation, Resource};
@@ -110,7 +111,9 @@ pub struct Api {
     service: Arc<Service>,
 }
 
-/// Builds the router over a running service.
+/// Builds the router over a running service. Serve it with the peer's address
+/// (`into_make_service_with_connect_info::<SocketAddr>()`) so that failed authentication
+/// is throttled per client ([`throttle`]).
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -160,7 +163,33 @@ pub fn router(service: Arc<Service>) -> Router {
             get(get_record).patch(update_record).delete(delete_record),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(
+            throttle::Throttle::new(service.config().failed_auth_burst),
+            throttle::limit,
+        ))
         .with_state(Api { service })
+}
+
+/// Refuses a request whose declared body is larger than the API accepts before reading it
+/// (the body limit itself stops bodies without a declared length).
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The MAC of `"{timestamp}.{body}"` under `secret` (HMAC takes keys of any length).
@@ -935,6 +964,8 @@ async fn delete_record(
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     #[test]
@@ -954,5 +985,38 @@ mod tests {
         assert_ne!(a, sign("secret", 101, b"{}"));
         assert_ne!(a, sign("other", 100, b"{}"));
         assert_ne!(a, sign("secret", 100, b"{ }"));
+    }
+
+    fn collect(pieces: Vec<Piece>) -> Result<Bytes, std::io::Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            for piece in pieces {
+                tx.send(piece).await.unwrap();
+            }
+            drop(tx);
+            ChannelBody(rx).collect().await.map(|c| c.to_bytes())
+        })
+    }
+
+    #[test]
+    fn a_streamed_export_is_complete_only_when_its_producer_says_so() {
+        let line = || Piece::Data(Bytes::from_static(b"{\"seq\":1}\n"));
+        assert_eq!(
+            collect(vec![line(), Piece::End]).unwrap(),
+            Bytes::from_static(b"{\"seq\":1}\n")
+        );
+        let failed = collect(vec![line(), Piece::Failed("the store failed".into())]);
+        assert_eq!(failed.unwrap_err().to_string(), "the store failed");
+        // A producer that stopped without a word (it panicked) cuts the transfer too.
+        let stopped = collect(vec![line()]);
+        assert!(
+            stopped
+                .unwrap_err()
+                .to_string()
+                .contains("before it was complete")
+        );
     }
 }

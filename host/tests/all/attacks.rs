@@ -558,6 +558,22 @@ mod api {
                 .len(),
             1
         );
+
+        // Guessing tokens is throttled per client: after the burst, every request from
+        // that address waits, valid or not, until the bucket refills.
+        let burst = roster_host::server::throttle::BURST;
+        for _ in 0..burst {
+            assert_eq!(api.call(Some("rst_guess"), "GET", "/v1/whoami", "").0, 401);
+        }
+        let (status, answer) = api.call(Some("rst_guess"), "GET", "/v1/whoami", "");
+        assert_eq!(status, 429, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("retry in"),
+            "{answer}"
+        );
+        assert_eq!(api.call(Some(&admin), "GET", "/v1/whoami", "").0, 429);
+        std::thread::sleep(roster_host::server::throttle::REFILL * 2);
+        assert_eq!(api.call(Some(&admin), "GET", "/v1/whoami", "").0, 200);
         drop(api);
         service.stop();
     }
