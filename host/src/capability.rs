@@ -5,7 +5,7 @@
 //! through the [`crate::gate::Gate`]), and which backend it talks to
 //! ([`crate::state::Services`]). The baseline (`link_baseline`) is what every worker gets:
 //! WASI with no files, environment or network and every wait bounded by the execution
-//! ([`wasi`]), the shared type interfaces and logging.
+//! (`wasi`), the shared type interfaces and logging.
 
 /// Inside a host function: unwraps a plugin-level result, or returns its WIT error to the
 /// plugin (never as a trap).
