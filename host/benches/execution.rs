@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use roster_host::event::TriggerInput;
-use roster_host::store::{FieldValue, Record};
+use roster_host::value::TriggerInput;
+use roster_host::value::{FieldValue, Record};
 use roster_host::{EventInput, Grant, Manifest, Mode, Runtime, RuntimeConfig, Status};
 
 const MANIFEST: &str = r#"

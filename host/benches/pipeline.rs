@@ -19,7 +19,8 @@ use roster_host::clock::{Clock, DAY_MS, SystemClock};
 use roster_host::config::HostConfig;
 use roster_host::filter::{Filter, Op};
 use roster_host::service::{EventSubmission, Service};
-use roster_host::store::{FieldValue, Record, RecordQuery, Store};
+use roster_host::store::{RecordQuery, Store};
+use roster_host::value::{FieldValue, Record};
 
 const MANIFEST: &str = "[plugin]\nid = \"bench.recorder\"\nname = \"Recorder\"\nversion = \"1.0.0\"\ndomain = \"revenue\"\ndescription = \"trivial worker\"\n[owners]\nbusiness = \"b\"\ntechnical = \"t\"\n";
 const GRANT: &str = "[grant]\nplugin = \"bench.recorder\"\n";

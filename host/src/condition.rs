@@ -25,7 +25,8 @@ use crate::clock::parse_duration;
 use crate::directory::Directory;
 use crate::filter::{Filter, Op, matches};
 use crate::schema::Schema;
-use crate::store::{FieldValue, Record};
+use crate::store::ConditionResult;
+use crate::value::{FieldValue, Record};
 
 /// A condition as written in configuration: exactly one of its keys is set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,15 +70,6 @@ pub enum Condition {
     OwnerHasRole(String),
     /// No activity for at least this many milliseconds.
     NoActivityFor(i64),
-}
-
-/// One leaf's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConditionResult {
-    /// What was checked, for example `status equals "new"`.
-    pub condition: String,
-    /// Whether it held.
-    pub passed: bool,
 }
 
 impl ConditionSpec {

@@ -54,6 +54,7 @@ use toml::Spanned;
 
 use crate::condition::{Condition, ConditionSpec};
 use crate::config_file;
+use crate::delivery::{AuditWebhook, AuditWebhookSettings, Connectors, Smtp, SmtpSettings};
 use crate::directory::{Directory, Principal};
 use crate::error::Error;
 use crate::failure::{Breaker, BreakerSpec, Escalation, EscalationSpec, RetryPolicy, RetrySpec};
@@ -62,6 +63,9 @@ use crate::limits::{Limits, LimitsOverride};
 use crate::manifest::Manifest;
 use crate::schema::{FieldDef, Schema};
 use crate::trigger::{Trigger, TriggerSpec};
+
+/// Failed authentications a client may make in a row, unless roster.toml says otherwise.
+pub const DEFAULT_FAILED_AUTH_BURST: u32 = 20;
 
 /// A capacity plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,64 +199,6 @@ pub struct RegistrySettings {
     /// The environment variable holding the token sent to registries that ask for one.
     #[serde(default)]
     pub token_env: Option<String>,
-}
-
-/// One audit webhook as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AuditWebhookSettings {
-    /// Where entries are POSTed (JSON, in batches).
-    pub url: String,
-    /// The environment variable holding the HMAC secret that signs each push.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-}
-
-/// An audit webhook with its secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditWebhook {
-    /// Where entries go.
-    pub url: String,
-    /// The signing secret.
-    pub secret: Option<String>,
-}
-
-/// How the host sends email.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct SmtpSettings {
-    /// The SMTP server.
-    pub host: String,
-    /// Its port (587 by default).
-    #[serde(default = "smtp_port")]
-    pub port: u16,
-    /// `starttls` (the default), `tls` (implicit TLS) or `none` (loopback relays only).
-    #[serde(default = "starttls")]
-    pub tls: String,
-    /// The sender address.
-    pub from: String,
-    /// The environment variable holding the user name, if the server needs one.
-    #[serde(default)]
-    pub username_env: Option<String>,
-    /// The environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-}
-
-fn smtp_port() -> u16 {
-    587
-}
-fn starttls() -> String {
-    "starttls".into()
-}
-
-/// `[smtp]` with its secrets read from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Smtp {
-    /// The settings as written.
-    pub settings: SmtpSettings,
-    /// The credentials, when configured.
-    pub credentials: Option<(String, String)>,
 }
 
 /// `roster.toml` as written.
@@ -471,6 +417,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The trust-curve stage its `[review]` section starts it at.
+    pub fn starting_stage(&self) -> Option<crate::store::Stage> {
+        self.review.as_ref().map(|r| r.stage)
+    }
+
     /// Everyone who answers for the worker: its business and technical owners and those
     /// alerted about it, sorted, each once.
     pub fn accountable(&self) -> Vec<String> {
@@ -571,8 +522,7 @@ pub struct HostConfig {
     pub webhook_secret: Option<String>,
     /// How old a signed webhook may be, in seconds.
     pub webhook_tolerance_s: u64,
-    /// Failed authentications a client may make in a row before it is throttled (see
-    /// [`crate::server::throttle`]).
+    /// Failed authentications a client may make in a row before the API throttles it.
     pub failed_auth_burst: u32,
     /// Threads that run executions.
     pub executors: usize,
@@ -657,6 +607,21 @@ fn problem(
 }
 
 impl HostConfig {
+    /// The connectors this host delivers notifications with.
+    pub fn connectors(
+        &self,
+        http: std::sync::Arc<crate::net::HttpClient>,
+        directory: std::sync::Arc<Directory>,
+    ) -> Connectors {
+        Connectors::new(
+            self.smtp.clone(),
+            self.messaging.clone(),
+            self.alert_webhook_secret.clone(),
+            http,
+            directory,
+        )
+    }
+
     /// The runtime settings this configuration implies (data directory, limits, schema,
     /// directory), with `clock`.
     pub fn runtime_config(
@@ -685,7 +650,7 @@ impl HostConfig {
             api_token: None,
             webhook_secret: None,
             webhook_tolerance_s: 300,
-            failed_auth_burst: crate::server::throttle::BURST,
+            failed_auth_burst: DEFAULT_FAILED_AUTH_BURST,
             executors: default_executors(),
             max_limits: Limits::default(),
             directory: Directory::open(),
@@ -803,7 +768,7 @@ impl HostConfig {
             .parse()
             .map_err(|e| bad(format!("listen `{}`: {e}", file.listen)))?;
         let failed_auth_burst = match file.failed_auth_burst {
-            None => crate::server::throttle::BURST,
+            None => DEFAULT_FAILED_AUTH_BURST,
             Some(0) => {
                 return Err(bad(
                     "failed-auth-burst must be at least 1 (failed authentications in a row)".into(),

@@ -20,9 +20,10 @@ pub mod messaging;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::capability::http::HttpClient;
-use crate::config::{HostConfig, Smtp};
+use serde::{Deserialize, Serialize};
+
 use crate::directory::Directory;
+use crate::net::HttpClient;
 use crate::scope::HttpScope;
 use crate::store::{OutboxEntry, Store};
 
@@ -41,6 +42,64 @@ pub fn backoff_ms(n: u32) -> i64 {
     }
 }
 
+/// One audit webhook as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditWebhookSettings {
+    /// Where entries are POSTed (JSON, in batches).
+    pub url: String,
+    /// The environment variable holding the HMAC secret that signs each push.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// An audit webhook with its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditWebhook {
+    /// Where entries go.
+    pub url: String,
+    /// The signing secret.
+    pub secret: Option<String>,
+}
+
+/// How the host sends email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SmtpSettings {
+    /// The SMTP server.
+    pub host: String,
+    /// Its port (587 by default).
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    /// `starttls` (the default), `tls` (implicit TLS) or `none` (loopback relays only).
+    #[serde(default = "starttls")]
+    pub tls: String,
+    /// The sender address.
+    pub from: String,
+    /// The environment variable holding the user name, if the server needs one.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+fn starttls() -> String {
+    "starttls".into()
+}
+
+/// `[smtp]` with its secrets read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// The settings as written.
+    pub settings: SmtpSettings,
+    /// The credentials, when configured.
+    pub credentials: Option<(String, String)>,
+}
+
 /// The connectors configured on this host.
 pub struct Connectors {
     smtp: Option<Smtp>,
@@ -51,12 +110,19 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// The connectors of a host configuration.
-    pub fn new(config: &HostConfig, http: Arc<HttpClient>, directory: Arc<Directory>) -> Self {
+    /// The connectors of a host: email (when `[smtp]` is set), the messaging channels,
+    /// and webhooks signed with `webhook_secret`.
+    pub fn new(
+        smtp: Option<Smtp>,
+        messaging: messaging::Messaging,
+        webhook_secret: Option<String>,
+        http: Arc<HttpClient>,
+        directory: Arc<Directory>,
+    ) -> Self {
         Connectors {
-            smtp: config.smtp.clone(),
-            messaging: config.messaging.clone(),
-            webhook_secret: config.alert_webhook_secret.clone(),
+            smtp,
+            messaging,
+            webhook_secret,
             http,
             directory,
         }
@@ -175,7 +241,7 @@ pub fn post_signed(
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         (
-            crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
+            crate::net::IDEMPOTENCY_HEADER.to_string(),
             idempotency_key.to_string(),
         ),
     ];
@@ -184,12 +250,12 @@ pub fn post_signed(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         headers.push((
-            crate::server::TIMESTAMP_HEADER.to_string(),
+            crate::webhook::TIMESTAMP_HEADER.to_string(),
             timestamp.to_string(),
         ));
         headers.push((
-            crate::server::SIGNATURE_HEADER.to_string(),
-            crate::server::sign(secret, timestamp, &body),
+            crate::webhook::SIGNATURE_HEADER.to_string(),
+            crate::webhook::sign(secret, timestamp, &body),
         ));
     }
     let status = post(http, url, body, headers)?;
@@ -265,7 +331,7 @@ const AUDIT_BATCH: usize = 100;
 pub fn push_audit(
     store: &Store,
     http: &HttpClient,
-    hooks: &[crate::config::AuditWebhook],
+    hooks: &[AuditWebhook],
     retry_at: &mut std::collections::HashMap<String, (u32, i64)>,
     now: i64,
 ) -> usize {

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::{FieldValue, Record, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::value::{FieldValue, Record};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 

@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::capability::http::HttpClient;
+use crate::net::HttpClient;
 use crate::scope::HttpScope;
 use crate::secrets::Secrets;
-use crate::store::{FieldValue, Store};
+use crate::store::Store;
+use crate::value::FieldValue;
 
 /// `[enrichment]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]

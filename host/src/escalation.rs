@@ -122,35 +122,6 @@ impl EscalationPath {
     }
 }
 
-/// What started an execution through a path: recorded with its queue item and its audit
-/// entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Cause {
-    /// The path's name (`None` for a signal no path governs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// The signal's position in the signal log.
-    pub signal_seq: u64,
-    /// The topic.
-    pub topic: String,
-    /// The emitting action's id (`<execution id>/<index>`).
-    pub action: String,
-    /// The emitting plugin.
-    pub from_plugin: String,
-    /// The plugins the cause passed through, the emitter last.
-    pub chain: Vec<String>,
-}
-
-impl Cause {
-    /// The emitting execution's id (the part of the action id before the index).
-    pub fn execution(&self) -> &str {
-        self.action
-            .rsplit_once('/')
-            .map_or(self.action.as_str(), |(e, _)| e)
-    }
-}
-
 /// What a receiving execution runs under.
 #[derive(Debug, Clone, Default)]
 pub struct Escalated {

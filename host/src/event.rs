@@ -8,86 +8,12 @@
 //! {"trigger": {"type": "named", "name": "form-submitted"}, "payload": {"form": "demo"}}
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use crate::bindings::roster::worker::types::{Event, FieldChange, Trigger};
 use crate::capability::records::{to_wit, visible};
 use crate::error::Error;
 use crate::state::WorkerContext;
-use crate::store::{FieldValue, Record, Store};
-
-/// An event to run a worker on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct EventInput {
-    /// The event id; generated when absent.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// What happened.
-    pub trigger: TriggerInput,
-    /// The object type of the record the event is about.
-    #[serde(default)]
-    pub object: Option<String>,
-    /// The id of the record the event is about (read from the store).
-    #[serde(default)]
-    pub record_id: Option<String>,
-    /// Extra data (for example a webhook body).
-    #[serde(default)]
-    pub payload: Option<serde_json::Value>,
-    /// When it happened, in milliseconds since the Unix epoch; now when absent.
-    #[serde(default)]
-    pub occurred_at: Option<i64>,
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum TriggerInput {
-    /// A record was created.
-    RecordCreated,
-    /// A record was updated.
-    RecordUpdated {
-        /// The changed fields.
-        #[serde(default)]
-        changes: Vec<ChangeInput>,
-    },
-    /// A record was deleted.
-    RecordDeleted,
-    /// A schedule fired.
-    Schedule {
-        /// The schedule's name.
-        name: String,
-    },
-    /// A named business event.
-    Named {
-        /// The event's name.
-        name: String,
-    },
-    /// A signal from another worker.
-    Signal {
-        /// The topic.
-        topic: String,
-    },
-    /// A threshold was crossed.
-    Threshold {
-        /// The threshold's name.
-        name: String,
-    },
-    /// A person ran the worker by hand.
-    Manual,
-}
-
-/// One changed field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeInput {
-    /// The field.
-    pub field: String,
-    /// Its old value.
-    pub old: FieldValue,
-    /// Its new value.
-    pub new: FieldValue,
-}
+use crate::store::Store;
+use crate::value::{EventInput, Record, TriggerInput};
 
 impl EventInput {
     /// Parses an event from JSON text (from `what`: a path or `<stdin>`).

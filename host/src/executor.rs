@@ -11,12 +11,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use crate::error::Error;
-use crate::event::{EventInput, event_size};
+use crate::event::event_size;
 use crate::gate::{Gate, Mode, bounded_text, describe};
 use crate::limits::LimitExceeded;
 use crate::loader::LoadedWorker;
 use crate::report::{ExecutionReport, OutcomeReport, Status};
 use crate::state::{HostState, OutputCapture};
+use crate::value::EventInput;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -90,7 +91,7 @@ impl LoadedWorker {
         &self,
         input: &EventInput,
         mode: Mode,
-        record: Option<crate::store::Record>,
+        record: Option<crate::value::Record>,
     ) -> Result<ExecutionReport, Error> {
         self.execute_attempt(input, mode, record, None)
     }
@@ -103,7 +104,7 @@ impl LoadedWorker {
         &self,
         input: &EventInput,
         mode: Mode,
-        record: Option<crate::store::Record>,
+        record: Option<crate::value::Record>,
         attempt_of: Option<&str>,
     ) -> Result<ExecutionReport, Error> {
         self.execute_reviewed(input, mode, record, attempt_of, None)
@@ -115,7 +116,7 @@ impl LoadedWorker {
         &self,
         input: &EventInput,
         mode: Mode,
-        record: Option<crate::store::Record>,
+        record: Option<crate::value::Record>,
         attempt_of: Option<&str>,
         review: Option<crate::state::ReviewContext>,
     ) -> Result<ExecutionReport, Error> {
@@ -129,7 +130,7 @@ impl LoadedWorker {
         &self,
         input: &EventInput,
         mode: Mode,
-        record: Option<crate::store::Record>,
+        record: Option<crate::value::Record>,
         attempt_of: Option<&str>,
         review: Option<crate::state::ReviewContext>,
         escalated: crate::escalation::Escalated,

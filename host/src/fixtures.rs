@@ -29,12 +29,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::event::EventInput;
 use crate::gate::{ActionKind, ActionResult, Mode};
 use crate::grant::Grant;
 use crate::manifest::Manifest;
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::Record;
+use crate::value::EventInput;
+use crate::value::Record;
 
 /// One case as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,7 +46,7 @@ struct CaseFile {
     #[serde(default)]
     actions: Vec<String>,
     #[serde(default)]
-    stage: Option<crate::review::Stage>,
+    stage: Option<crate::store::Stage>,
     #[serde(default)]
     settings: toml::Table,
     event: serde_json::Value,
@@ -83,7 +83,7 @@ pub fn action_lines(report: &crate::report::ExecutionReport) -> Vec<String> {
 /// The review of one fixture case: the manifest's `[review]` at its stage (or `stage`).
 fn review_context(
     manifest: &Manifest,
-    stage: Option<crate::review::Stage>,
+    stage: Option<crate::store::Stage>,
     event: &EventInput,
     record: Option<&Record>,
 ) -> Option<crate::state::ReviewContext> {

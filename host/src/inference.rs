@@ -13,7 +13,6 @@
 //! Which provider a worker's models run on is the grant's choice (`provider`), else the
 //! host's `[inference] default-provider`.
 
-pub mod classifier;
 mod openai;
 
 use std::collections::BTreeMap;
@@ -23,13 +22,10 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-pub use classifier::{Feedback, Model, Prediction, features};
+use crate::classifier::{OFFLINE, Prediction};
 
-use crate::capability::http::HttpClient;
+use crate::net::HttpClient;
 use crate::secrets::Secrets;
-
-/// The built-in provider's name.
-pub const OFFLINE: &str = "offline";
 
 /// The fewest and most labels one classification may name.
 pub const LABELS: std::ops::RangeInclusive<usize> = 2..=50;

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use roster_registry::artifact::{self, ArtifactError};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, InstallSource, WorkerConfig};
 use crate::error::Error;
@@ -572,7 +573,7 @@ impl Plan {
             let key = artifact::public_key(&signature.key).map_err(refused)?;
             remember_key(config, &key)?;
         }
-        let (digest, kept) = crate::service::keep_component(config, &verified.component)?;
+        let (digest, kept) = keep_component(config, &verified.component)?;
         let installed = config.installed_dir();
         let target = installed.join(name);
         let partial = installed.join(format!(".{name}.partial"));
@@ -746,6 +747,28 @@ impl Plan {
         text.push_str(&toml::to_string(&table).map_err(|e| refused(e.to_string()))?);
         Ok(text)
     }
+}
+
+/// Keeps a copy of a component under the data directory, named by its digest, so a
+/// rollback can load it after the file it came from was replaced.
+pub(crate) fn keep_component(
+    config: &HostConfig,
+    bytes: &[u8],
+) -> Result<(String, PathBuf), Error> {
+    let hex = hex::encode(Sha256::digest(bytes));
+    let dir = config.data_dir.join("components");
+    let path = dir.join(format!("{hex}.wasm"));
+    if !path.is_file() {
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let partial = dir.join(format!("{hex}.partial"));
+        std::fs::write(&partial, bytes).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)?;
+    }
+    Ok((format!("sha256:{hex}"), path))
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub fn describe(
     config: &WorkerConfig,
     control: Option<&WorkerControl>,
     deployment: Option<&crate::store::Deployment>,
-    stage: Option<crate::review::Stage>,
+    stage: Option<crate::store::Stage>,
     recent: &[&ExecutionEntry],
     now: i64,
 ) -> InventoryEntry {

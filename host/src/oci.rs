@@ -149,7 +149,7 @@ impl Client {
             .build()?;
         Ok(Client {
             runtime,
-            tls: crate::capability::http::web_pki_connector()?,
+            tls: crate::net::web_pki_connector()?,
             token,
         })
     }

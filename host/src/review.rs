@@ -15,21 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::FieldValue;
-
-/// How much harm a side effect can do, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Risk {
-    /// Reads (never held; listed for completeness).
-    Read,
-    /// Changes inside the organisation's own systems (records, in-app notes, signals).
-    InternalWrite,
-    /// Messages that leave the organisation (email, SMS, Slack, Teams).
-    ExternalCommunication,
-    /// Money or anything that cannot be undone (financial records, deletions).
-    FinancialOrIrreversible,
-}
+use crate::store::{Risk, Stage};
+use crate::value::FieldValue;
 
 /// The objects whose changes are financial.
 pub const FINANCIAL_OBJECTS: [&str; 6] = [
@@ -41,68 +28,25 @@ pub const FINANCIAL_OBJECTS: [&str; 6] = [
     "contract",
 ];
 
-/// The trust curve's stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    /// Proposes only: every side effect waits for a person.
-    Assistive,
-    /// Acts inside the organisation; outside communication and money wait for a person.
-    Supervised,
-    /// Acts on its own when confident; money, irreversible changes and low-confidence
-    /// decisions wait for a person.
-    ConditionalAutonomy,
-    /// Acts on its own; only explicit rules hold anything.
-    HighTrust,
-}
-
-impl Stage {
-    /// Every stage, in order.
-    pub const ALL: [Stage; 4] = [
-        Stage::Assistive,
-        Stage::Supervised,
-        Stage::ConditionalAutonomy,
-        Stage::HighTrust,
-    ];
-
-    /// The next stage up, if any.
-    pub fn next(self) -> Option<Stage> {
-        Stage::ALL
-            .iter()
-            .position(|s| *s == self)
-            .and_then(|i| Stage::ALL.get(i + 1).copied())
-    }
-
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Assistive => "assistive",
-            Stage::Supervised => "supervised",
-            Stage::ConditionalAutonomy => "conditional-autonomy",
-            Stage::HighTrust => "high-trust",
-        }
-    }
-
-    /// The stage's default rules.
-    pub fn default_rules(self, confidence_threshold: f32) -> Vec<Rule> {
-        let at_least = |risk| Rule {
-            risk: Some(risk),
-            reason: Some(format!("{} stage", self.as_str())),
-            ..Rule::default()
-        };
-        match self {
-            Stage::Assistive => vec![at_least(Risk::InternalWrite)],
-            Stage::Supervised => vec![at_least(Risk::ExternalCommunication)],
-            Stage::ConditionalAutonomy => vec![
-                at_least(Risk::FinancialOrIrreversible),
-                Rule {
-                    confidence_below: Some(confidence_threshold),
-                    reason: Some("conditional-autonomy stage: confidence".into()),
-                    ..Rule::default()
-                },
-            ],
-            Stage::HighTrust => Vec::new(),
-        }
+/// A stage's default rules.
+pub fn default_rules(stage: Stage, confidence_threshold: f32) -> Vec<Rule> {
+    let at_least = |risk| Rule {
+        risk: Some(risk),
+        reason: Some(format!("{} stage", stage.as_str())),
+        ..Rule::default()
+    };
+    match stage {
+        Stage::Assistive => vec![at_least(Risk::InternalWrite)],
+        Stage::Supervised => vec![at_least(Risk::ExternalCommunication)],
+        Stage::ConditionalAutonomy => vec![
+            at_least(Risk::FinancialOrIrreversible),
+            Rule {
+                confidence_below: Some(confidence_threshold),
+                reason: Some("conditional-autonomy stage: confidence".into()),
+                ..Rule::default()
+            },
+        ],
+        Stage::HighTrust => Vec::new(),
     }
 }
 
@@ -243,7 +187,7 @@ impl Checkpoints {
         let mut rules = Vec::new();
         if let Some(stage) = stage {
             let threshold = settings.map_or(default_threshold(), |s| s.confidence_threshold);
-            rules.extend(stage.default_rules(threshold));
+            rules.extend(default_rules(stage, threshold));
         }
         if let Some(s) = settings {
             rules.extend(s.rules.iter().cloned());

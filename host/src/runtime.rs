@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::capability::http::HttpClient;
 use crate::clock::{SharedClock, SystemClock};
 use crate::directory::Directory;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::net::HttpClient;
 use crate::schema::Schema;
 use crate::state::Services;
 use crate::store::Store;

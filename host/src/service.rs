@@ -27,20 +27,22 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::clock::{HOUR_MS, MINUTE_MS, SharedClock};
-use crate::condition::{ConditionResult, Context};
+use crate::condition::Context;
 use crate::config::{HostConfig, WorkerConfig};
 use crate::error::Error;
-use crate::event::{ChangeInput, EventInput, TriggerInput};
 use crate::filter::Filter;
 use crate::gate::Mode;
 use crate::loader::LoadedWorker;
 use crate::runtime::Runtime;
+use crate::store::ConditionResult;
 use crate::store::{
-    Alert, Change, ChangeKind, ExecutionEntry, FieldValue, GovernanceEvent, OutboxEntry, QueueItem,
+    Alert, Change, ChangeKind, ExecutionEntry, GovernanceEvent, OutboxEntry, QueueItem,
     RecordQuery, Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in,
     set_schedule_in, set_state_in, state_in,
 };
 use crate::trigger::{TriggerKind, inside_threshold};
+use crate::value::FieldValue;
+use crate::value::{ChangeInput, EventInput, TriggerInput};
 
 /// How often the dispatcher looks for work when nothing wakes it.
 const TICK: Duration = Duration::from_millis(5);
@@ -52,7 +54,6 @@ mod derive;
 mod dispatch;
 mod execute;
 mod versions;
-pub(crate) use versions::keep_component;
 
 pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
@@ -62,7 +63,7 @@ use execute::executor;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Standing {
     live: bool,
-    stage: Option<crate::review::Stage>,
+    stage: Option<crate::store::Stage>,
 }
 
 /// An installed, loaded worker.
@@ -284,8 +285,7 @@ impl Service {
                 executor(&shared, &work_rx, &done_tx);
             })?);
         }
-        let connectors = crate::delivery::Connectors::new(
-            &shared.config,
+        let connectors = shared.config.connectors(
             shared.runtime.services().http.clone(),
             shared.runtime.services().directory.clone(),
         );
@@ -451,7 +451,7 @@ impl Service {
                 ),
             ));
             let owner = w.config.owners.first().cloned();
-            records.push(crate::store::Record {
+            records.push(crate::value::Record {
                 object: "task".into(),
                 id: format!("review-pause-{name}-{now}"),
                 owner: owner.clone(),

@@ -17,14 +17,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::condition::{ConditionResult, Context};
+use crate::condition::Context;
 use crate::config::{HostConfig, WorkerConfig};
 use crate::error::Error;
-use crate::event::{EventInput, TriggerInput};
 use crate::gate::{ActionKind, ActionResult, Mode};
 use crate::report::ExecutionReport;
 use crate::runtime::Runtime;
-use crate::store::{Record, Store};
+use crate::store::ConditionResult;
+use crate::store::Store;
+use crate::value::Record;
+use crate::value::{EventInput, TriggerInput};
 
 /// A staging dataset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,10 +7,10 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capability::http::HttpClient;
 use crate::gate::Gate;
 use crate::grant::Grant;
 use crate::limits::{Limits, StoreLimiter};
+use crate::net::HttpClient;
 use crate::report::LogLine;
 use crate::store::Store;
 
@@ -208,7 +208,7 @@ pub struct ReviewContext {
     /// Who is told about its held actions.
     pub reviewers: Vec<String>,
     /// Its stage on the trust curve.
-    pub stage: Option<crate::review::Stage>,
+    pub stage: Option<crate::store::Stage>,
     /// The trigger's description.
     pub trigger: String,
     /// The event's id.
@@ -216,7 +216,7 @@ pub struct ReviewContext {
     /// `object/id` of the trigger record.
     pub record: Option<String>,
     /// The trigger record's fields (for record-value rules and the reviewer).
-    pub fields: std::collections::BTreeMap<String, crate::store::FieldValue>,
+    pub fields: std::collections::BTreeMap<String, crate::value::FieldValue>,
     /// The event's payload, if any.
     pub payload: Option<serde_json::Value>,
 }

@@ -28,7 +28,7 @@ pub use accounts::{
     Account, AccountKind, RESERVED_IDS, TOKEN_PREFIX, TokenInfo, canonical_id, token_digest,
 };
 pub use approvals::{
-    Application, Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, FEEDBACK_PREFIX,
+    Application, Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, FEEDBACK_PREFIX, Risk,
     Verdict,
 };
 pub(crate) use audit::append_governance_in;
@@ -37,8 +37,8 @@ pub use audit::{
     checkpoint_text, csv_row, export_item,
 };
 pub use queue::{
-    Alert, EscalationRecord, ExecutionEntry, Finish, GOVERNANCE, GovernanceEvent, QueueItem,
-    WorkerControl,
+    Alert, Cause, ConditionResult, EscalationRecord, ExecutionEntry, Finish, GOVERNANCE,
+    GovernanceEvent, QueueItem, WorkerControl,
 };
 pub(crate) use queue::{
     enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
@@ -48,10 +48,9 @@ pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 pub use models::{ModelSummary, PredictionRecord};
 pub use records::{Change, ChangeKind, FieldChange, MAX_QUERY, RecordQuery};
 pub use shadow::{ProposedAction, ShadowRun};
-pub use trust::TrustState;
+pub use trust::{Stage, TrustState};
 pub use versions::{DeployStatus, Deployment, InstallRecord, VersionEntry};
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,6 +59,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::schema::{Schema, SchemaError};
+use crate::value::{FieldValue, Record};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
@@ -134,75 +134,6 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
-
-/// The value of one field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FieldValue {
-    /// No value.
-    Null,
-    /// True or false.
-    Boolean(bool),
-    /// A whole number.
-    Integer(i64),
-    /// A decimal number.
-    Number(f64),
-    /// Text.
-    Text(String),
-    /// A multi-select value.
-    TextList(Vec<String>),
-    /// A point in time: `{"timestamp": <ms since the Unix epoch>}` in JSON.
-    Timestamp {
-        /// Milliseconds since the Unix epoch (UTC).
-        timestamp: i64,
-    },
-}
-
-impl FieldValue {
-    /// Whether the value counts as empty (null, empty text, empty list).
-    pub fn is_empty(&self) -> bool {
-        match self {
-            FieldValue::Null => true,
-            FieldValue::Text(t) => t.is_empty(),
-            FieldValue::TextList(l) => l.is_empty(),
-            _ => false,
-        }
-    }
-
-    /// A numeric view for comparisons (integers, numbers and timestamps).
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            FieldValue::Integer(n) => Some(*n as f64),
-            FieldValue::Number(n) => Some(*n),
-            FieldValue::Timestamp { timestamp } => Some(*timestamp as f64),
-            _ => None,
-        }
-    }
-
-    /// The number of bytes this value carries (for boundary accounting).
-    pub fn size(&self) -> u64 {
-        match self {
-            FieldValue::Text(t) => t.len() as u64,
-            FieldValue::TextList(l) => l.iter().map(|s| s.len() as u64 + 4).sum(),
-            _ => 8,
-        }
-    }
-}
-
-/// A stored record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// The object type.
-    pub object: String,
-    /// The identifier.
-    pub id: String,
-    /// The owning principal.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// The fields.
-    #[serde(default)]
-    pub fields: BTreeMap<String, FieldValue>,
-}
 
 /// A notification accepted for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -715,18 +646,5 @@ mod tests {
         s.memory_set("w", "j", &[0; 1], 10).unwrap();
         assert_eq!(s.memory_keys("w", "", 10).unwrap(), vec!["j".to_string()]);
         assert_eq!(s.memory_get("other", "j").unwrap(), None);
-    }
-
-    #[test]
-    fn json_field_values_keep_their_types() {
-        let v: BTreeMap<String, FieldValue> = serde_json::from_str(
-            r#"{"a": 1, "b": 1.5, "c": "x", "d": ["p"], "e": {"timestamp": 5}, "f": null, "g": true}"#,
-        )
-        .unwrap();
-        assert_eq!(v["a"], FieldValue::Integer(1));
-        assert_eq!(v["b"], FieldValue::Number(1.5));
-        assert_eq!(v["e"], FieldValue::Timestamp { timestamp: 5 });
-        assert_eq!(v["f"], FieldValue::Null);
-        assert_eq!(v["g"], FieldValue::Boolean(true));
     }
 }

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Millis, parse_duration};
 use crate::schema::{FieldType, Schema};
-use crate::store::FieldValue;
+use crate::value::FieldValue;
 
 /// A trigger as written in a worker's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -210,7 +210,7 @@ pub struct Aggregate {
 
 impl Aggregate {
     /// Combines the values of `field` over `records`.
-    pub fn value(&self, field: &str, records: &[crate::store::Record]) -> f64 {
+    pub fn value(&self, field: &str, records: &[crate::value::Record]) -> f64 {
         let values = records
             .iter()
             .filter_map(|r| r.fields.get(field).and_then(FieldValue::as_f64));

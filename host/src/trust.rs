@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::review::Stage;
+use crate::store::Stage;
 use crate::store::{AuditQuery, ExecutionEntry, Store, StoreError};
 
 /// `[trust]` in `roster.toml`: when a promotion is proposed.
@@ -258,31 +258,30 @@ pub struct TrustReport {
 }
 
 /// A worker's stage: where a person last moved it, else where its `[review]` section
-/// starts it; `None` without review settings.
+/// starts it (`starting`); `None` without review settings.
 pub fn current_stage(
     store: &Store,
-    config: &crate::config::WorkerConfig,
+    worker: &str,
+    starting: Option<Stage>,
 ) -> Result<Option<Stage>, StoreError> {
-    Ok(store
-        .trust(&config.name)?
-        .map(|t| t.stage)
-        .or(config.review.as_ref().map(|r| r.stage)))
+    Ok(store.trust(worker)?.map(|t| t.stage).or(starting))
 }
 
-/// A worker's trust report at `now`.
+/// A worker's trust report at `now` (`starting`: the stage its `[review]` section starts it at).
 pub fn report(
     store: &Store,
-    config: &crate::config::WorkerConfig,
+    worker: &str,
+    starting: Option<Stage>,
     settings: &TrustSettings,
     now: i64,
 ) -> Result<TrustReport, StoreError> {
-    let moved = store.trust(&config.name)?;
-    let stage = current_stage(store, config)?;
+    let moved = store.trust(worker)?;
+    let stage = current_stage(store, worker, starting)?;
     let since = now - i64::from(settings.window_days) * crate::clock::DAY_MS;
-    let metrics = metrics(store, &config.name, since)?;
+    let metrics = metrics(store, worker, since)?;
     let promotion = stage.and_then(|s| promotion(s, &metrics, settings));
     Ok(TrustReport {
-        worker: config.name.clone(),
+        worker: worker.to_string(),
         stage,
         moved,
         metrics,

@@ -9,9 +9,9 @@ use super::review::Reviewed;
 use crate::bindings::roster::notify::notify::{Channel as WitChannel, Host, Message};
 use crate::bindings::roster::types::types::{Error, Receipt};
 use crate::gate::{ActionKind, Applied, Call, Payload};
-use crate::review::Risk;
 use crate::scope::Channel;
 use crate::state::HostState;
+use crate::store::Risk;
 use crate::store::{Effect, OutboxEntry, enqueue_notification_in};
 
 /// The largest notification body accepted, in bytes.

@@ -19,9 +19,9 @@ use crate::review::record_risk;
 use crate::scope::ObjectScope;
 use crate::state::HostState;
 use crate::store::{
-    Effect, FieldValue, Record, RecordQuery, StoreError, create_record_in, delete_record_in,
-    update_record_in,
+    Effect, RecordQuery, StoreError, create_record_in, delete_record_in, update_record_in,
 };
+use crate::value::{FieldValue, Record};
 
 /// The most records one `find` returns.
 const MAX_FIND: usize = 1000;

@@ -4,9 +4,11 @@
 
 use crate::bindings::roster::types::types::{Error, Receipt};
 use crate::gate::Call;
-use crate::review::{Proposal, Risk, number};
+use crate::review::{Proposal, number};
 use crate::state::HostState;
-use crate::store::{Approval, ApprovalStatus, Effect, FieldValue};
+use crate::store::Risk;
+use crate::store::{Approval, ApprovalStatus, Effect};
+use crate::value::FieldValue;
 
 /// What the checkpoint decided.
 pub(crate) enum Reviewed {

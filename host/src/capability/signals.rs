@@ -6,8 +6,8 @@ use super::review::Reviewed;
 use crate::bindings::roster::signals::signals::Host;
 use crate::bindings::roster::types::types::{Error, Receipt};
 use crate::gate::{ActionKind, Applied, Call, Payload};
-use crate::review::Risk;
 use crate::state::HostState;
+use crate::store::Risk;
 use crate::store::{Effect, SignalEntry, record_signal_in};
 
 impl Host for HostState {

@@ -167,7 +167,13 @@ pub(super) fn trust(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<E
     let worker = super::worker_config(&config, name)?;
     let store = open_store(paths)?;
     let now = store.clock().now_ms();
-    let report = crate::trust::report(&store, worker, &config.trust, now)?;
+    let report = crate::trust::report(
+        &store,
+        &worker.name,
+        worker.starting_stage(),
+        &config.trust,
+        now,
+    )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Paths;
 use crate::clock::SystemClock;
-use crate::store::{FieldValue, Record, RecordQuery, Store, StoreError};
+use crate::store::{RecordQuery, Store, StoreError};
+use crate::value::{FieldValue, Record};
 
 /// `roster records` subcommands.
 #[derive(Debug, Subcommand)]
@@ -650,7 +651,7 @@ fn inventory(
             .map(|w| {
                 let mine: Vec<_> = recent.iter().filter(|e| e.worker == w.name).collect();
                 let deployment = store.deployment(&w.name)?;
-                let stage = crate::trust::current_stage(&store, w)?;
+                let stage = crate::trust::current_stage(&store, &w.name, w.starting_stage())?;
                 Ok(crate::inventory::describe(
                     w,
                     controls.get(&w.name),

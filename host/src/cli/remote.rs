@@ -11,7 +11,7 @@ use hyper::body::Bytes;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::HostConfig;
-use crate::server::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use crate::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// `roster events` subcommands.
 #[derive(Debug, Subcommand)]

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::capability::http::HttpClient;
+use crate::net::HttpClient;
 use crate::secrets::Secrets;
 use crate::store::OutboxEntry;
 
@@ -331,7 +331,7 @@ impl Messaging {
                 vec![
                     ("content-type".into(), "application/json".into()),
                     (
-                        crate::capability::http::IDEMPOTENCY_HEADER.into(),
+                        crate::net::IDEMPOTENCY_HEADER.into(),
                         format!("{}/{recipient}", entry.id),
                     ),
                 ],
@@ -387,7 +387,7 @@ impl Messaging {
             let mut headers = vec![
                 ("content-type".to_string(), content_type.to_string()),
                 (
-                    crate::capability::http::IDEMPOTENCY_HEADER.to_string(),
+                    crate::net::IDEMPOTENCY_HEADER.to_string(),
                     format!("{}/{to}", entry.id),
                 ),
             ];

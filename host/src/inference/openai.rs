@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Bounds, InferenceError, Prediction, Provider};
-use crate::capability::http::HttpClient;
+use crate::net::HttpClient;
 use crate::scope::HttpScope;
 
 /// The largest response accepted.

@@ -100,7 +100,7 @@ pub(super) async fn trust(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StageRequest {
-    to: crate::review::Stage,
+    to: crate::store::Stage,
     reason: String,
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Every request answered `401` (no token, a wrong or expired token, a bad webhook
 //! signature) costs its client one cell of a per-address bucket: a burst of
-//! `failed-auth-burst` failures (default [`BURST`]), refilled at one every [`REFILL`]. A client whose bucket is empty is
-//! answered `429 Too Many Requests` with `Retry-After` — for every request — until the
+//! `failed-auth-burst` failures (default
+//! [`crate::config::DEFAULT_FAILED_AUTH_BURST`]), refilled at one every [`REFILL`]. A
+//! client whose bucket is empty is answered `429 Too Many Requests` with `Retry-After` — for every request — until the
 //! bucket has refilled, so guessing tokens or signatures is slowed to the refill rate.
 //! Requests that authenticate cost nothing. The client is the peer address of the
 //! connection (the service does not trust forwarded-for headers).
@@ -23,8 +24,6 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::ApiError;
 
-/// Failed authentications a client may make in a row, unless roster.toml says otherwise.
-pub const BURST: u32 = 20;
 /// How often a client regains one failed authentication.
 pub const REFILL: Duration = Duration::from_secs(1);
 /// Past this many clients tracked, forgotten ones are dropped.
@@ -115,14 +114,15 @@ pub async fn limit(State(throttle): State<Throttle>, request: Request, next: Nex
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_FAILED_AUTH_BURST;
 
     #[test]
     fn a_burst_of_failures_empties_the_bucket_and_others_are_untouched() {
-        let throttle = Throttle::new(BURST);
+        let throttle = Throttle::new(DEFAULT_FAILED_AUTH_BURST);
         let (eve, ann): (IpAddr, IpAddr) =
             ("10.0.0.66".parse().unwrap(), "10.0.0.1".parse().unwrap());
         let now = Instant::now();
-        for _ in 0..BURST {
+        for _ in 0..DEFAULT_FAILED_AUTH_BURST {
             assert_eq!(throttle.failed(eve, now), None);
         }
         let wait = throttle.failed(eve, now).expect("the bucket is empty");

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::access::Resource;
-use crate::review::Stage;
+use crate::store::Stage;
 use crate::store::{Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, Verdict};
 
 /// A person's decision on a held action.
@@ -43,7 +43,7 @@ impl Shared {
             .store
             .deployment(&config.name)
             .map(|d| d.map_or(config.deployment, |d| d.status) == crate::store::DeployStatus::Live);
-        let stage = crate::trust::current_stage(&self.store, config);
+        let stage = crate::trust::current_stage(&self.store, &config.name, config.starting_stage());
         match (live, stage) {
             (Ok(live), Ok(stage)) => {
                 let s = Standing { live, stage };
@@ -324,7 +324,8 @@ impl Service {
         let w = self.installed(worker)?;
         Ok(crate::trust::report(
             &self.shared.store,
-            &w.config,
+            &w.config.name,
+            w.config.starting_stage(),
             &self.shared.config.trust,
             self.shared.clock.now_ms(),
         )?)

@@ -361,7 +361,8 @@ impl Dispatcher {
         signals: &[crate::store::SignalEntry],
         now: i64,
     ) -> (Vec<QueueItem>, Vec<GovernanceEvent>) {
-        use crate::escalation::{Cause, loop_refusal, refusal};
+        use crate::escalation::{loop_refusal, refusal};
+        use crate::store::Cause;
         let mut items = Vec::new();
         let mut refused = Vec::new();
         let plugin_of = |name: &str| {

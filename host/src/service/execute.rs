@@ -6,9 +6,8 @@ use super::*;
 use crate::failure::{Escalation, FailureClass, classify, retry_after_ms};
 use crate::review::Checkpoints;
 use crate::state::ReviewContext;
-use crate::store::{
-    ApprovalStatus, Decision, EscalationRecord, Finish, Record, Verdict, WorkerControl,
-};
+use crate::store::{ApprovalStatus, Decision, EscalationRecord, Finish, Verdict, WorkerControl};
+use crate::value::Record;
 
 pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done: &Sender<Done>) {
     loop {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::failure::Escalation;
+use crate::install::keep_component;
 use crate::loader::LoadedWorker;
 use crate::staging::{Dataset, StagingReport};
 use crate::store::{DeployStatus, Deployment, VersionEntry};
@@ -37,28 +38,6 @@ pub struct Readiness {
     pub ready: bool,
     /// Each item.
     pub items: Vec<ReadinessItem>,
-}
-
-/// Keeps a copy of a component under the data directory, named by its digest, so a
-/// rollback can load it after the file it came from was replaced.
-pub(crate) fn keep_component(
-    config: &HostConfig,
-    bytes: &[u8],
-) -> Result<(String, std::path::PathBuf), Error> {
-    let hex = hex::encode(Sha256::digest(bytes));
-    let dir = config.data_dir.join("components");
-    let path = dir.join(format!("{hex}.wasm"));
-    if !path.is_file() {
-        let io = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let partial = dir.join(format!("{hex}.partial"));
-        std::fs::write(&partial, bytes).map_err(io)?;
-        std::fs::rename(&partial, &path).map_err(io)?;
-    }
-    Ok((format!("sha256:{hex}"), path))
 }
 
 /// Loads an installed worker at start: records its version (keeping the component), and

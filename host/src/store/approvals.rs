@@ -21,7 +21,20 @@ use super::{
     create_record_in, decode, delete_record_in, encode, enqueue_notification_in, record_signal_in,
     update_record_in,
 };
-use crate::review::Risk;
+
+/// How much harm a side effect can do, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    /// Reads (never held; listed for completeness).
+    Read,
+    /// Changes inside the organisation's own systems (records, in-app notes, signals).
+    InternalWrite,
+    /// Messages that leave the organisation (email, SMS, Slack, Teams).
+    ExternalCommunication,
+    /// Money or anything that cannot be undone (financial records, deletions).
+    FinancialOrIrreversible,
+}
 
 pub(crate) const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new("approvals");
 

@@ -5,7 +5,7 @@
 //! days) is a range scan. Text is indexed in lower case (matching the case-insensitive
 //! comparisons) and escapes `0x00`, so it is self-terminating; numbers are fixed width.
 
-use crate::store::FieldValue;
+use crate::value::FieldValue;
 
 const TAG_FALSE: u8 = 0x10;
 const TAG_TRUE: u8 = 0x11;

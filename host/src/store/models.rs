@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approvals::{Approval, Decision, Effect, Verdict};
 use super::{COUNTERS, Store, StoreError, decode, encode};
-use crate::inference::{Feedback, Model, OFFLINE};
+use crate::classifier::{Feedback, Model, OFFLINE};
 
 pub(crate) const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
 pub(crate) const PREDICTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("predictions");

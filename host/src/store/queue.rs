@@ -13,8 +13,45 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::{COUNTERS, OutboxEntry, Store, StoreError, decode, encode, next_counter};
-use crate::condition::ConditionResult;
-use crate::event::EventInput;
+use crate::value::EventInput;
+
+/// One leaf's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionResult {
+    /// What was checked, for example `status equals "new"`.
+    pub condition: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// What started an execution through a path: recorded with its queue item and its audit
+/// entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cause {
+    /// The path's name (`None` for a signal no path governs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The signal's position in the signal log.
+    pub signal_seq: u64,
+    /// The topic.
+    pub topic: String,
+    /// The emitting action's id (`<execution id>/<index>`).
+    pub action: String,
+    /// The emitting plugin.
+    pub from_plugin: String,
+    /// The plugins the cause passed through, the emitter last.
+    pub chain: Vec<String>,
+}
+
+impl Cause {
+    /// The emitting execution's id (the part of the action id before the index).
+    pub fn execution(&self) -> &str {
+        self.action
+            .rsplit_once('/')
+            .map_or(self.action.as_str(), |(e, _)| e)
+    }
+}
 
 pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 pub(crate) const EXECUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("executions");
@@ -56,7 +93,7 @@ pub struct QueueItem {
     /// Set when a signal started it: the signal, its emitter and chain, and the escalation
     /// path that delivered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<crate::escalation::Cause>,
+    pub cause: Option<Cause>,
 }
 
 impl QueueItem {
@@ -113,7 +150,7 @@ pub struct ExecutionEntry {
     /// What started it when a signal did: the signal, the emitting action (and so the
     /// emitting execution) and the escalation path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<crate::escalation::Cause>,
+    pub cause: Option<Cause>,
     /// The hash of the entry before it in the audit chain (set when recorded).
     #[serde(default)]
     pub prev_hash: String,
@@ -222,7 +259,7 @@ pub struct Finish {
     /// The item put back (a retry, or held while its worker is paused) instead of removed.
     pub requeue: Option<QueueItem>,
     /// Records created (an escalation task).
-    pub records: Vec<crate::store::Record>,
+    pub records: Vec<crate::value::Record>,
     /// Items added (a fallback worker's run).
     pub enqueue: Vec<QueueItem>,
     /// Notifications queued.
@@ -481,7 +518,7 @@ impl Store {
         &self,
         controls: Vec<(String, WorkerControl)>,
         alerts: Vec<(Alert, Vec<OutboxEntry>)>,
-        records: Vec<crate::store::Record>,
+        records: Vec<crate::value::Record>,
         event: Option<GovernanceEvent>,
     ) -> Result<(), StoreError> {
         let store = self.clone();

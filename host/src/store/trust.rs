@@ -8,7 +8,49 @@ use super::queue::{GovernanceEvent, TRIGGER_STATE, set_state_in};
 use redb::ReadableTable;
 
 use super::{Store, StoreError, append_governance_in, decode};
-use crate::review::Stage;
+
+/// The trust curve's stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Proposes only: every side effect waits for a person.
+    Assistive,
+    /// Acts inside the organisation; outside communication and money wait for a person.
+    Supervised,
+    /// Acts on its own when confident; money, irreversible changes and low-confidence
+    /// decisions wait for a person.
+    ConditionalAutonomy,
+    /// Acts on its own; only explicit rules hold anything.
+    HighTrust,
+}
+
+impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 4] = [
+        Stage::Assistive,
+        Stage::Supervised,
+        Stage::ConditionalAutonomy,
+        Stage::HighTrust,
+    ];
+
+    /// The next stage up, if any.
+    pub fn next(self) -> Option<Stage> {
+        Stage::ALL
+            .iter()
+            .position(|s| *s == self)
+            .and_then(|i| Stage::ALL.get(i + 1).copied())
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Assistive => "assistive",
+            Stage::Supervised => "supervised",
+            Stage::ConditionalAutonomy => "conditional-autonomy",
+            Stage::HighTrust => "high-trust",
+        }
+    }
+}
 
 fn key(worker: &str) -> String {
     format!("trust\u{1f}{worker}")

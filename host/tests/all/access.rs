@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use roster_host::review::Risk;
 use roster_host::service::Service;
+use roster_host::store::Risk;
 use roster_host::store::{Account, AccountKind, Approval, ApprovalStatus, Effect};
 
 use crate::serve::Fixture;

@@ -348,7 +348,7 @@ fn untrusted_requests_never_fail_the_server_and_errors_change_nothing() {
             headers.push(("x-roster-timestamp", now.to_string()));
             headers.push((
                 "x-roster-signature",
-                roster_host::server::sign(secret, now, &r.body),
+                roster_host::webhook::sign(secret, now, &r.body),
             ));
         }
         prop_assert!(service.wait_idle(Duration::from_secs(30)));

@@ -11,7 +11,8 @@ use std::time::Duration;
 use roster_host::clock::ManualClock;
 use roster_host::config::HostConfig;
 use roster_host::service::{EventSubmission, KillScope, Service};
-use roster_host::store::{Approval, ApprovalFilter, ApprovalStatus, Decision, FieldValue, Verdict};
+use roster_host::store::{Approval, ApprovalFilter, ApprovalStatus, Decision, Verdict};
+use roster_host::value::FieldValue;
 use test_programs_artifacts::REVIEW_PROPOSER;
 
 use crate::access::{Api, person};

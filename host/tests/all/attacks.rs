@@ -245,7 +245,8 @@ mod api {
     use std::sync::Arc;
 
     use roster_host::service::Service;
-    use roster_host::store::{ApprovalStatus, FieldValue};
+    use roster_host::store::ApprovalStatus;
+    use roster_host::value::FieldValue;
 
     use crate::access::{Api, person};
     use crate::approvals::{Host, held, opportunity, propose};
@@ -561,7 +562,7 @@ mod api {
 
         // Guessing tokens is throttled per client: after the burst, every request from
         // that address waits, valid or not, until the bucket refills.
-        let burst = roster_host::server::throttle::BURST;
+        let burst = roster_host::config::DEFAULT_FAILED_AUTH_BURST;
         for _ in 0..burst {
             assert_eq!(api.call(Some("rst_guess"), "GET", "/v1/whoami", "").0, 401);
         }
@@ -584,7 +585,7 @@ mod webhooks {
 
     use std::time::{Duration, Instant};
 
-    use roster_host::server::sign;
+    use roster_host::webhook::sign;
 
     use crate::serve_process::{SECRET, Server, fixture, free_port, http};
 

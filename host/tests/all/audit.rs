@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use redb::{Database, ReadableTable, TableDefinition};
-use roster_host::store::{AuditQuery, Checkpoint, FieldValue, GENESIS, Record, Store};
+use roster_host::store::{AuditQuery, Checkpoint, GENESIS, Store};
+use roster_host::value::{FieldValue, Record};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use roster_host::limits::Limits;
-use roster_host::store::{FieldValue, Record};
+use roster_host::value::{FieldValue, Record};
 use roster_host::{
     EventInput, ExecutionReport, Grant, LoadedWorker, Manifest, Mode, Runtime, RuntimeConfig,
     Status,
@@ -97,7 +97,7 @@ pub fn load_granted(program: &str, id: &str, capabilities: &str, limits: &str) -
 pub fn record_event(object: &str, id: &str) -> EventInput {
     EventInput {
         id: None,
-        trigger: roster_host::event::TriggerInput::RecordCreated,
+        trigger: roster_host::value::TriggerInput::RecordCreated,
         object: Some(object.into()),
         record_id: Some(id.into()),
         payload: None,
@@ -109,7 +109,7 @@ pub fn record_event(object: &str, id: &str) -> EventInput {
 pub fn payload_event(payload: serde_json::Value) -> EventInput {
     EventInput {
         id: None,
-        trigger: roster_host::event::TriggerInput::Manual,
+        trigger: roster_host::value::TriggerInput::Manual,
         object: None,
         record_id: None,
         payload: Some(payload),

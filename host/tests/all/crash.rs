@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use roster_host::server::sign;
-use roster_host::store::{FieldValue, RecordQuery, Store};
+use roster_host::store::{RecordQuery, Store};
+use roster_host::value::FieldValue;
+use roster_host::webhook::sign;
 use serde_json::json;
 
 use crate::connector::Connector;

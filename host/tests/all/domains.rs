@@ -8,9 +8,8 @@ use std::sync::Arc;
 use roster_host::clock::ManualClock;
 use roster_host::config::HostConfig;
 use roster_host::service::{DecisionRequest, Service};
-use roster_host::store::{
-    ApprovalStatus, Effect, ExecutionEntry, FieldValue, SignalEntry, Verdict,
-};
+use roster_host::store::{ApprovalStatus, Effect, ExecutionEntry, SignalEntry, Verdict};
+use roster_host::value::FieldValue;
 use roster_host::{Grant, Manifest};
 
 use crate::approvals::held;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use roster_host::clock::{Clock, MINUTE_MS, ManualClock};
 use roster_host::config::HostConfig;
 use roster_host::service::{EventSubmission, Service};
-use roster_host::store::{ExecutionEntry, FieldValue, RecordQuery};
+use roster_host::store::{ExecutionEntry, RecordQuery};
+use roster_host::value::FieldValue;
 use serde_json::json;
 use test_programs_artifacts::{CONNECTOR_CLIENT, LIMITS_SPIN, SERVE_RECORDER};
 

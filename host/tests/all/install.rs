@@ -13,7 +13,7 @@ use std::time::Duration;
 use roster_host::clock::SystemClock;
 use roster_host::config::HostConfig;
 use roster_host::service::{EventSubmission, Service};
-use roster_host::store::FieldValue;
+use roster_host::value::FieldValue;
 use roster_registry::artifact::{self, Artifact};
 use sha2::{Digest, Sha256};
 use test_programs_artifacts::{STALE_LEAD_ALERTER, WORKER_WELL_BEHAVED};

@@ -183,7 +183,7 @@ fn compiled_components_are_cached_on_disk_across_restarts() {
     );
     second
         .store()
-        .put_records(&[roster_host::store::Record {
+        .put_records(&[roster_host::value::Record {
             object: "lead".into(),
             id: "C-1".into(),
             owner: None,
@@ -217,7 +217,7 @@ fn dry_run_records_side_effects_without_performing_them() {
         .unwrap();
     assert_eq!(
         stored.fields["status"],
-        roster_host::store::FieldValue::Text("new".into())
+        roster_host::value::FieldValue::Text("new".into())
     );
 }
 

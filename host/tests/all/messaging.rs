@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use roster_host::capability::http::HttpClient;
 use roster_host::config::HostConfig;
-use roster_host::delivery::Connectors;
+use roster_host::net::HttpClient;
 use roster_host::store::OutboxEntry;
 
 use crate::connector::Connector;
@@ -81,8 +80,7 @@ body = "Body"
         !format!("{config:?}").contains("sk-sms-123"),
         "secrets never reach a debug print"
     );
-    let connectors = Connectors::new(
-        &config,
+    let connectors = config.connectors(
         Arc::new(HttpClient::new().unwrap()),
         Arc::new(config.directory.clone()),
     );
@@ -151,8 +149,7 @@ body = "Body"
     let failing = config_text.replace("/status/200/sms", "/status/503/sms");
     std::fs::write(&path, failing).unwrap();
     let config = HostConfig::load(&path).unwrap();
-    let connectors = Connectors::new(
-        &config,
+    let connectors = config.connectors(
         Arc::new(HttpClient::new().unwrap()),
         Arc::new(config.directory.clone()),
     );

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use roster_host::event::TriggerInput;
-use roster_host::store::{FieldValue, Record};
+use roster_host::value::TriggerInput;
+use roster_host::value::{FieldValue, Record};
 use roster_host::{EventInput, Manifest, Status};
 use test_programs_artifacts::{
     ACCESS_REQUEST, ALERT_CLASSIFICATION, CANDIDATE_REVIEW, CHURN_SIGNAL, CUSTOMER_ONBOARDING,

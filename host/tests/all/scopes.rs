@@ -3,7 +3,7 @@
 
 use roster_host::Status;
 use roster_host::gate::ActionResult;
-use roster_host::store::FieldValue;
+use roster_host::value::FieldValue;
 use serde_json::json;
 use test_programs_artifacts::CAPABILITY_PROBE;
 
@@ -248,7 +248,7 @@ fn records_outside_the_principals_visibility_are_hidden_and_protected() {
     ])
     .unwrap();
     let runtime = Runtime::open(config).unwrap();
-    let lead = |id: &str, owner: &str| roster_host::store::Record {
+    let lead = |id: &str, owner: &str| roster_host::value::Record {
         object: "lead".into(),
         id: id.into(),
         owner: Some(owner.into()),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use roster_host::clock::{DAY_MS, HOUR_MS, MINUTE_MS, ManualClock};
 use roster_host::config::HostConfig;
 use roster_host::service::{EventSubmission, Service};
-use roster_host::store::{ExecutionEntry, FieldValue};
+use roster_host::store::ExecutionEntry;
+use roster_host::value::FieldValue;
 use test_programs_artifacts::SERVE_RECORDER;
 
 /// 2026-01-01T08:00:00Z.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use roster_host::server::sign;
+use roster_host::webhook::sign;
 
 use crate::serve::Fixture;
 

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The built-in provider's name.
+pub const OFFLINE: &str = "offline";
+
 /// The temperature used until reviewed examples exist.
 const DEFAULT_TEMPERATURE: f64 = 4.0;
 /// The temperatures tried when calibrating.
@@ -324,12 +327,12 @@ mod tests {
 
     fn feedback() -> Vec<(&'static str, &'static str)> {
         labelled(include_str!(
-            "../../../plugins/ticket-triage/fixtures/reviewed.tsv"
+            "../../plugins/ticket-triage/fixtures/reviewed.tsv"
         ))
     }
     fn held_out() -> Vec<(&'static str, &'static str)> {
         labelled(include_str!(
-            "../../../plugins/ticket-triage/fixtures/held-out.tsv"
+            "../../plugins/ticket-triage/fixtures/held-out.tsv"
         ))
     }
     /// `category<TAB>text` lines; `#` lines are comments.
