@@ -8,12 +8,15 @@
 
 mod approvals;
 mod audit;
+pub mod demo;
+pub mod fixtures;
 mod install;
 mod people;
 mod plugin;
 mod records;
 mod remote;
 mod run;
+pub mod scaffold;
 mod serve;
 mod up;
 mod versions;
@@ -21,6 +24,7 @@ mod versions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 pub use run::print_report;
@@ -337,4 +341,24 @@ fn host_config(paths: &Paths) -> anyhow::Result<crate::config::HostConfig> {
         config.add_installed()?;
         Ok(config)
     }
+}
+
+/// Opens the data directory's store (refused while `roster serve` holds it).
+fn open_store(cli: &Paths) -> anyhow::Result<crate::store::Store> {
+    let config = host_config(cli)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("roster.redb");
+    crate::store::Store::open_with(
+        &path,
+        config.schema,
+        std::sync::Arc::new(crate::clock::SystemClock),
+    )
+    .map_err(|e| match e {
+        crate::store::StoreError::Database(redb::Error::DatabaseAlreadyOpen) => anyhow::anyhow!(
+            "{} is in use (is `roster serve` running? stop it, or use the HTTP API)",
+            path.display()
+        ),
+        other => other.into(),
+    })
 }

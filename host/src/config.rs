@@ -52,16 +52,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::condition::{Condition, ConditionSpec};
 use crate::config_file;
 use crate::delivery::{AuditWebhook, AuditWebhookSettings, Connectors, Smtp, SmtpSettings};
-use crate::directory::{Directory, Principal};
 use crate::error::Error;
 use crate::failure::{Breaker, BreakerSpec, Escalation, EscalationSpec, RetryPolicy, RetrySpec};
-use crate::grant::Grant;
-use crate::limits::{Limits, LimitsOverride};
-use crate::manifest::Manifest;
+use crate::governance::directory::{Directory, Principal};
+use crate::sandbox::grant::Grant;
+use crate::sandbox::limits::{Limits, LimitsOverride};
+use crate::sandbox::manifest::Manifest;
 use crate::schema::{FieldDef, Schema};
+use crate::trigger::condition::{Condition, ConditionSpec};
 use crate::trigger::{Trigger, TriggerSpec};
 
 /// Failed authentications a client may make in a row, unless roster.toml says otherwise.
@@ -242,9 +242,9 @@ struct HostFile {
     #[serde(default)]
     registry: RegistrySettings,
     #[serde(default)]
-    review_rules: Vec<crate::review::Rule>,
+    review_rules: Vec<crate::governance::review::Rule>,
     #[serde(default)]
-    trust: crate::trust::TrustSettings,
+    trust: crate::governance::trust::TrustSettings,
     #[serde(default)]
     objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
@@ -252,7 +252,7 @@ struct HostFile {
     #[serde(default)]
     secrets_file: Option<PathBuf>,
     #[serde(default)]
-    escalation_paths: Vec<crate::escalation::EscalationPath>,
+    escalation_paths: Vec<crate::governance::escalation::EscalationPath>,
     #[serde(default)]
     connectors: crate::delivery::messaging::ConnectorSettings,
     #[serde(default)]
@@ -262,8 +262,9 @@ struct HostFile {
 }
 
 /// The shipped policies; they are validated by a unit test, so loading them cannot fail.
-fn builtin_access() -> crate::access::Access {
-    crate::access::Access::builtin().unwrap_or_else(|e| unreachable!("shipped policies: {e}"))
+fn builtin_access() -> crate::governance::access::Access {
+    crate::governance::access::Access::builtin()
+        .unwrap_or_else(|e| unreachable!("shipped policies: {e}"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -294,7 +295,7 @@ struct WorkerFile {
     #[serde(default)]
     circuit_breaker: Option<Spanned<BreakerSpec>>,
     #[serde(default)]
-    review: Option<Spanned<crate::review::ReviewSettings>>,
+    review: Option<Spanned<crate::governance::review::ReviewSettings>>,
     #[serde(default)]
     shadow: Option<ShadowSpec>,
     #[serde(default)]
@@ -398,7 +399,7 @@ pub struct WorkerConfig {
     /// When it is paused for failing too often.
     pub breaker: Breaker,
     /// Its human-in-the-loop checkpoints and starting stage on the trust curve.
-    pub review: Option<crate::review::ReviewSettings>,
+    pub review: Option<crate::governance::review::ReviewSettings>,
     /// Where it starts: `live` (the default), or `staging` to go live only through the
     /// deployment-readiness checklist (`roster workers deploy`).
     pub deployment: crate::store::DeployStatus,
@@ -547,11 +548,11 @@ pub struct HostConfig {
     /// Where audit entries are pushed.
     pub audit_webhooks: Vec<AuditWebhook>,
     /// The authorization policies in force.
-    pub access: std::sync::Arc<crate::access::Access>,
+    pub access: std::sync::Arc<crate::governance::access::Access>,
     /// Review rules for every worker (or the workers of the domains they name).
-    pub review_rules: Vec<crate::review::Rule>,
+    pub review_rules: Vec<crate::governance::review::Rule>,
     /// When the trust curve proposes a promotion.
-    pub trust: crate::trust::TrustSettings,
+    pub trust: crate::governance::trust::TrustSettings,
     /// Publisher keys whose signatures `roster install` accepts.
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// The token sent to registries that ask for one.
@@ -561,7 +562,7 @@ pub struct HostConfig {
     /// The inference providers.
     pub inference: crate::inference::InferenceConfig,
     /// The declared cross-domain escalation paths.
-    pub escalation_paths: Vec<crate::escalation::EscalationPath>,
+    pub escalation_paths: Vec<crate::governance::escalation::EscalationPath>,
     /// Slack, Teams and SMS connectors.
     pub messaging: crate::delivery::messaging::Messaging,
     /// The enrichment providers.
@@ -627,8 +628,8 @@ impl HostConfig {
     pub fn runtime_config(
         &self,
         clock: crate::clock::SharedClock,
-    ) -> crate::runtime::RuntimeConfig {
-        let mut config = crate::runtime::RuntimeConfig::new(&self.data_dir);
+    ) -> crate::sandbox::runtime::RuntimeConfig {
+        let mut config = crate::sandbox::runtime::RuntimeConfig::new(&self.data_dir);
         config.max_limits = self.max_limits;
         config.schema = self.schema.clone();
         config.directory = self.directory.clone();
@@ -664,7 +665,7 @@ impl HostConfig {
             audit_webhooks: Vec::new(),
             access: std::sync::Arc::new(builtin_access()),
             review_rules: Vec::new(),
-            trust: crate::trust::TrustSettings::default(),
+            trust: crate::governance::trust::TrustSettings::default(),
             trusted_keys: Vec::new(),
             registry_token: None,
             secrets: crate::secrets::Secrets::none(),
@@ -924,7 +925,7 @@ impl HostConfig {
             trusted_keys.push(key);
         }
         let access = match &file.access.policies {
-            Some(dir) => crate::access::Access::load(&base.join(dir))?,
+            Some(dir) => crate::governance::access::Access::load(&base.join(dir))?,
             None => builtin_access(),
         };
         let mut problems: Vec<String> = file

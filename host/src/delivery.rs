@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::Directory;
+use crate::governance::directory::Directory;
 use crate::net::HttpClient;
 use crate::scope::HttpScope;
 use crate::store::{OutboxEntry, Store};

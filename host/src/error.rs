@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading or running a worker (other than the worker's
-/// own failures, which are execution statuses in a [`crate::report::ExecutionReport`]).
+/// own failures, which are execution statuses in a [`crate::sandbox::report::ExecutionReport`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A manifest, grant, event or host configuration file is invalid.

@@ -24,8 +24,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{MINUTE_MS, parse_duration};
-use crate::gate::{ActionRecord, ActionResult};
-use crate::report::Status;
+use crate::sandbox::gate::{ActionRecord, ActionResult};
+use crate::sandbox::report::Status;
 
 /// The longest a connector's `Retry-After` is honoured for (a day).
 pub const MAX_RETRY_AFTER_MS: i64 = 24 * 60 * MINUTE_MS;
@@ -474,7 +474,7 @@ mod tests {
             id: "x/0".into(),
             capability: "http",
             operation: "send",
-            kind: crate::gate::ActionKind::Effect,
+            kind: crate::sandbox::gate::ActionKind::Effect,
             target: "https://api.example.com".into(),
             input: json!({}),
             result,

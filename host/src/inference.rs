@@ -2,7 +2,7 @@
 //!
 //! Two kinds of provider answer a worker's `classify`, `learn` and `draft`:
 //!
-//! - `offline`, built in and the embedded default: the classifier of [`classifier`], one
+//! - `offline`, built in and the embedded default: the classifier of [`crate::classifier`], one
 //!   model per plugin and model name, kept in the store, learning from the examples a worker
 //!   teaches it and from reviewers' decisions on the actions its predictions led to
 //!   ([`crate::store::models`]). It does not draft.

@@ -29,9 +29,9 @@ pub mod people;
 pub mod throttle;
 mod versions;
 
-use crate::access::{Operation, Resource};
 use crate::error::Error;
 use crate::filter::{Filter, Op};
+use crate::governance::access::{Operation, Resource};
 use crate::service::{EventSubmission, Service};
 use crate::store::{Account, RecordQuery, StoreError};
 use crate::value::{FieldValue, Record};
@@ -242,7 +242,7 @@ fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
         // Compare digests so the comparison takes the same time wherever the tokens differ.
         use sha2::Digest;
         if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
-            return Ok(crate::access::bootstrap_account());
+            return Ok(crate::governance::access::bootstrap_account());
         }
     }
     match api.service.store().authenticate(given) {
@@ -604,7 +604,7 @@ async fn audit_checkpoints(
 async fn inventory(
     State(api): State<Api>,
     headers: HeaderMap,
-    Query(filter): Query<crate::inventory::InventoryFilter>,
+    Query(filter): Query<crate::service::inventory::InventoryFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
     authorize_host(&api, &headers, Operation::InventoryView)?;
     let workers = blocking(move || Ok(api.service.inventory(&filter)?)).await?;

@@ -27,19 +27,19 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::clock::{HOUR_MS, MINUTE_MS, SharedClock};
-use crate::condition::Context;
 use crate::config::{HostConfig, WorkerConfig};
 use crate::error::Error;
 use crate::filter::Filter;
-use crate::gate::Mode;
-use crate::loader::LoadedWorker;
-use crate::runtime::Runtime;
+use crate::sandbox::gate::Mode;
+use crate::sandbox::loader::LoadedWorker;
+use crate::sandbox::runtime::Runtime;
 use crate::store::ConditionResult;
 use crate::store::{
     Alert, Change, ChangeKind, ExecutionEntry, GovernanceEvent, OutboxEntry, QueueItem,
     RecordQuery, Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in,
     set_schedule_in, set_state_in, state_in,
 };
+use crate::trigger::condition::Context;
 use crate::trigger::{TriggerKind, inside_threshold};
 use crate::value::FieldValue;
 use crate::value::{ChangeInput, EventInput, TriggerInput};
@@ -53,6 +53,9 @@ mod approvals;
 mod derive;
 mod dispatch;
 mod execute;
+pub mod inventory;
+pub mod shadow;
+pub mod staging;
 mod versions;
 
 pub use approvals::DecisionRequest;
@@ -348,9 +351,12 @@ impl Service {
 
     /// A worker as the authorization policies see it: its domain and every owner
     /// (business, technical, and those alerted about it).
-    pub fn worker_resource(&self, worker: &str) -> Result<crate::access::Resource, Error> {
+    pub fn worker_resource(
+        &self,
+        worker: &str,
+    ) -> Result<crate::governance::access::Resource, Error> {
         let w = self.installed(worker)?;
-        Ok(crate::access::Resource::Worker {
+        Ok(crate::governance::access::Resource::Worker {
             name: worker.to_string(),
             domain: w.config.manifest.plugin.domain.as_str().to_string(),
             owners: w.config.accountable(),
@@ -588,10 +594,10 @@ impl Service {
     /// The worker inventory, filtered, with each worker's last weeks of executions.
     pub fn inventory(
         &self,
-        filter: &crate::inventory::InventoryFilter,
-    ) -> Result<Vec<crate::inventory::InventoryEntry>, Error> {
+        filter: &inventory::InventoryFilter,
+    ) -> Result<Vec<inventory::InventoryEntry>, Error> {
         let now = self.shared.clock.now_ms();
-        let since = now - crate::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
+        let since = now - inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
         let recent = self.shared.store.executions_since(since)?;
         let controls = self.controls();
         let mut out = Vec::new();
@@ -599,7 +605,7 @@ impl Service {
             let mine: Vec<&ExecutionEntry> = recent.iter().filter(|e| &e.worker == name).collect();
             let deployment = self.shared.store.deployment(name)?;
             let stage = self.shared.stage(&w.config);
-            let entry = crate::inventory::describe(
+            let entry = inventory::describe(
                 &w.config,
                 controls.get(name),
                 deployment.as_ref(),

@@ -14,8 +14,10 @@
 mod accounts;
 mod approvals;
 mod audit;
+mod effect;
 mod effects;
 mod index;
+mod log;
 pub mod models;
 mod queue;
 mod records;
@@ -28,21 +30,19 @@ pub use accounts::{
     Account, AccountKind, RESERVED_IDS, TOKEN_PREFIX, TokenInfo, canonical_id, token_digest,
 };
 pub use approvals::{
-    Application, Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, FEEDBACK_PREFIX, Risk,
-    Verdict,
+    Application, Approval, ApprovalFilter, ApprovalStatus, Decision, FEEDBACK_PREFIX, Risk, Verdict,
 };
 pub(crate) use audit::append_governance_in;
 pub use audit::{
     AuditProblem, AuditQuery, AuditSummary, CHECKPOINT_EVERY, CSV_COLUMNS, Checkpoint, GENESIS,
     checkpoint_text, csv_row, export_item,
 };
-pub use queue::{
-    Alert, Cause, ConditionResult, EscalationRecord, ExecutionEntry, Finish, GOVERNANCE,
-    GovernanceEvent, QueueItem, WorkerControl,
+pub use effect::Effect;
+pub use log::{
+    Cause, ConditionResult, EscalationRecord, ExecutionEntry, GOVERNANCE, GovernanceEvent,
 };
-pub(crate) use queue::{
-    enqueue_in, schedule_in, set_counter_in, set_schedule_in, set_state_in, state_in,
-};
+pub use queue::{Alert, Finish, QueueItem, WorkerControl};
+pub(crate) use queue::{enqueue_in, schedule_in, set_counter_in, set_schedule_in};
 pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
 pub use models::{ModelSummary, PredictionRecord};
@@ -134,6 +134,28 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+pub(crate) const TRIGGER_STATE: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("trigger_state");
+
+/// Trigger state (threshold side, date fired) under `key`.
+pub(crate) fn state_in(tx: &WriteTransaction, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .open_table(TRIGGER_STATE)?
+        .get(key)?
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+}
+
+/// Sets trigger state.
+pub(crate) fn set_state_in(
+    tx: &WriteTransaction,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    tx.open_table(TRIGGER_STATE)?
+        .insert(key, value.as_bytes())?;
+    Ok(())
+}
 
 /// A notification accepted for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -46,6 +46,8 @@
 //! within = "30d"                   # fires once per date value
 //! ```
 
+pub mod condition;
+
 use std::str::FromStr;
 
 use chrono::TimeZone;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::Paths;
-use super::records::open_store;
+use super::open_store;
 use super::remote::print_api;
 use crate::store::{ApprovalFilter, ApprovalStatus};
 
@@ -167,7 +167,7 @@ pub(super) fn trust(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<E
     let worker = super::worker_config(&config, name)?;
     let store = open_store(paths)?;
     let now = store.clock().now_ms();
-    let report = crate::trust::report(
+    let report = crate::governance::trust::report(
         &store,
         &worker.name,
         worker.starting_stage(),

@@ -180,7 +180,7 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 }
                 serde_json::from_str::<serde_json::Value>(&text)?
             } else {
-                let store = super::records::open_store(paths)?;
+                let store = super::open_store(paths)?;
                 match store.verify_audit(&external)? {
                     Ok(summary) => serde_json::json!({ "ok": true, "summary": summary }),
                     Err(problem) => serde_json::json!({
@@ -211,7 +211,7 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
             }
         }
         AuditCommand::Grants { days, json, remote } => {
-            let report: crate::grant_audit::GrantReport = if remote {
+            let report: crate::distribution::grant_audit::GrantReport = if remote {
                 let (status, text) = super::remote::api(
                     &paths.config,
                     http::Method::GET,
@@ -224,8 +224,8 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 serde_json::from_str(&text).context("the service's grant report")?
             } else {
                 let config = super::host_config(paths)?;
-                let store = super::records::open_store(paths)?;
-                crate::grant_audit::report(&config, &store, days)?
+                let store = super::open_store(paths)?;
+                crate::distribution::grant_audit::report(&config, &store, days)?
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -240,7 +240,7 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
             json,
         } => {
             let query = filter.query()?;
-            let store = super::records::open_store(paths)?;
+            let store = super::open_store(paths)?;
             let mut found = 0;
             store.audit_scan(&query, |e, raw, hash| {
                 found += 1;
@@ -275,7 +275,7 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 bail!("--format `{format}`: use jsonl or csv");
             }
             let query = filter.query()?;
-            let store = super::records::open_store(paths)?;
+            let store = super::open_store(paths)?;
             let file = std::fs::File::create(&output)
                 .with_context(|| format!("creating {}", output.display()))?;
             let mut out = std::io::BufWriter::new(file);
@@ -331,7 +331,7 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 let value: serde_json::Value = serde_json::from_str(&text)?;
                 serde_json::from_value(value["checkpoint"].clone())?
             } else {
-                super::records::open_store(paths)?.audit_checkpoint()?
+                super::open_store(paths)?.audit_checkpoint()?
             };
             let Some(checkpoint) = checkpoint else {
                 bail!("the audit log is empty: nothing to sign yet");

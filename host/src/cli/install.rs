@@ -8,9 +8,9 @@ use anyhow::Context;
 
 use super::Paths;
 use crate::clock::SystemClock;
-use crate::install::{self, GrantChoice, InstallOptions, Review};
-use crate::oci::{self, Source};
-use crate::runtime::Runtime;
+use crate::distribution::install::{self, GrantChoice, InstallOptions, Review};
+use crate::distribution::oci::{self, Source};
+use crate::sandbox::runtime::Runtime;
 
 /// Arguments of `roster install`.
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::Paths;
-use super::records::open_store;
+use super::open_store;
 use crate::server::people::{AccountChange, check_roles};
 use crate::store::{Account, AccountKind};
 

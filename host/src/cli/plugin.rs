@@ -98,7 +98,7 @@ fn new(
     let sdk = sdk.unwrap_or_else(repo_sdk);
     let sdk = std::fs::canonicalize(&sdk)
         .with_context(|| format!("the roster-sdk crate at {}", sdk.display()))?;
-    let mut scaffold = crate::scaffold::Scaffold::new(dir, &sdk)?;
+    let mut scaffold = crate::cli::scaffold::Scaffold::new(dir, &sdk)?;
     if let Some(id) = id {
         scaffold.id = id;
     }
@@ -131,7 +131,7 @@ fn project(dir: &Path) -> anyhow::Result<(Vec<u8>, crate::Manifest, crate::Grant
 fn test(paths: &Paths, dir: &Path) -> anyhow::Result<ExitCode> {
     let (bytes, manifest, grant) = project(dir)?;
     let scratch = paths.data_dir.join("plugin-tests");
-    let results = crate::fixtures::run_cases(dir, &bytes, &manifest, &grant, &scratch)?;
+    let results = crate::cli::fixtures::run_cases(dir, &bytes, &manifest, &grant, &scratch)?;
     let failed = results.iter().filter(|r| r.failure.is_some()).count();
     for r in &results {
         match &r.failure {
@@ -169,7 +169,9 @@ fn publish(
     let manifest_path = manifest_path.unwrap_or_else(|| home.join("worker.toml"));
     let manifest_text = crate::config_file::read_text(&manifest_path)?;
     let manifest = crate::Manifest::parse(&manifest_path, &manifest_text)?;
-    let key = key.map(crate::publish::read_key).transpose()?;
+    let key = key
+        .map(crate::distribution::publish::read_key)
+        .transpose()?;
     // The tag defaults to the manifest's version.
     let to = {
         let last = to.rsplit('/').next().unwrap_or(to);
@@ -179,7 +181,7 @@ fn publish(
             format!("{to}:{}", manifest.plugin.version)
         }
     };
-    crate::oci::Source::parse(&to)?;
+    crate::distribution::oci::Source::parse(&to)?;
 
     let steps = indicatif::ProgressBar::new(4);
     steps.set_style(
@@ -203,7 +205,7 @@ fn publish(
     ))
     .unwrap_or_default()
     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let prepared = match crate::publish::prepare(
+    let prepared = match crate::distribution::publish::prepare(
         &manifest_path,
         &manifest_text,
         component,
@@ -241,7 +243,7 @@ fn publish(
 }
 
 fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
-    let (key, secret, public) = crate::publish::keygen(out)?;
+    let (key, secret, public) = crate::distribution::publish::keygen(out)?;
     let verifying = key.verifying_key();
     println!(
         "publisher key {} written: {} (secret) and {} (public)",

@@ -12,9 +12,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Paths;
+use super::{Paths, open_store};
 use crate::clock::SystemClock;
-use crate::store::{RecordQuery, Store, StoreError};
+use crate::store::{RecordQuery, StoreError};
 use crate::value::{FieldValue, Record};
 
 /// `roster records` subcommands.
@@ -191,20 +191,6 @@ pub enum WorkersCommand {
         #[arg(long)]
         reason: String,
     },
-}
-
-pub(super) fn open_store(cli: &Paths) -> anyhow::Result<Store> {
-    let config = super::host_config(cli)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let path = config.data_dir.join("roster.redb");
-    Store::open_with(&path, config.schema, std::sync::Arc::new(SystemClock)).map_err(|e| match e {
-        StoreError::Database(redb::Error::DatabaseAlreadyOpen) => anyhow::anyhow!(
-            "{} is in use (is `roster serve` running? stop it, or use the HTTP API)",
-            path.display()
-        ),
-        other => other.into(),
-    })
 }
 
 pub(super) fn records(cli: &Paths, command: RecordsCommand) -> anyhow::Result<ExitCode> {
@@ -519,7 +505,7 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
             json,
             remote,
         } => {
-            let filter = crate::inventory::InventoryFilter {
+            let filter = crate::service::inventory::InventoryFilter {
                 domain,
                 owner,
                 status,
@@ -613,7 +599,7 @@ pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<Ex
 
 fn inventory(
     cli: &Paths,
-    filter: crate::inventory::InventoryFilter,
+    filter: crate::service::inventory::InventoryFilter,
     json: bool,
     remote: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -642,7 +628,7 @@ fn inventory(
         let config = super::host_config(cli)?;
         let store = open_store(cli)?;
         let now = crate::clock::Clock::now_ms(&SystemClock);
-        let since = now - crate::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
+        let since = now - crate::service::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
         let recent = store.executions_since(since)?;
         let controls = store.controls()?;
         config
@@ -651,8 +637,9 @@ fn inventory(
             .map(|w| {
                 let mine: Vec<_> = recent.iter().filter(|e| e.worker == w.name).collect();
                 let deployment = store.deployment(&w.name)?;
-                let stage = crate::trust::current_stage(&store, &w.name, w.starting_stage())?;
-                Ok(crate::inventory::describe(
+                let stage =
+                    crate::governance::trust::current_stage(&store, &w.name, w.starting_stage())?;
+                Ok(crate::service::inventory::describe(
                     w,
                     controls.get(&w.name),
                     deployment.as_ref(),

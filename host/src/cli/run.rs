@@ -8,9 +8,9 @@ use anyhow::{Context, bail};
 
 use super::InspectArgs;
 use super::RunArgs;
-use crate::gate::{ActionResult, Mode};
-use crate::imports;
-use crate::report::ExecutionReport;
+use crate::sandbox::gate::{ActionResult, Mode};
+use crate::sandbox::imports;
+use crate::sandbox::report::ExecutionReport;
 use crate::{EventInput, Grant, Manifest, Runtime, RuntimeConfig};
 
 /// The directory beside which default files are looked up.
@@ -70,19 +70,19 @@ pub(super) fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         EventInput::parse(&event_path.display().to_string(), &text)?
     };
     let records = match args.records {
-        Some(path) => Some(crate::fixtures::read_records(&path)?),
+        Some(path) => Some(crate::cli::fixtures::read_records(&path)?),
         None => {
             let default = home.join("records.jsonl");
             default
                 .is_file()
-                .then(|| crate::fixtures::read_records(&default))
+                .then(|| crate::cli::fixtures::read_records(&default))
                 .transpose()?
         }
     };
     // Check everything the command was given before anything is changed.
     let bytes = component_bytes(&args.plugin)?;
     let info = imports::inspect(&bytes)?;
-    crate::loader::plan(&info, &manifest, &grant)?;
+    crate::sandbox::loader::plan(&info, &manifest, &grant)?;
     grant.check_against(&manifest)?;
     let runtime = Runtime::open(RuntimeConfig::new(data_dir))?;
     let worker = runtime.load(&bytes, &manifest, &grant)?;
@@ -228,7 +228,7 @@ pub(super) fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(grant) = &grant {
-        match crate::loader::plan(&info, &manifest, grant) {
+        match crate::sandbox::loader::plan(&info, &manifest, grant) {
             Ok(_) => println!("verdict   loads under {}", grant_path.display()),
             Err(e) => println!("verdict   {e}"),
         }

@@ -28,7 +28,7 @@ use anyhow::Context;
 use super::serve::Companion;
 use crate::clock::{Clock, SystemClock};
 use crate::config::HostConfig;
-use crate::install::{self, GrantChoice, InstallOptions};
+use crate::distribution::install::{self, GrantChoice, InstallOptions};
 use crate::store::{ApprovalFilter, ApprovalStatus};
 
 /// `roster up`'s options.
@@ -173,9 +173,9 @@ fn publisher_key(home: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let base = home.join("publisher").join("roster-demo");
     let secret = base.with_extension("key");
     if secret.is_file() {
-        return Ok(crate::publish::read_key(&secret)?);
+        return Ok(crate::distribution::publish::read_key(&secret)?);
     }
-    let (key, _, _) = crate::publish::keygen(&base)?;
+    let (key, _, _) = crate::distribution::publish::keygen(&base)?;
     Ok(key)
 }
 
@@ -225,7 +225,8 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     // 3. Publish and install what is not installed at this version yet.
     let mut config = HostConfig::load(&config_path)?;
     let trusted = install::trusted_keys(&config);
-    let runtime = crate::runtime::Runtime::open(config.runtime_config(Arc::new(SystemClock)))?;
+    let runtime =
+        crate::sandbox::runtime::Runtime::open(config.runtime_config(Arc::new(SystemClock)))?;
     let mut installed = 0;
     for b in &built {
         let dir = repo.join("plugins").join(&b.package);
@@ -245,7 +246,7 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
             b.package, manifest.plugin.version
         );
         let component = std::fs::read(&b.path).with_context(|| format!("{}", b.path.display()))?;
-        let prepared = crate::publish::prepare(
+        let prepared = crate::distribution::publish::prepare(
             &manifest_path,
             &manifest_text,
             component,
@@ -254,8 +255,8 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
             &now_rfc3339(),
         )?;
         prepared.push(&reference, Some(token.clone()))?;
-        let parsed = crate::oci::Reference::parse(&reference)?;
-        let pulled = crate::oci::Client::new(None)?.pull(&parsed)?;
+        let parsed = crate::distribution::oci::Reference::parse(&reference)?;
+        let pulled = crate::distribution::oci::Client::new(None)?.pull(&parsed)?;
         let verified = install::verify(&reference, &pulled, &trusted, false)?;
         let options = InstallOptions {
             name: Some(name.clone()),
@@ -285,7 +286,7 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     let store = runtime.store();
     if store.counter("demo-loaded")? == 0 {
         let now = SystemClock.now_ms();
-        let history = crate::demo::history(SEED, now);
+        let history = crate::cli::demo::history(SEED, now);
         let count = history.len();
         for chunk in history.chunks(500) {
             store.import_records(chunk.to_vec(), "demo-history")?;
@@ -371,8 +372,9 @@ fn business(companion: Companion, pace: Duration) -> std::thread::JoinHandle<()>
         while pause(&companion, pace) {
             let result = (|| -> Result<String, crate::store::StoreError> {
                 let n = store.counter("demo-activity")?;
-                let step = crate::demo::activity(SEED, n, SystemClock.now_ms()).resolve(&store)?;
-                let actor = format!("demo:{}", crate::demo::SELLERS[(n % 4) as usize]);
+                let step =
+                    crate::cli::demo::activity(SEED, n, SystemClock.now_ms()).resolve(&store)?;
+                let actor = format!("demo:{}", crate::cli::demo::SELLERS[(n % 4) as usize]);
                 let applied = match &step {
                     Some(step) => step.apply(&store, &actor)?,
                     None => false,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::Paths;
 use super::remote::print_api;
-use crate::staging::{Dataset, StagingReport};
+use crate::service::staging::{Dataset, StagingReport};
 
 /// `roster workers dry-run NAME --dataset FILE`.
 pub(super) fn dry_run(
@@ -33,8 +33,9 @@ pub(super) fn dry_run(
         config.schema.clone(),
         clock.clone(),
     )?;
-    let runtime = crate::runtime::Runtime::with_store(config.runtime_config(clock), base)?;
-    let report = crate::staging::dry_run(&runtime, &config, worker, &data, &scratch.join("run"));
+    let runtime = crate::sandbox::runtime::Runtime::with_store(config.runtime_config(clock), base)?;
+    let report =
+        crate::service::staging::dry_run(&runtime, &config, worker, &data, &scratch.join("run"));
     drop(runtime);
     let _ = std::fs::remove_dir_all(&scratch);
     let report = report?;
@@ -112,8 +113,8 @@ pub(super) fn shadow(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<
     }
     let config = super::host_config(paths)?;
     super::worker_config(&config, name)?;
-    let store = super::records::open_store(paths)?;
-    let report = crate::shadow::report(name, store.shadow_runs(name)?);
+    let store = super::open_store(paths)?;
+    let report = crate::service::shadow::report(name, store.shadow_runs(name)?);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use serde_json::json;
 
 use super::{Api, ApiResult, authenticate, authorize_worker, blocking, found, json_body, permit};
-use crate::access::{Operation, Resource};
+use crate::governance::access::{Operation, Resource};
 use crate::service::DecisionRequest;
 use crate::store::ApprovalFilter;
 

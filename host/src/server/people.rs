@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, authorize_host, blocking, json_body};
-use crate::access::{Operation, check_role};
+use crate::governance::access::{Operation, check_role};
 use crate::store::{Account, AccountKind};
 
 pub(super) async fn whoami(
@@ -220,7 +220,7 @@ pub(super) async fn audit_grants(
     State(api): State<Api>,
     headers: HeaderMap,
     Query(query): Query<GrantAuditQuery>,
-) -> ApiResult<Json<crate::grant_audit::GrantReport>> {
+) -> ApiResult<Json<crate::distribution::grant_audit::GrantReport>> {
     authorize_host(&api, &headers, Operation::GrantsRead)?;
     let days = query.days.unwrap_or(30);
     if days == 0 || days > 3650 {
@@ -228,7 +228,7 @@ pub(super) async fn audit_grants(
     }
     blocking(move || {
         let service = &api.service;
-        crate::grant_audit::report(service.config(), service.store(), days)
+        crate::distribution::grant_audit::report(service.config(), service.store(), days)
             .map(Json)
             .map_err(ApiError::from)
     })

@@ -14,8 +14,8 @@ use axum::http::HeaderMap;
 use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, authorize_worker, blocking, json_body};
-use crate::access::Operation;
-use crate::staging::Dataset;
+use crate::governance::access::Operation;
+use crate::service::staging::Dataset;
 
 pub(super) async fn dry_run(
     State(api): State<Api>,

@@ -2,7 +2,7 @@
 //! (and applying what was approved, once), and each worker's stage.
 
 use super::*;
-use crate::access::Resource;
+use crate::governance::access::Resource;
 use crate::store::Stage;
 use crate::store::{Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, Verdict};
 
@@ -43,7 +43,11 @@ impl Shared {
             .store
             .deployment(&config.name)
             .map(|d| d.map_or(config.deployment, |d| d.status) == crate::store::DeployStatus::Live);
-        let stage = crate::trust::current_stage(&self.store, &config.name, config.starting_stage());
+        let stage = crate::governance::trust::current_stage(
+            &self.store,
+            &config.name,
+            config.starting_stage(),
+        );
         match (live, stage) {
             (Ok(live), Ok(stage)) => {
                 let s = Standing { live, stage };
@@ -320,9 +324,9 @@ impl Service {
 
     /// A worker's place on the trust curve: stage, metrics from the audit trail, and the
     /// next promotion.
-    pub fn trust(&self, worker: &str) -> Result<crate::trust::TrustReport, Error> {
+    pub fn trust(&self, worker: &str) -> Result<crate::governance::trust::TrustReport, Error> {
         let w = self.installed(worker)?;
-        Ok(crate::trust::report(
+        Ok(crate::governance::trust::report(
             &self.shared.store,
             &w.config.name,
             w.config.starting_stage(),
@@ -339,7 +343,7 @@ impl Service {
         to: Stage,
         by: &str,
         reason: &str,
-    ) -> Result<crate::trust::TrustReport, Error> {
+    ) -> Result<crate::governance::trust::TrustReport, Error> {
         if reason.trim().is_empty() {
             return Err(Error::InvalidRequest("give a reason for the move".into()));
         }

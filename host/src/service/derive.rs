@@ -45,8 +45,8 @@ pub(super) fn scan_ids(shared: &Shared, worker: &str, object: &str, limit: usize
 
 /// The field filters at the top level of a worker's conditions, which a scan can give the
 /// query planner (every condition is still checked before the worker runs).
-pub(super) fn simple_filters(c: &crate::condition::Condition) -> Vec<Filter> {
-    use crate::condition::Condition;
+pub(super) fn simple_filters(c: &crate::trigger::condition::Condition) -> Vec<Filter> {
+    use crate::trigger::condition::Condition;
     match c {
         Condition::Field(f) => vec![f.clone()],
         Condition::All(items) => items

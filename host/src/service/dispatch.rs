@@ -361,7 +361,7 @@ impl Dispatcher {
         signals: &[crate::store::SignalEntry],
         now: i64,
     ) -> (Vec<QueueItem>, Vec<GovernanceEvent>) {
-        use crate::escalation::{loop_refusal, refusal};
+        use crate::governance::escalation::{loop_refusal, refusal};
         use crate::store::Cause;
         let mut items = Vec::new();
         let mut refused = Vec::new();
@@ -416,7 +416,7 @@ impl Dispatcher {
                 .filter(|(_, w)| w.config.manifest.plugin.id == s.worker)
                 .map(|(n, _)| n.as_str())
                 .collect();
-            let paths: Vec<&crate::escalation::EscalationPath> = self
+            let paths: Vec<&crate::governance::escalation::EscalationPath> = self
                 .shared
                 .config
                 .escalation_paths

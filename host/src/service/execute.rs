@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::failure::{Escalation, FailureClass, classify, retry_after_ms};
-use crate::review::Checkpoints;
-use crate::state::ReviewContext;
+use crate::governance::review::Checkpoints;
+use crate::sandbox::state::ReviewContext;
 use crate::store::{ApprovalStatus, Decision, EscalationRecord, Finish, Verdict, WorkerControl};
 use crate::value::Record;
 
@@ -176,7 +176,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
             None => {}
         }
     } else if item.fallback_for.is_none()
-        && w.config.conditions != crate::condition::Condition::All(Vec::new())
+        && w.config.conditions != crate::trigger::condition::Condition::All(Vec::new())
     {
         // Conditions are about a record; an event without one cannot meet them.
         entry.detail = Some("conditions need a record and the event has none".into());
@@ -190,7 +190,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         .shadow
         .as_ref()
         .map(|s| s.execute_attempt(&item.event, Mode::DryRun, record.clone(), Some(&attempt_of)));
-    let escalated = crate::escalation::Escalated {
+    let escalated = crate::governance::escalation::Escalated {
         chain: item
             .cause
             .as_ref()
@@ -260,11 +260,11 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
 fn record_shadow(
     shared: &Shared,
     entry: &ExecutionEntry,
-    live: &crate::report::ExecutionReport,
-    shadow: Result<crate::report::ExecutionReport, Error>,
+    live: &crate::sandbox::report::ExecutionReport,
+    shadow: Result<crate::sandbox::report::ExecutionReport, Error>,
 ) {
     let result = shadow.map_err(|e| e.to_string()).and_then(|shadow| {
-        let run = crate::shadow::compare(
+        let run = shadow::compare(
             &entry.worker,
             entry.record.clone(),
             shared.clock.now_ms(),
@@ -285,18 +285,18 @@ fn review_context(
     entry: &ExecutionEntry,
     record: Option<&Record>,
     event: &EventInput,
-    path: Option<&crate::escalation::EscalationPath>,
+    path: Option<&crate::governance::escalation::EscalationPath>,
 ) -> Option<ReviewContext> {
     let domain = w.config.manifest.plugin.domain.as_str();
     let stage = shared.stage(&w.config);
     let mut host_rules = shared.config.review_rules.clone();
-    if let Some(p) = path.filter(|p| p.review == crate::escalation::PathReview::Hold) {
-        host_rules.push(crate::review::Rule {
+    if let Some(p) = path.filter(|p| p.review == crate::governance::escalation::PathReview::Hold) {
+        host_rules.push(crate::governance::review::Rule {
             reason: Some(format!(
                 "escalation path `{}`: every action is reviewed",
                 p.name
             )),
-            ..crate::review::Rule::default()
+            ..crate::governance::review::Rule::default()
         });
     }
     let checkpoints = Checkpoints::new(w.config.review.as_ref(), stage, &host_rules, domain);
@@ -328,12 +328,12 @@ const AWAITING_APPROVAL: &str = "awaiting-approval";
 /// Settles the actions an execution held until its outcome: released and applied when
 /// the worker reported the confidence their rule asks for, otherwise left to a person.
 /// Returns how many of its held actions wait for a person.
-fn settle_held(shared: &Shared, report: &crate::report::ExecutionReport) -> usize {
+fn settle_held(shared: &Shared, report: &crate::sandbox::report::ExecutionReport) -> usize {
     let mut waiting = 0;
     let confidence = report.outcome.as_ref().and_then(|o| o.confidence);
     let succeeded = report.outcome.is_some();
     for action in &report.actions {
-        let crate::gate::ActionResult::Held { approval, .. } = &action.result else {
+        let crate::sandbox::gate::ActionResult::Held { approval, .. } = &action.result else {
             continue;
         };
         let result = (|| -> Result<(), StoreError> {

@@ -7,11 +7,11 @@ use std::sync::atomic::AtomicBool;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::distribution::install::keep_component;
 use crate::failure::Escalation;
-use crate::install::keep_component;
-use crate::loader::LoadedWorker;
-use crate::staging::{Dataset, StagingReport};
+use crate::sandbox::loader::LoadedWorker;
 use crate::store::{DeployStatus, Deployment, VersionEntry};
+use staging::{Dataset, StagingReport};
 
 /// One item of the deployment-readiness checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,7 +142,7 @@ fn load_version(
             entry.digest
         )));
     }
-    let manifest = crate::manifest::Manifest::parse(&w.manifest_path, &entry.manifest)?;
+    let manifest = crate::sandbox::manifest::Manifest::parse(&w.manifest_path, &entry.manifest)?;
     let mut grant = w.grant.clone();
     grant.limits = grant.limits.overlay(&w.limits);
     let settings = w.settings_for(&manifest)?;
@@ -175,7 +175,7 @@ impl Service {
             .data_dir
             .join("staging")
             .join(uuid::Uuid::now_v7().to_string());
-        let report = crate::staging::dry_run(
+        let report = staging::dry_run(
             &self.shared.runtime,
             &self.shared.config,
             &w.config,
@@ -198,10 +198,10 @@ impl Service {
     }
 
     /// Where a worker's shadow version proposed other actions than the live one.
-    pub fn shadow_report(&self, worker: &str) -> Result<crate::shadow::ShadowReport, Error> {
+    pub fn shadow_report(&self, worker: &str) -> Result<shadow::ShadowReport, Error> {
         self.installed(worker)?;
         let runs = self.shared.store.shadow_runs(worker)?;
-        Ok(crate::shadow::report(worker, runs))
+        Ok(shadow::report(worker, runs))
     }
 
     /// The versions a worker ran, oldest first, and the one running now.
@@ -271,7 +271,7 @@ impl Service {
             },
         );
         let stage = self.shared.stage(c);
-        let checkpoints = crate::review::Checkpoints::new(
+        let checkpoints = crate::governance::review::Checkpoints::new(
             c.review.as_ref(),
             stage,
             &self.shared.config.review_rules,

@@ -2,7 +2,7 @@
 //!
 //! An account has an id, a kind (a person or a service), and role grants such as `admin`
 //! or `reviewer@revenue` (a role scoped to a domain). What a role may do is not decided
-//! here but by the policy files (see [`crate::access`]).
+//! here but by the policy files (see [`crate::governance::access`]).
 //!
 //! A token is 32 random bytes shown once when issued (`rst_` + hex). Only its SHA-256
 //! digest is stored: the store can recognise a token but never give one back. A token
@@ -12,7 +12,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::queue::GovernanceEvent;
+use super::log::GovernanceEvent;
 use super::{Store, StoreError, append_governance_in, decode, encode};
 
 pub(crate) const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");

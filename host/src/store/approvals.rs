@@ -9,18 +9,17 @@
 //! approved action is applied exactly once even when the host stops between the two: on
 //! start the host applies whatever was approved and not yet applied.
 
-use std::collections::BTreeMap;
-
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::effect::{Effect, carries};
 use super::effects::{journal_in, journalled_in};
-use super::queue::GovernanceEvent;
+use super::log::GovernanceEvent;
 use super::{
-    FieldValue, OutboxEntry, Record, SignalEntry, Store, StoreError, append_governance_in,
-    create_record_in, decode, delete_record_in, encode, enqueue_notification_in, record_signal_in,
-    update_record_in,
+    OutboxEntry, Record, SignalEntry, Store, StoreError, append_governance_in, create_record_in,
+    decode, delete_record_in, encode, enqueue_notification_in, record_signal_in, update_record_in,
 };
+use crate::classifier::Feedback;
 
 /// How much harm a side effect can do, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,222 +39,6 @@ pub(crate) const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 
 /// The memory key prefix under which a worker finds reviewers' feedback.
 pub const FEEDBACK_PREFIX: &str = "roster/feedback/";
-
-/// A side effect a worker proposed, in a form the host can perform later.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Effect {
-    /// Create a record.
-    RecordCreate {
-        /// The object type.
-        object: String,
-        /// The id the host assigned.
-        id: String,
-        /// The owner (the worker's principal).
-        owner: Option<String>,
-        /// The fields.
-        fields: BTreeMap<String, FieldValue>,
-    },
-    /// Change fields of a record.
-    RecordUpdate {
-        /// The object type.
-        object: String,
-        /// The record.
-        id: String,
-        /// The new values.
-        fields: BTreeMap<String, FieldValue>,
-    },
-    /// Delete a record.
-    RecordDelete {
-        /// The object type.
-        object: String,
-        /// The record.
-        id: String,
-    },
-    /// Send a notification.
-    Notify {
-        /// `email`, `sms`, `slack`, `teams` or `in-app`.
-        channel: String,
-        /// The recipients.
-        recipients: Vec<String>,
-        /// The subject.
-        subject: Option<String>,
-        /// The body.
-        body: String,
-    },
-    /// Emit a signal.
-    Signal {
-        /// The topic.
-        topic: String,
-        /// The JSON payload.
-        payload: String,
-        /// The plugins its cause passed through, the emitter last (kept from the proposal;
-        /// an edit cannot change it).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        chain: Vec<String>,
-    },
-}
-
-impl Effect {
-    /// `capability.operation`.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Effect::RecordCreate { .. } => "records.create",
-            Effect::RecordUpdate { .. } => "records.update",
-            Effect::RecordDelete { .. } => "records.delete",
-            Effect::Notify { .. } => "notify.send",
-            Effect::Signal { .. } => "signals.emit",
-        }
-    }
-
-    /// Checks that `edited` only changes what a reviewer may change: the values of the
-    /// fields the worker proposed, a notification's subject and body (and fewer of its
-    /// recipients), a signal's payload. The target is fixed — the kind of action, the
-    /// object, the record's id and owner, the channel, the topic and the signal's chain —
-    /// because anything else would step outside what the worker's grant was checked
-    /// against.
-    pub fn check_edit(&self, edited: &Effect) -> Result<(), String> {
-        match (self, edited) {
-            (
-                Effect::RecordCreate {
-                    object,
-                    id,
-                    owner,
-                    fields,
-                },
-                Effect::RecordCreate {
-                    object: o2,
-                    id: i2,
-                    owner: w2,
-                    fields: f2,
-                },
-            ) => {
-                same_record(object, id, o2, i2)?;
-                if owner != w2 {
-                    return Err("an edit cannot change the record's owner".into());
-                }
-                only_proposed_fields(fields, f2)
-            }
-            (
-                Effect::RecordUpdate { object, id, fields },
-                Effect::RecordUpdate {
-                    object: o2,
-                    id: i2,
-                    fields: f2,
-                },
-            ) => {
-                same_record(object, id, o2, i2)?;
-                only_proposed_fields(fields, f2)
-            }
-            (
-                Effect::Notify {
-                    channel,
-                    recipients,
-                    ..
-                },
-                Effect::Notify {
-                    channel: c2,
-                    recipients: r2,
-                    ..
-                },
-            ) => {
-                if channel != c2 {
-                    return Err("an edit cannot change the channel".into());
-                }
-                if r2.is_empty() || r2.iter().any(|r| !recipients.contains(r)) {
-                    return Err("an edit may only remove recipients".into());
-                }
-                Ok(())
-            }
-            (
-                Effect::Signal { topic, chain, .. },
-                Effect::Signal {
-                    topic: t2,
-                    payload,
-                    chain: c2,
-                },
-            ) => {
-                if topic != t2 {
-                    return Err("an edit cannot change the topic".into());
-                }
-                if !c2.is_empty() && c2 != chain {
-                    return Err("an edit cannot change the signal's chain".into());
-                }
-                serde_json::from_str::<serde_json::Value>(payload)
-                    .map(|_| ())
-                    .map_err(|e| format!("the payload is not JSON: {e}"))
-            }
-            (Effect::RecordDelete { .. }, _) => {
-                Err("a deletion can be approved or rejected, not edited".into())
-            }
-            _ => Err(format!(
-                "an edit must be the same kind of action ({})",
-                self.action()
-            )),
-        }
-    }
-
-    /// The effect a reviewer's edit applies: the proposal's target with the edit's values.
-    /// [`Effect::check_edit`] has accepted `edited`; this keeps every part a reviewer may
-    /// not change from the proposal, so nothing of the target can come from the edit.
-    pub fn with_edit(&self, edited: &Effect) -> Result<Effect, String> {
-        self.check_edit(edited)?;
-        let mut applied = self.clone();
-        match (&mut applied, edited) {
-            (
-                Effect::RecordCreate { fields, .. } | Effect::RecordUpdate { fields, .. },
-                Effect::RecordCreate { fields: f2, .. } | Effect::RecordUpdate { fields: f2, .. },
-            ) => fields.clone_from(f2),
-            (
-                Effect::Notify {
-                    recipients,
-                    subject,
-                    body,
-                    ..
-                },
-                Effect::Notify {
-                    recipients: r2,
-                    subject: s2,
-                    body: b2,
-                    ..
-                },
-            ) => {
-                recipients.clone_from(r2);
-                subject.clone_from(s2);
-                body.clone_from(b2);
-            }
-            (Effect::Signal { payload, .. }, Effect::Signal { payload: p2, .. }) => {
-                payload.clone_from(p2);
-            }
-            _ => {}
-        }
-        Ok(applied)
-    }
-}
-
-fn same_record(object: &str, id: &str, o2: &str, i2: &str) -> Result<(), String> {
-    if object != o2 {
-        return Err("an edit cannot change the object".into());
-    }
-    if id != i2 {
-        return Err(format!(
-            "an edit cannot change which record is written (`{object}/{id}`, not `{o2}/{i2}`)"
-        ));
-    }
-    Ok(())
-}
-
-fn only_proposed_fields(
-    proposed: &BTreeMap<String, FieldValue>,
-    edited: &BTreeMap<String, FieldValue>,
-) -> Result<(), String> {
-    match edited.keys().find(|k| !proposed.contains_key(*k)) {
-        Some(extra) => Err(format!(
-            "field `{extra}` was not in the proposal; an edit changes proposed values only"
-        )),
-        None => Ok(()),
-    }
-}
 
 /// Where a held action is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -662,7 +445,13 @@ impl Store {
                 }),
             };
             append_governance_in(tx, &store, &event)?;
-            super::models::learn_from_decision_in(tx, &approval, &decision)?;
+            super::models::learn_from_decision_in(
+                tx,
+                &approval.plugin,
+                &approval.event_id,
+                &approval.id,
+                |label, labels| feedback_for(&approval, &decision, label, labels),
+            )?;
             Ok(approval)
         })
     }
@@ -737,5 +526,38 @@ impl Store {
             }
             other => other,
         }
+    }
+}
+
+/// What a decision says about a prediction of `label` among `labels`, when the held
+/// action carried it; `None` when the decision says nothing about it.
+fn feedback_for(
+    approval: &Approval,
+    decision: &Decision,
+    label: &str,
+    labels: &[String],
+) -> Option<Feedback> {
+    if !carries(&approval.proposed, label) {
+        return None;
+    }
+    match decision.verdict {
+        Verdict::Approve => Some(Feedback::Approved),
+        Verdict::Reject => Some(Feedback::Rejected),
+        Verdict::Edit => {
+            let edited = decision.edited.as_ref()?;
+            if carries(edited, label) {
+                return Some(Feedback::Approved);
+            }
+            Some(
+                labels
+                    .iter()
+                    .find(|l| *l != label && carries(edited, l))
+                    .map_or(Feedback::Rejected, |l| Feedback::Corrected {
+                        label: l.clone(),
+                    }),
+            )
+        }
+        // Released by the confidence rule or cancelled: no person judged it.
+        Verdict::Release | Verdict::Cancel => None,
     }
 }

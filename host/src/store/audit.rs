@@ -16,8 +16,8 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::queue::{EXECUTIONS, ExecutionEntry, set_state_in, state_in};
-use super::{Store, StoreError, decode, encode, next_counter};
+use super::log::{EXECUTIONS, ExecutionEntry};
+use super::{Store, StoreError, decode, encode, next_counter, set_state_in, state_in};
 
 pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("audit_checkpoints");
@@ -160,17 +160,14 @@ pub(crate) fn append_entry_in(
 pub(crate) fn append_governance_in(
     tx: &WriteTransaction,
     store: &Store,
-    event: &super::queue::GovernanceEvent,
+    event: &super::log::GovernanceEvent,
 ) -> Result<u64, StoreError> {
     append_entry_in(tx, store, &event.entry(store.clock.now_ms()))
 }
 
 impl Store {
     /// Records a person's decision in the audit chain.
-    pub fn record_governance(
-        &self,
-        event: super::queue::GovernanceEvent,
-    ) -> Result<u64, StoreError> {
+    pub fn record_governance(&self, event: super::log::GovernanceEvent) -> Result<u64, StoreError> {
         let store = self.clone();
         self.write(move |tx| append_governance_in(tx, &store, &event))
     }
@@ -259,7 +256,7 @@ impl Store {
         external: &[Checkpoint],
     ) -> Result<Result<AuditSummary, AuditProblem>, StoreError> {
         let tx = self.db.begin_read()?;
-        let state = tx.open_table(super::queue::TRIGGER_STATE)?;
+        let state = tx.open_table(super::TRIGGER_STATE)?;
         let read = |key: &str| -> Result<Option<(u64, String)>, StoreError> {
             Ok(state
                 .get(key)?

@@ -12,7 +12,6 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::approvals::{Approval, Decision, Effect, Verdict};
 use super::{COUNTERS, Store, StoreError, decode, encode};
 use crate::classifier::{Feedback, Model, OFFLINE};
 
@@ -228,94 +227,18 @@ impl Store {
     }
 }
 
-/// Whether an effect carries `label`: a field value, recipient, subject or payload value
-/// equal to it, or text containing it as a whole word (ASCII case ignored).
-fn carries(effect: &Effect, label: &str) -> bool {
-    fn in_value(v: &serde_json::Value, label: &str) -> bool {
-        match v {
-            serde_json::Value::String(s) => mentions(s, label),
-            serde_json::Value::Array(items) => items.iter().any(|i| in_value(i, label)),
-            serde_json::Value::Object(map) => map.values().any(|i| in_value(i, label)),
-            _ => false,
-        }
-    }
-    let value = match effect {
-        // The target's identity is not what the worker decided.
-        Effect::RecordCreate { fields, .. } | Effect::RecordUpdate { fields, .. } => {
-            serde_json::to_value(fields).unwrap_or_default()
-        }
-        Effect::RecordDelete { .. } => return false,
-        Effect::Notify { subject, body, .. } => serde_json::json!([subject, body]),
-        Effect::Signal { payload, .. } => {
-            serde_json::from_str(payload).unwrap_or(serde_json::Value::String(payload.clone()))
-        }
-    };
-    in_value(&value, label)
-}
-
-/// Whether `text` is `label`, or contains it between non-word characters.
-fn mentions(text: &str, label: &str) -> bool {
-    let (text, label) = (text.to_ascii_lowercase(), label.to_ascii_lowercase());
-    if label.is_empty() {
-        return false;
-    }
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let mut from = 0;
-    while let Some(i) = text[from..].find(&label) {
-        let start = from + i;
-        let end = start + label.len();
-        if !word(text[..start].chars().next_back()) && !word(text[end..].chars().next()) {
-            return true;
-        }
-        from = start + label.len().max(1);
-        while !text.is_char_boundary(from) {
-            from += 1;
-        }
-    }
-    false
-}
-
-/// What a decision says about a prediction of `label` among `labels`, when the held
-/// action carried it; `None` when the decision says nothing about it.
-fn feedback_for(
-    approval: &Approval,
-    decision: &Decision,
-    label: &str,
-    labels: &[String],
-) -> Option<Feedback> {
-    if !carries(&approval.proposed, label) {
-        return None;
-    }
-    match decision.verdict {
-        Verdict::Approve => Some(Feedback::Approved),
-        Verdict::Reject => Some(Feedback::Rejected),
-        Verdict::Edit => {
-            let edited = decision.edited.as_ref()?;
-            if carries(edited, label) {
-                return Some(Feedback::Approved);
-            }
-            Some(
-                labels
-                    .iter()
-                    .find(|l| *l != label && carries(edited, l))
-                    .map_or(Feedback::Rejected, |l| Feedback::Corrected {
-                        label: l.clone(),
-                    }),
-            )
-        }
-        // Released by the confidence rule or cancelled: no person judged it.
-        Verdict::Release | Verdict::Cancel => None,
-    }
-}
-
 /// Lets the predictions of a held action's event learn from a person's decision on it, in
 /// the decision's transaction; returns how many learnt.
+/// `judge` says what the decision means for a prediction of a label among labels (`None`:
+/// nothing).
 pub(crate) fn learn_from_decision_in(
     tx: &WriteTransaction,
-    approval: &Approval,
-    decision: &Decision,
+    plugin: &str,
+    event_id: &str,
+    approval_id: &str,
+    judge: impl Fn(&str, &[String]) -> Option<Feedback>,
 ) -> Result<usize, StoreError> {
-    let prefix = prediction_prefix(&approval.plugin, &approval.event_id);
+    let prefix = prediction_prefix(plugin, event_id);
     let mut pending = Vec::new();
     {
         let table = tx.open_table(PREDICTIONS)?;
@@ -332,7 +255,7 @@ pub(crate) fn learn_from_decision_in(
     }
     let mut learnt = 0;
     for (key, mut record) in pending {
-        let Some(feedback) = feedback_for(approval, decision, &record.label, &record.labels) else {
+        let Some(feedback) = judge(&record.label, &record.labels) else {
             continue;
         };
         if record.provider == OFFLINE {
@@ -342,37 +265,10 @@ pub(crate) fn learn_from_decision_in(
             save_model_in(tx, &mk, &model)?;
         }
         record.feedback = Some(feedback);
-        record.approval = Some(approval.id.clone());
+        record.approval = Some(approval_id.to_string());
         tx.open_table(PREDICTIONS)?
             .insert(key.as_str(), encode(&record).as_slice())?;
         learnt += 1;
     }
     Ok(learnt)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_found_as_whole_words_or_values() {
-        assert!(mentions("Ticket T-1 looks like Billing.", "billing"));
-        assert!(mentions("billing", "billing"));
-        assert!(!mentions("rebilling is off", "billing"));
-        assert!(!mentions("billings", "billing"));
-        let effect = Effect::RecordUpdate {
-            object: "ticket".into(),
-            id: "billing".into(),
-            fields: [(
-                "category".to_string(),
-                super::super::FieldValue::Text("technical".into()),
-            )]
-            .into(),
-        };
-        assert!(carries(&effect, "technical"));
-        assert!(
-            !carries(&effect, "billing"),
-            "the target id is not a decision"
-        );
-    }
 }

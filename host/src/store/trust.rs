@@ -4,7 +4,8 @@
 use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
-use super::queue::{GovernanceEvent, TRIGGER_STATE, set_state_in};
+use super::log::GovernanceEvent;
+use super::{TRIGGER_STATE, set_state_in};
 use redb::ReadableTable;
 
 use super::{Store, StoreError, append_governance_in, decode};
@@ -124,7 +125,7 @@ impl Store {
         let (k, store) = (reversal_key(action), self.clone());
         let action = action.to_string();
         self.write(move |tx| {
-            if super::queue::state_in(tx, &k)?.is_some() {
+            if super::state_in(tx, &k)?.is_some() {
                 return Err(StoreError::Invalid(format!(
                     "action `{action}` was reported reversed already"
                 )));
@@ -159,11 +160,11 @@ impl Store {
             })
             .ok_or_else(unknown)?;
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(super::queue::EXECUTIONS)?;
+        let table = tx.open_table(super::log::EXECUTIONS)?;
         let started_at = |seq: u64| -> Result<Option<i64>, StoreError> {
             match table.get(seq)? {
                 Some(v) => Ok(Some(
-                    decode::<super::queue::ExecutionEntry>(&seq.to_string(), v.value())?.started_at,
+                    decode::<super::log::ExecutionEntry>(&seq.to_string(), v.value())?.started_at,
                 )),
                 None => Ok(None),
             }
@@ -185,7 +186,7 @@ impl Store {
         let until = started.saturating_add(ACTION_SEARCH_WINDOW_MS);
         for entry in table.range(lo..)? {
             let (k, v) = entry?;
-            let e: super::queue::ExecutionEntry = decode(&k.value().to_string(), v.value())?;
+            let e: super::log::ExecutionEntry = decode(&k.value().to_string(), v.value())?;
             if e.started_at > until {
                 break;
             }

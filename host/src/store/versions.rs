@@ -4,8 +4,9 @@
 use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
-use super::queue::{GovernanceEvent, TRIGGER_STATE, set_state_in, state_in};
+use super::log::GovernanceEvent;
 use super::{Store, StoreError, append_governance_in, decode};
+use super::{TRIGGER_STATE, set_state_in, state_in};
 
 fn versions_key(worker: &str) -> String {
     format!("versions\u{1f}{worker}")

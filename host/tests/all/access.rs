@@ -133,7 +133,7 @@ pub(crate) fn held_action(id: &str, worker: &str) -> Approval {
     }
 }
 
-use roster_host::access::ROLES;
+use roster_host::governance::access::ROLES;
 
 const ALL: &[&str] = &ROLES;
 const READERS: &[&str] = &[

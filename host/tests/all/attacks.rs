@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use roster_host::gate::ActionKind;
+use roster_host::sandbox::gate::ActionKind;
 use roster_host::{ExecutionReport, LoadedWorker, Status};
 use serde_json::json;
 use test_programs_artifacts::LIMITS_HOSTILE;

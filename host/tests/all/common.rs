@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use roster_host::limits::Limits;
+use roster_host::sandbox::limits::Limits;
 use roster_host::value::{FieldValue, Record};
 use roster_host::{
     EventInput, ExecutionReport, Grant, LoadedWorker, Manifest, Mode, Runtime, RuntimeConfig,

@@ -254,7 +254,7 @@ fn redirects_are_checked_at_every_hop() {
     );
     let followed = report.actions.iter().find(|a| a.target == inside).unwrap();
     match &followed.result {
-        roster_host::gate::ActionResult::Performed { output } => {
+        roster_host::sandbox::gate::ActionResult::Performed { output } => {
             assert_eq!(output["hops"].as_array().unwrap().len(), 2, "{output}");
         }
         other => panic!("{other:?}"),

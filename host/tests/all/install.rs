@@ -155,8 +155,8 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 fn pushed(registry: &Registry, repo_tag: &str, built: &Artifact) {
-    let r = roster_host::oci::Reference::parse(&registry.at(repo_tag)).unwrap();
-    roster_host::oci::Client::new(Some(TOKEN.into()))
+    let r = roster_host::distribution::oci::Reference::parse(&registry.at(repo_tag)).unwrap();
+    roster_host::distribution::oci::Client::new(Some(TOKEN.into()))
         .unwrap()
         .push(&r, built)
         .unwrap();
@@ -618,9 +618,12 @@ topics = ["revenue.*"]
     assert_eq!(entry["status"], "success", "{entry}");
 
     // A layer changed in the registry after publishing is refused on pull.
-    let pulled = roster_host::oci::Client::new(None)
+    let pulled = roster_host::distribution::oci::Client::new(None)
         .unwrap()
-        .pull(&roster_host::oci::Reference::parse(&registry.at("acme/reviewer:1.2.0")).unwrap())
+        .pull(
+            &roster_host::distribution::oci::Reference::parse(&registry.at("acme/reviewer:1.2.0"))
+                .unwrap(),
+        )
         .unwrap();
     let layer = artifact::describe(&pulled.manifest).unwrap().layer;
     std::fs::write(registry.blob(&layer.digest), &changed).unwrap();
@@ -1012,15 +1015,16 @@ fn roster_registry_serve_takes_pushes_with_the_token_and_keeps_private_pulls_pri
             std::fs::read(WORKER_WELL_BEHAVED).unwrap(),
             None,
         );
-        let r =
-            roster_host::oci::Reference::parse(&format!("127.0.0.1:{port}/acme/reviewer:1.0.0"))
-                .unwrap();
-        let anonymous = roster_host::oci::Client::new(None).unwrap();
+        let r = roster_host::distribution::oci::Reference::parse(&format!(
+            "127.0.0.1:{port}/acme/reviewer:1.0.0"
+        ))
+        .unwrap();
+        let anonymous = roster_host::distribution::oci::Client::new(None).unwrap();
         assert!(
             anonymous.push(&r, &artifact).is_err(),
             "pushes need the token"
         );
-        let with_token = roster_host::oci::Client::new(Some(TOKEN.into())).unwrap();
+        let with_token = roster_host::distribution::oci::Client::new(Some(TOKEN.into())).unwrap();
         let digest = with_token.push(&r, &artifact).unwrap();
         assert!(anonymous.pull(&r).is_err(), "pulls are private");
         assert_eq!(with_token.pull(&r).unwrap().digest, digest);

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use roster_host::inventory::InventoryFilter;
 use roster_host::service::KillScope;
+use roster_host::service::inventory::InventoryFilter;
 use serde_json::json;
 
 use crate::connector::Connector;

@@ -1,7 +1,7 @@
 //! Limits: each runaway behaviour ends its execution with its own status, and the same host
 //! then runs a well-behaved worker correctly.
 
-use roster_host::gate::ActionResult;
+use roster_host::sandbox::gate::ActionResult;
 use roster_host::{ExecutionReport, Status};
 use serde_json::json;
 use test_programs_artifacts::*;

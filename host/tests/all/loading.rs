@@ -1,8 +1,8 @@
 //! Loading: the component's actual imports decide what must be granted.
 
 use roster_host::Error;
-use roster_host::gate::ActionResult;
-use roster_host::loader::Linked;
+use roster_host::sandbox::gate::ActionResult;
+use roster_host::sandbox::loader::Linked;
 use roster_host::scope::CapabilityName;
 use roster_host::{Runtime, RuntimeConfig, Status};
 use serde_json::json;

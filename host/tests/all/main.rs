@@ -18,6 +18,7 @@ mod http;
 mod install;
 mod inventory;
 mod kill;
+mod layering;
 mod limits;
 mod loading;
 mod messaging;

@@ -37,7 +37,8 @@ fn fixture_cases(component: &str, name: &str) {
     let scratch = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(component).unwrap();
     let results =
-        roster_host::fixtures::run_cases(&dir, &bytes, &manifest, &grant, scratch.path()).unwrap();
+        roster_host::cli::fixtures::run_cases(&dir, &bytes, &manifest, &grant, scratch.path())
+            .unwrap();
     let failures: Vec<String> = results
         .iter()
         .filter_map(|r| r.failure.as_ref().map(|f| format!("{}: {f}", r.name)))

@@ -2,7 +2,7 @@
 //! denial returns `denied` to the plugin and is recorded.
 
 use roster_host::Status;
-use roster_host::gate::ActionResult;
+use roster_host::sandbox::gate::ActionResult;
 use roster_host::value::FieldValue;
 use serde_json::json;
 use test_programs_artifacts::CAPABILITY_PROBE;
@@ -229,7 +229,7 @@ fn memory_is_private_to_each_worker() {
 
 #[test]
 fn records_outside_the_principals_visibility_are_hidden_and_protected() {
-    use roster_host::directory::{Directory, Principal, PrincipalKind, Sees};
+    use roster_host::governance::directory::{Directory, Principal, PrincipalKind, Sees};
     use roster_host::{Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let mut config = RuntimeConfig::new(dir.path());
