@@ -4,6 +4,7 @@
 //! One test binary for the whole crate (link time is the bottleneck); one module per area.
 
 mod access;
+mod api_answers;
 mod api_properties;
 mod approvals;
 mod attacks;
