@@ -61,6 +61,7 @@ mod versions;
 pub use approvals::DecisionRequest;
 use dispatch::Dispatcher;
 use execute::executor;
+pub use versions::{Readiness, ReadinessItem};
 
 /// Whether a worker is live and where it is on the trust curve.
 #[derive(Debug, Clone, Copy)]

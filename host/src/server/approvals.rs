@@ -10,28 +10,30 @@
 //! - `POST /v1/workers/{name}/reversals` — `{"action": ..., "reason": ...}`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use serde_json::json;
+use axum::extract::{Path, Query};
+use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiResult, authenticate, authorize_worker, blocking, found, json_body, permit};
+use super::auth::{Body, Caller, json_requests};
+use super::error::ApiResult;
 use crate::governance::access::{Operation, Resource};
+use crate::governance::trust::TrustReport;
 use crate::service::DecisionRequest;
-use crate::store::ApprovalFilter;
+use crate::store::{Approval, ApprovalFilter, Stage};
+
+/// Held actions.
+#[derive(Serialize)]
+pub(super) struct Approvals {
+    approvals: Vec<Approval>,
+}
 
 pub(super) async fn list(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Query(filter): Query<ApprovalFilter>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authenticate(&api, &headers)?;
+    caller: Caller,
+) -> ApiResult<Json<Approvals>> {
     let resource = match (&filter.worker, &filter.domain) {
-        (Some(worker), _) => found(
-            &api,
-            &account,
+        (Some(worker), _) => caller.found(
             Operation::WorkersList,
-            api.service.worker_resource(worker),
+            caller.service().worker_resource(worker),
         )?,
         (None, Some(domain)) => Resource::Domain(domain.clone()),
         (None, None) => Resource::Host,
@@ -41,107 +43,110 @@ pub(super) async fn list(
         Resource::Worker { domain, .. } => Resource::Domain(domain),
         other => other,
     };
-    permit(&api, &account, Operation::ApprovalsList, &resource)?;
-    let approvals = blocking(move || Ok(api.service.approvals(&filter)?)).await?;
-    Ok(Json(json!({ "approvals": approvals })))
+    caller.may_on(Operation::ApprovalsList, &resource)?;
+    let approvals = caller
+        .run(move |service, _| Ok(service.approvals(&filter)?))
+        .await?;
+    Ok(Json(Approvals { approvals }))
 }
 
-/// [`super::authorize_worker`] for a held action.
-fn authorize_approval(
-    api: &Api,
-    headers: &HeaderMap,
-    operation: Operation,
-    id: &str,
-) -> ApiResult<crate::store::Account> {
-    let account = authenticate(api, headers)?;
-    let resource = found(
-        api,
-        &account,
-        Operation::ApprovalsList,
-        api.service.approval_resource(id),
-    )?;
-    permit(api, &account, operation, &resource)?;
-    Ok(account)
+/// One held action.
+#[derive(Serialize)]
+pub(super) struct OneApproval {
+    approval: Option<Approval>,
 }
 
-pub(super) async fn show(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_approval(&api, &headers, Operation::ApprovalView, &id)?;
-    let approval = blocking(move || Ok(api.service.store().approval(&id)?)).await?;
-    Ok(Json(json!({ "approval": approval })))
+pub(super) async fn show(Path(id): Path<String>, caller: Caller) -> ApiResult<Json<OneApproval>> {
+    caller.may_on_approval(Operation::ApprovalView, &id)?;
+    let approval = caller
+        .run(move |service, _| Ok(service.store().approval(&id)?))
+        .await?;
+    Ok(Json(OneApproval { approval }))
 }
 
-pub(super) async fn decide(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_approval(&api, &headers, Operation::ApprovalDecide, &id)?;
-    let request: DecisionRequest = json_body(&body)?;
-    let approval = blocking(move || Ok(api.service.decide(&id, &account.id, request)?)).await?;
-    Ok(Json(json!({ "approval": approval })))
-}
-
-pub(super) async fn trust(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_worker(&api, &headers, Operation::TrustView, &name)?;
-    let report = blocking(move || Ok(api.service.trust(&name)?)).await?;
-    Ok(Json(json!({ "trust": report })))
+/// A decided held action.
+#[derive(Serialize)]
+pub(super) struct Decided {
+    approval: Approval,
 }
 
 /// A move on the trust curve.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StageRequest {
-    to: crate::store::Stage,
+    to: Stage,
     reason: String,
 }
 
-pub(super) async fn stage(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_worker(&api, &headers, Operation::TrustPromote, &name)?;
-    let request: StageRequest = json_body(&body)?;
-    let report = blocking(move || {
-        Ok(api
-            .service
-            .set_stage(&name, request.to, &account.id, &request.reason)?)
-    })
-    .await?;
-    Ok(Json(json!({ "trust": report })))
-}
-
 /// A reversed action.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReversalRequest {
     action: String,
     reason: String,
 }
 
-pub(super) async fn reversal(
-    State(api): State<Api>,
-    headers: HeaderMap,
+json_requests!(DecisionRequest, StageRequest, ReversalRequest);
+
+pub(super) async fn decide(
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Body<DecisionRequest>,
+) -> ApiResult<Json<Decided>> {
+    caller.may_on_approval(Operation::ApprovalDecide, &id)?;
+    let request = body.read()?;
+    let approval = caller
+        .run(move |service, account| Ok(service.decide(&id, &account.id, request)?))
+        .await?;
+    Ok(Json(Decided { approval }))
+}
+
+/// A worker's place on the trust curve.
+#[derive(Serialize)]
+pub(super) struct Trust {
+    trust: TrustReport,
+}
+
+pub(super) async fn trust(Path(name): Path<String>, caller: Caller) -> ApiResult<Json<Trust>> {
+    caller.may_on_worker(Operation::TrustView, &name)?;
+    let trust = caller
+        .run(move |service, _| Ok(service.trust(&name)?))
+        .await?;
+    Ok(Json(Trust { trust }))
+}
+
+pub(super) async fn stage(
     Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_worker(&api, &headers, Operation::ActionReverse, &name)?;
-    let request: ReversalRequest = json_body(&body)?;
-    let seq = blocking(move || {
-        Ok(api
-            .service
-            .report_reversal(&name, &request.action, &account.id, &request.reason)?)
-    })
-    .await?;
-    Ok(Json(json!({ "recorded": seq })))
+    caller: Caller,
+    body: Body<StageRequest>,
+) -> ApiResult<Json<Trust>> {
+    caller.may_on_worker(Operation::TrustPromote, &name)?;
+    let request = body.read()?;
+    let trust = caller
+        .run(move |service, account| {
+            Ok(service.set_stage(&name, request.to, &account.id, &request.reason)?)
+        })
+        .await?;
+    Ok(Json(Trust { trust }))
+}
+
+/// The audit entry that records a reversal.
+#[derive(Serialize)]
+pub(super) struct Recorded {
+    recorded: u64,
+}
+
+pub(super) async fn reversal(
+    Path(name): Path<String>,
+    caller: Caller,
+    body: Body<ReversalRequest>,
+) -> ApiResult<Json<Recorded>> {
+    caller.may_on_worker(Operation::ActionReverse, &name)?;
+    let request = body.read()?;
+    let recorded = caller
+        .run(move |service, account| {
+            Ok(service.report_reversal(&name, &request.action, &account.id, &request.reason)?)
+        })
+        .await?;
+    Ok(Json(Recorded { recorded }))
 }

@@ -7,36 +7,50 @@
 //! - `GET /v1/audit/grants?days=N` — requested vs imported vs granted per worker, unused
 //!   and idle grants, and the grant's changes across installed versions.
 
+use std::path::PathBuf;
+
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, authorize_host, blocking, json_body};
+use super::auth::{Body, Caller, json_requests};
+use super::error::{ApiError, ApiResult};
+use crate::distribution::grant_audit::GrantReport;
 use crate::governance::access::{Operation, check_role};
-use crate::store::{Account, AccountKind};
+use crate::sandbox::grant::Grant;
+use crate::scope::Scopes;
+use crate::store::{Account, AccountKind, TokenInfo};
 
-pub(super) async fn whoami(
-    State(api): State<Api>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_host(&api, &headers, Operation::Whoami)?;
-    Ok(Json(json!({ "account": account })))
+/// One account.
+#[derive(Serialize)]
+pub(super) struct OneAccount {
+    account: Account,
 }
 
-pub(super) async fn list(
-    State(api): State<Api>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_host(&api, &headers, Operation::PeopleRead)?;
-    let (accounts, tokens) = blocking(move || {
-        let store = api.service.store();
-        Ok((store.accounts()?, store.tokens(None)?))
-    })
-    .await?;
-    Ok(Json(json!({ "accounts": accounts, "tokens": tokens })))
+pub(super) async fn whoami(caller: Caller) -> ApiResult<Json<OneAccount>> {
+    caller.may(Operation::Whoami)?;
+    Ok(Json(OneAccount {
+        account: caller.account,
+    }))
+}
+
+/// Every account and every token (without the tokens themselves).
+#[derive(Serialize)]
+pub(super) struct People {
+    accounts: Vec<Account>,
+    tokens: Vec<TokenInfo>,
+}
+
+pub(super) async fn list(caller: Caller) -> ApiResult<Json<People>> {
+    caller.may(Operation::PeopleRead)?;
+    let (accounts, tokens) = caller
+        .run(|service, _| {
+            let store = service.store();
+            Ok((store.accounts()?, store.tokens(None)?))
+        })
+        .await?;
+    Ok(Json(People { accounts, tokens }))
 }
 
 /// Checks every role grant; the first bad one is the error.
@@ -54,30 +68,6 @@ pub(super) struct NewAccount {
     name: String,
     #[serde(default)]
     roles: Vec<String>,
-}
-
-pub(super) async fn create(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let by = authorize_host(&api, &headers, Operation::PeopleManage)?;
-    let new: NewAccount = json_body(&body)?;
-    check_roles(&new.roles).map_err(ApiError::bad_request)?;
-    let account = blocking(move || {
-        let account = Account {
-            id: new.id,
-            kind: new.kind,
-            name: new.name,
-            roles: new.roles,
-            disabled: false,
-            created_at: 0,
-            updated_at: 0,
-        };
-        Ok(api.service.store().create_account(account, &by.id)?)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "account": account }))))
 }
 
 /// A change to an account: replace, add or remove roles; disable or enable it.
@@ -122,26 +112,6 @@ impl AccountChange {
     }
 }
 
-pub(super) async fn change(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let by = authorize_host(&api, &headers, Operation::PeopleManage)?;
-    let change: AccountChange = json_body(&body)?;
-    change.check().map_err(ApiError::bad_request)?;
-    let account = blocking(move || {
-        Ok(api
-            .service
-            .store()
-            .update_account(&id, &by.id, move |a| change.apply(a))?)
-    })
-    .await?
-    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such account"))?;
-    Ok(Json(json!({ "account": account })))
-}
-
 /// A token to issue.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,65 +121,141 @@ pub(super) struct NewToken {
     expires_days: Option<u32>,
 }
 
-pub(super) async fn issue_token(
-    State(api): State<Api>,
-    headers: HeaderMap,
+json_requests!(NewAccount, AccountChange, NewToken);
+
+pub(super) async fn create(
+    caller: Caller,
+    body: Body<NewAccount>,
+) -> ApiResult<(StatusCode, Json<OneAccount>)> {
+    caller.may(Operation::PeopleManage)?;
+    let new = body.read()?;
+    check_roles(&new.roles).map_err(ApiError::bad_request)?;
+    let account = caller
+        .run(move |service, by| {
+            let account = Account {
+                id: new.id,
+                kind: new.kind,
+                name: new.name,
+                roles: new.roles,
+                disabled: false,
+                created_at: 0,
+                updated_at: 0,
+            };
+            Ok(service.store().create_account(account, &by.id)?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(OneAccount { account })))
+}
+
+pub(super) async fn change(
     Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let by = authorize_host(&api, &headers, Operation::PeopleManage)?;
-    let new: NewToken = json_body(&body)?;
-    let (info, token) = blocking(move || {
-        let store = api.service.store();
-        let expires = store.token_expiry(new.expires_days)?;
-        Ok(store.issue_token(&id, &new.name, expires, &by.id)?)
-    })
-    .await?;
+    caller: Caller,
+    body: Body<AccountChange>,
+) -> ApiResult<Json<OneAccount>> {
+    caller.may(Operation::PeopleManage)?;
+    let change = body.read()?;
+    change.check().map_err(ApiError::bad_request)?;
+    let account = caller
+        .run(move |service, by| {
+            Ok(service
+                .store()
+                .update_account(&id, &by.id, move |a| change.apply(a))?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    Ok(Json(OneAccount { account }))
+}
+
+/// A token just issued: shown once.
+#[derive(Serialize)]
+pub(super) struct Issued {
+    token: String,
+    info: TokenInfo,
+    note: &'static str,
+}
+
+pub(super) async fn issue_token(
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<Issued>)> {
+    caller.may(Operation::PeopleManage)?;
+    let new = body.read()?;
+    let (info, token) = caller
+        .run(move |service, by| {
+            let store = service.store();
+            let expires = store.token_expiry(new.expires_days)?;
+            Ok(store.issue_token(&id, &new.name, expires, &by.id)?)
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "token": token, "info": info, "note": "the token is shown once; only its digest is stored" }),
-        ),
+        Json(Issued {
+            token,
+            info,
+            note: "the token is shown once; only its digest is stored",
+        }),
     ))
 }
 
-pub(super) async fn revoke_token(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let by = authorize_host(&api, &headers, Operation::PeopleManage)?;
-    let revoked = blocking(move || Ok(api.service.store().revoke_token(&id, &by.id)?))
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such token"))?;
-    Ok(Json(json!({ "revoked": revoked })))
+/// A token just revoked.
+#[derive(Serialize)]
+pub(super) struct Revoked {
+    revoked: TokenInfo,
 }
 
-pub(super) async fn grants(
-    State(api): State<Api>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_host(&api, &headers, Operation::GrantsRead)?;
-    let controls = api.service.controls();
-    let list: Vec<serde_json::Value> = api
-        .service
+pub(super) async fn revoke_token(
+    Path(id): Path<String>,
+    caller: Caller,
+) -> ApiResult<Json<Revoked>> {
+    caller.may(Operation::PeopleManage)?;
+    let revoked = caller
+        .run(move |service, by| Ok(service.store().revoke_token(&id, &by.id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such token"))?;
+    Ok(Json(Revoked { revoked }))
+}
+
+/// What one installed worker asked for and was granted.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) struct WorkerGrant {
+    name: String,
+    plugin: String,
+    version: String,
+    requested: Scopes,
+    granted: Grant,
+    grant_file: PathBuf,
+    revoked: bool,
+}
+
+/// The grants of every installed worker.
+#[derive(Serialize)]
+pub(super) struct Grants {
+    workers: Vec<WorkerGrant>,
+}
+
+pub(super) async fn grants(caller: Caller) -> ApiResult<Json<Grants>> {
+    caller.may(Operation::GrantsRead)?;
+    let service = caller.service();
+    let controls = service.controls();
+    let workers = service
         .workers()
         .iter()
-        .map(|(name, w)| {
-            json!({
-                "name": name,
-                "plugin": w.config.manifest.plugin.id,
-                "version": w.config.manifest.plugin.version,
-                "requested": w.config.manifest.capabilities,
-                "granted": w.config.grant,
-                "grant-file": w.config.grant_path,
-                "revoked": controls.get(name).is_some_and(|c| c.grant_revoked),
-            })
+        .map(|(name, w)| WorkerGrant {
+            name: name.clone(),
+            plugin: w.config.manifest.plugin.id.clone(),
+            version: w.config.manifest.plugin.version.clone(),
+            requested: w.config.manifest.capabilities.clone(),
+            granted: w.config.grant.clone(),
+            grant_file: w.config.grant_path.clone(),
+            revoked: controls.get(name).is_some_and(|c| c.grant_revoked),
         })
         .collect();
-    Ok(Json(json!({ "workers": list })))
+    Ok(Json(Grants { workers }))
 }
 
+/// `?days=` of the grant audit.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GrantAuditQuery {
@@ -217,20 +263,19 @@ pub(super) struct GrantAuditQuery {
 }
 
 pub(super) async fn audit_grants(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Query(query): Query<GrantAuditQuery>,
-) -> ApiResult<Json<crate::distribution::grant_audit::GrantReport>> {
-    authorize_host(&api, &headers, Operation::GrantsRead)?;
+    caller: Caller,
+) -> ApiResult<Json<GrantReport>> {
+    caller.may(Operation::GrantsRead)?;
     let days = query.days.unwrap_or(30);
     if days == 0 || days > 3650 {
         return Err(ApiError::bad_request("days: 1 to 3650"));
     }
-    blocking(move || {
-        let service = &api.service;
-        crate::distribution::grant_audit::report(service.config(), service.store(), days)
-            .map(Json)
-            .map_err(ApiError::from)
-    })
-    .await
+    caller
+        .run(move |service, _| {
+            crate::distribution::grant_audit::report(service.config(), service.store(), days)
+                .map(Json)
+                .map_err(ApiError::from)
+        })
+        .await
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// How often a client regains one failed authentication.
 pub const REFILL: Duration = Duration::from_secs(1);

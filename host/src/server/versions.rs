@@ -8,105 +8,169 @@
 //! - `GET /v1/workers/{name}/shadow` — where the shadow version's proposals differed.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use serde_json::json;
+use axum::extract::Path;
+use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, authorize_worker, blocking, json_body};
+use super::auth::{Body, Caller, RequestBody, json_requests};
+use super::error::{ApiError, ApiResult};
 use crate::governance::access::Operation;
-use crate::service::staging::Dataset;
+use crate::service::Readiness;
+use crate::service::shadow::ShadowReport;
+use crate::service::staging::{Dataset, StagingReport};
+
+impl RequestBody for Dataset {
+    fn parse(body: &[u8]) -> ApiResult<Self> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the dataset is not UTF-8"))?;
+        Ok(Dataset::parse("request body", text)?)
+    }
+}
+
+/// A dry run's report.
+#[derive(Serialize)]
+pub(super) struct DryRun {
+    staging: StagingReport,
+}
 
 pub(super) async fn dry_run(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_worker(&api, &headers, Operation::StagingRun, &name)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the dataset is not UTF-8"))?
-        .to_string();
-    let report = blocking(move || {
-        let dataset = Dataset::parse("request body", &text)?;
-        Ok(api.service.dry_run(&name, &dataset, &account.id)?)
-    })
-    .await?;
-    Ok(Json(json!({ "staging": report })))
+    caller: Caller,
+    body: Body<Dataset>,
+) -> ApiResult<Json<DryRun>> {
+    caller.may_on_worker(Operation::StagingRun, &name)?;
+    let staging = caller
+        .run(move |service, account| {
+            let dataset = body.read()?;
+            Ok(service.dry_run(&name, &dataset, &account.id)?)
+        })
+        .await?;
+    Ok(Json(DryRun { staging }))
+}
+
+/// One version a worker ran.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) struct Version {
+    version: String,
+    digest: String,
+    first_seen: i64,
+    running: bool,
+}
+
+/// The versions a worker ran, and the digest running now.
+#[derive(Serialize)]
+pub(super) struct Versions {
+    versions: Vec<Version>,
+    running: String,
 }
 
 pub(super) async fn versions(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_worker(&api, &headers, Operation::WorkerView, &name)?;
-    let (versions, running) = blocking(move || Ok(api.service.versions(&name)?)).await?;
-    let list: Vec<serde_json::Value> = versions
-        .iter()
-        .map(|v| {
-            json!({
-                "version": v.version,
-                "digest": v.digest,
-                "first-seen": v.first_seen,
-                "running": v.digest == running,
-            })
+    caller: Caller,
+) -> ApiResult<Json<Versions>> {
+    caller.may_on_worker(Operation::WorkerView, &name)?;
+    let (kept, running) = caller
+        .run(move |service, _| Ok(service.versions(&name)?))
+        .await?;
+    let versions = kept
+        .into_iter()
+        .map(|v| Version {
+            running: v.digest == running,
+            version: v.version,
+            digest: v.digest,
+            first_seen: v.first_seen,
         })
         .collect();
-    Ok(Json(json!({ "versions": list, "running": running })))
+    Ok(Json(Versions { versions, running }))
+}
+
+/// The deployment-readiness checklist.
+#[derive(Serialize)]
+pub(super) struct ReadinessAnswer {
+    readiness: Readiness,
 }
 
 pub(super) async fn readiness(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_worker(&api, &headers, Operation::WorkerView, &name)?;
-    let readiness = blocking(move || Ok(api.service.readiness(&name)?)).await?;
-    Ok(Json(json!({ "readiness": readiness })))
+    caller: Caller,
+) -> ApiResult<Json<ReadinessAnswer>> {
+    caller.may_on_worker(Operation::WorkerView, &name)?;
+    let readiness = caller
+        .run(move |service, _| Ok(service.readiness(&name)?))
+        .await?;
+    Ok(Json(ReadinessAnswer { readiness }))
 }
 
 /// A deployment or rollback request.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Reasoned {
     reason: String,
 }
 
+json_requests!(Reasoned);
+
+/// The checklist of a version that went live.
+#[derive(Serialize)]
+pub(super) struct Deployed {
+    deployed: Readiness,
+}
+
 pub(super) async fn deploy(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_worker(&api, &headers, Operation::WorkerDeploy, &name)?;
-    let request: Reasoned = json_body(&body)?;
-    let readiness =
-        blocking(move || Ok(api.service.deploy(&name, &account.id, &request.reason)?)).await?;
-    Ok(Json(json!({ "deployed": readiness })))
+    caller: Caller,
+    body: Body<Reasoned>,
+) -> ApiResult<Json<Deployed>> {
+    caller.may_on_worker(Operation::WorkerDeploy, &name)?;
+    let request = body.read()?;
+    let deployed = caller
+        .run(move |service, account| Ok(service.deploy(&name, &account.id, &request.reason)?))
+        .await?;
+    Ok(Json(Deployed { deployed }))
+}
+
+/// The version a rollback went back to.
+#[derive(Serialize)]
+pub(super) struct RolledBackTo {
+    version: String,
+    digest: String,
+}
+
+/// What a rollback did.
+#[derive(Serialize)]
+pub(super) struct RolledBack {
+    #[serde(rename = "rolled-back-to")]
+    rolled_back_to: RolledBackTo,
 }
 
 pub(super) async fn rollback(
-    State(api): State<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let account = authorize_worker(&api, &headers, Operation::WorkerRollback, &name)?;
-    let request: Reasoned = json_body(&body)?;
-    let to =
-        blocking(move || Ok(api.service.rollback(&name, &account.id, &request.reason)?)).await?;
-    Ok(Json(
-        json!({ "rolled-back-to": { "version": to.version, "digest": to.digest } }),
-    ))
+    caller: Caller,
+    body: Body<Reasoned>,
+) -> ApiResult<Json<RolledBack>> {
+    caller.may_on_worker(Operation::WorkerRollback, &name)?;
+    let request = body.read()?;
+    let to = caller
+        .run(move |service, account| Ok(service.rollback(&name, &account.id, &request.reason)?))
+        .await?;
+    Ok(Json(RolledBack {
+        rolled_back_to: RolledBackTo {
+            version: to.version,
+            digest: to.digest,
+        },
+    }))
 }
 
-pub(super) async fn shadow(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    authorize_worker(&api, &headers, Operation::WorkerView, &name)?;
-    let report = blocking(move || Ok(api.service.shadow_report(&name)?)).await?;
-    Ok(Json(json!({ "shadow": report })))
+/// Where the shadow version's proposals differed from the live one's.
+#[derive(Serialize)]
+pub(super) struct Shadow {
+    shadow: ShadowReport,
+}
+
+pub(super) async fn shadow(Path(name): Path<String>, caller: Caller) -> ApiResult<Json<Shadow>> {
+    caller.may_on_worker(Operation::WorkerView, &name)?;
+    let shadow = caller
+        .run(move |service, _| Ok(service.shadow_report(&name)?))
+        .await?;
+    Ok(Json(Shadow { shadow }))
 }

@@ -1,0 +1,211 @@
+//! Who is calling, and what a handler reads from the request before it works.
+//!
+//! - [`Caller`]: the account of the bearer token (401 without a valid one), with the
+//!   questions a handler asks the access policies before it does anything (403 naming the
+//!   deciding policies), and the way it runs store work off the async threads.
+//! - [`Body`]: the request body, read as its typed request once the caller may make it, so
+//!   a caller who may not is refused before the body is judged.
+
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::Api;
+use super::error::{ApiError, ApiResult};
+use crate::error::Error;
+use crate::governance::access::{Operation, Resource};
+use crate::service::Service;
+use crate::store::Account;
+
+/// The authenticated account of a request.
+pub(super) struct Caller {
+    api: Api,
+    /// The token's account.
+    pub(super) account: Account,
+}
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Caller, ApiError> {
+        let account = authenticate(api, &parts.headers)?;
+        Ok(Caller {
+            api: api.clone(),
+            account,
+        })
+    }
+}
+
+/// The account a request acts as: the holder of a stored token, or `root` for the
+/// bootstrap token. A request without a valid token is refused with 401.
+fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API token");
+    if given.is_empty() {
+        return Err(refused());
+    }
+    if let Some(token) = &api.service.config().api_token {
+        // Compare digests so the comparison takes the same time wherever the tokens differ.
+        if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
+            return Ok(crate::governance::access::bootstrap_account());
+        }
+    }
+    match api.service.store().authenticate(given) {
+        Ok(Some((account, _))) => Ok(account),
+        Ok(None) => Err(refused()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+impl Caller {
+    /// The running service.
+    pub(super) fn service(&self) -> &Service {
+        &self.api.service
+    }
+
+    /// Whether the caller may perform `operation` on the host as a whole.
+    pub(super) fn may(&self, operation: Operation) -> ApiResult<()> {
+        self.may_on(operation, &Resource::Host)
+    }
+
+    /// Whether the caller may perform `operation` on `resource`; refused with 403,
+    /// naming the deciding policies.
+    pub(super) fn may_on(&self, operation: Operation, resource: &Resource) -> ApiResult<()> {
+        let verdict = self
+            .api
+            .service
+            .config()
+            .access
+            .decide(&self.account, operation, resource);
+        if verdict.allowed {
+            return Ok(());
+        }
+        tracing::warn!(
+            account = %self.account.id,
+            operation = operation.as_str(),
+            "refused by the access policies"
+        );
+        let because = if verdict.policies.is_empty() {
+            "no policy permits it".to_string()
+        } else {
+            format!("forbidden by {}", verdict.policies.join(", "))
+        };
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "`{}` may not {} here: {because}",
+                self.account.id,
+                operation.as_str()
+            ),
+        ))
+    }
+
+    /// The resource a request names, or why not: an unknown worker or held action is a
+    /// 404 only for a caller that may `list` them; anyone else gets the same 403 as for
+    /// one that exists, so a request cannot learn what exists by its answer.
+    pub(super) fn found(
+        &self,
+        list: Operation,
+        resource: Result<Resource, Error>,
+    ) -> ApiResult<Resource> {
+        match resource {
+            Ok(resource) => Ok(resource),
+            Err(e @ (Error::UnknownWorker(_) | Error::NotFound(_))) => {
+                self.may(list)?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An installed worker, when the caller may perform `operation` on it.
+    pub(super) fn may_on_worker(&self, operation: Operation, worker: &str) -> ApiResult<Resource> {
+        let resource = self.found(
+            Operation::WorkersList,
+            self.api.service.worker_resource(worker),
+        )?;
+        self.may_on(operation, &resource)?;
+        Ok(resource)
+    }
+
+    /// A held action, when the caller may perform `operation` on it.
+    pub(super) fn may_on_approval(&self, operation: Operation, id: &str) -> ApiResult<()> {
+        let resource = self.found(
+            Operation::ApprovalsList,
+            self.api.service.approval_resource(id),
+        )?;
+        self.may_on(operation, &resource)
+    }
+
+    /// Runs store work on a blocking thread, with the service and the caller's account.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Service, &Account) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let (api, account) = (self.api.clone(), self.account.clone());
+        api.run(move |service| work(service, &account)).await
+    }
+}
+
+/// A request body as the typed request `T` reads it.
+pub(super) trait RequestBody: Sized {
+    /// Reads the body; a 400 saying what is wrong with it.
+    fn parse(body: &[u8]) -> ApiResult<Self>;
+}
+
+/// Reads a JSON body as `T`; a 400 starting with `refused` when it does not read.
+pub(super) fn json<T: DeserializeOwned>(body: &[u8], refused: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{refused}: {e}")))
+}
+
+/// Implements [`RequestBody`] as JSON for each type, refused with "invalid request".
+macro_rules! json_requests {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::server::auth::RequestBody for $t {
+            fn parse(body: &[u8]) -> $crate::server::error::ApiResult<Self> {
+                $crate::server::auth::json(body, "invalid request")
+            }
+        }
+    )*};
+}
+pub(super) use json_requests;
+
+/// The request body, read as `T` when the handler asks ([`Body::read`]).
+pub(super) struct Body<T> {
+    bytes: Bytes,
+    request: PhantomData<T>,
+}
+
+impl<T: RequestBody> Body<T> {
+    /// The typed request.
+    pub(super) fn read(&self) -> ApiResult<T> {
+        T::parse(&self.bytes)
+    }
+}
+
+impl<T: Send> FromRequest<Api> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, api: &Api) -> Result<Body<T>, Response> {
+        let bytes = Bytes::from_request(request, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Body {
+            bytes,
+            request: PhantomData,
+        })
+    }
+}

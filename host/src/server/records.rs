@@ -1,0 +1,207 @@
+//! Records over the API: `GET /v1/records/{object}?where=&limit=`, `POST
+//! /v1/records/{object}`, and `GET`, `PATCH`, `DELETE /v1/records/{object}/{id}`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Body, Caller, RequestBody, json};
+use super::error::{ApiError, ApiResult};
+use crate::filter::{Filter, Op};
+use crate::governance::access::Operation;
+use crate::store::{RecordQuery, StoreError};
+use crate::value::{FieldValue, Record};
+
+pub(super) async fn get(
+    Path((object, id)): Path<(String, String)>,
+    caller: Caller,
+) -> ApiResult<Json<Record>> {
+    caller.may(Operation::RecordsRead)?;
+    let found = caller
+        .run(move |service, _| {
+            service
+                .store()
+                .schema()
+                .object(&object)
+                .map_err(StoreError::from)?;
+            Ok(service.store().get_record(&object, &id)?)
+        })
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such record"))
+}
+
+/// `?where=&limit=` of a records query.
+#[derive(Deserialize)]
+pub(super) struct RecordsQuery {
+    /// `field:op:value`, repeatable as a comma-free list separated by `;`.
+    r#where: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Parses `field:op:value;field:op` into filters (values are read as JSON when they parse,
+/// as text otherwise).
+pub fn parse_where(text: &str) -> Result<Vec<Filter>, String> {
+    text.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|clause| {
+            let mut parts = clause.splitn(3, ':');
+            let field = parts.next().unwrap_or_default().trim().to_string();
+            let op_text = parts
+                .next()
+                .ok_or_else(|| format!("`{clause}`: expected field:op:value"))?;
+            let op: Op =
+                serde_json::from_value(serde_json::Value::String(op_text.trim().to_string()))
+                    .map_err(|_| format!("`{clause}`: unknown operator `{op_text}`"))?;
+            let value = match parts.next() {
+                None if op.is_unary() => FieldValue::Null,
+                None => return Err(format!("`{clause}`: `{op_text}` needs a value")),
+                Some(v) => {
+                    serde_json::from_str(v).unwrap_or_else(|_| FieldValue::Text(v.to_string()))
+                }
+            };
+            Ok(Filter { field, op, value })
+        })
+        .collect()
+}
+
+/// The records a query found.
+#[derive(Serialize)]
+pub(super) struct Records {
+    records: Vec<Record>,
+}
+
+pub(super) async fn query(
+    Path(object): Path<String>,
+    Query(q): Query<RecordsQuery>,
+    caller: Caller,
+) -> ApiResult<Json<Records>> {
+    caller.may(Operation::RecordsRead)?;
+    let filters = parse_where(q.r#where.as_deref().unwrap_or("")).map_err(ApiError::bad_request)?;
+    let records = caller
+        .run(move |service, _| {
+            Ok(service.store().query(&RecordQuery {
+                object,
+                filters,
+                owners: None,
+                limit: q.limit.unwrap_or(100).min(crate::store::MAX_QUERY),
+            })?)
+        })
+        .await?;
+    Ok(Json(Records { records }))
+}
+
+/// A record to create.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewRecord {
+    id: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldValue>,
+}
+
+impl RequestBody for NewRecord {
+    fn parse(body: &[u8]) -> ApiResult<Self> {
+        json(body, "invalid record")
+    }
+}
+
+pub(super) async fn create(
+    Path(object): Path<String>,
+    caller: Caller,
+    body: Body<NewRecord>,
+) -> ApiResult<(StatusCode, Json<Record>)> {
+    caller.may(Operation::RecordsWrite)?;
+    let new = body.read()?;
+    let record = caller
+        .run(move |service, account| {
+            Ok(service.store().create_record(
+                &object,
+                new.id,
+                new.owner,
+                new.fields,
+                &format!("api:{}", account.id),
+            )?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Fields to change on a record.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordUpdate {
+    fields: BTreeMap<String, FieldValue>,
+}
+
+impl RequestBody for RecordUpdate {
+    fn parse(body: &[u8]) -> ApiResult<Self> {
+        json(body, "invalid update")
+    }
+}
+
+pub(super) async fn update(
+    Path((object, id)): Path<(String, String)>,
+    caller: Caller,
+    body: Body<RecordUpdate>,
+) -> ApiResult<Json<Record>> {
+    caller.may(Operation::RecordsWrite)?;
+    let update = body.read()?;
+    let updated = caller
+        .run(move |service, account| {
+            Ok(service.store().update_record(
+                &object,
+                &id,
+                &update.fields,
+                &format!("api:{}", account.id),
+            )?)
+        })
+        .await?;
+    updated
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such record"))
+}
+
+pub(super) async fn delete(
+    Path((object, id)): Path<(String, String)>,
+    caller: Caller,
+) -> ApiResult<StatusCode> {
+    caller.may(Operation::RecordsWrite)?;
+    let existed = caller
+        .run(move |service, account| {
+            service
+                .store()
+                .schema()
+                .object(&object)
+                .map_err(StoreError::from)?;
+            Ok(service
+                .store()
+                .delete_record(&object, &id, &format!("api:{}", account.id))?)
+        })
+        .await?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no such record"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_clauses_parse() {
+        let f = parse_where("status:equals:open;amount:greater-than:1000;email:is-empty").unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[1].value, FieldValue::Integer(1000));
+        assert_eq!(f[0].value, FieldValue::Text("open".into()));
+        assert!(parse_where("status:resembles:x").is_err());
+        assert!(parse_where("status:equals").is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! The running workforce over the API: `GET /v1/workers`, `/v1/inventory`, `/v1/models`,
+//! `/v1/queue`, `/v1/executions`, `/v1/alerts`; `POST /v1/workers/{name}/pause` and
+//! `/resume`, and the kill switch, `POST /v1/kill`.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Body, Caller, json_requests};
+use super::error::ApiResult;
+use crate::failure::{Breaker, Escalation, RetryPolicy};
+use crate::governance::access::{Operation, Resource};
+use crate::sandbox::limits::Limits;
+use crate::sandbox::manifest::{Domain, Owners};
+use crate::service::inventory::{InventoryEntry, InventoryFilter};
+use crate::service::{KillReport, KillScope, QueueStatus};
+use crate::store::{Alert, ExecutionEntry, ModelSummary, WorkerControl};
+
+/// One installed worker as `GET /v1/workers` lists it.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) struct WorkerSummary {
+    paused: bool,
+    control: Option<WorkerControl>,
+    alert_owners: Vec<String>,
+    retry: RetryPolicy,
+    escalation: Escalation,
+    circuit_breaker: Breaker,
+    name: String,
+    plugin: String,
+    version: String,
+    domain: Domain,
+    description: String,
+    owners: Owners,
+    principal: String,
+    enabled: bool,
+    triggers: Vec<String>,
+    limits: Limits,
+    component_digest: String,
+}
+
+/// The installed workers.
+#[derive(Serialize)]
+pub(super) struct Workers {
+    workers: Vec<WorkerSummary>,
+}
+
+pub(super) async fn list(caller: Caller) -> ApiResult<Json<Workers>> {
+    caller.may(Operation::WorkersList)?;
+    let service = caller.service();
+    let controls = service.controls();
+    let workers = service
+        .workers()
+        .iter()
+        .map(|(name, w)| {
+            let m = &w.config.manifest;
+            let control = controls.get(name).cloned();
+            WorkerSummary {
+                paused: control.as_ref().is_some_and(|c| c.paused),
+                control,
+                alert_owners: w.config.owners.clone(),
+                retry: w.config.retry.clone(),
+                escalation: w.config.escalation.clone(),
+                circuit_breaker: w.config.breaker.clone(),
+                name: name.clone(),
+                plugin: m.plugin.id.clone(),
+                version: m.plugin.version.clone(),
+                domain: m.plugin.domain,
+                description: m.plugin.description.clone(),
+                owners: m.owners.clone(),
+                principal: w.config.grant.grant.principal.clone(),
+                enabled: w.config.enabled,
+                triggers: w.config.triggers.iter().map(|t| t.label.clone()).collect(),
+                limits: w.loaded().limits(),
+                component_digest: w.loaded().component_digest().to_string(),
+            }
+        })
+        .collect();
+    Ok(Json(Workers { workers }))
+}
+
+/// The worker inventory.
+#[derive(Serialize)]
+pub(super) struct Inventory {
+    workers: Vec<InventoryEntry>,
+}
+
+pub(super) async fn inventory(
+    Query(filter): Query<InventoryFilter>,
+    caller: Caller,
+) -> ApiResult<Json<Inventory>> {
+    caller.may(Operation::InventoryView)?;
+    let workers = caller
+        .run(move |service, _| Ok(service.inventory(&filter)?))
+        .await?;
+    Ok(Json(Inventory { workers }))
+}
+
+/// The offline models.
+#[derive(Serialize)]
+pub(super) struct Models {
+    models: Vec<ModelSummary>,
+}
+
+/// The offline models: what reviewers taught them and how they judged their predictions
+/// (part of the workers' accuracy record, so readable by whoever sees the inventory).
+pub(super) async fn models(caller: Caller) -> ApiResult<Json<Models>> {
+    caller.may(Operation::InventoryView)?;
+    let models = caller
+        .run(|service, _| Ok(service.store().models()?))
+        .await?;
+    Ok(Json(Models { models }))
+}
+
+/// The queue: what the dispatcher holds, and how many items are stored.
+#[derive(Serialize)]
+pub(super) struct Queue {
+    status: QueueStatus,
+    stored: u64,
+}
+
+pub(super) async fn queue(caller: Caller) -> ApiResult<Json<Queue>> {
+    caller.may(Operation::QueueView)?;
+    let status = caller.service().queue_status();
+    let stored = caller
+        .run(|service, _| Ok(service.store().queue_len()?))
+        .await?;
+    Ok(Json(Queue { status, stored }))
+}
+
+/// `?worker=&after=&limit=` of the execution log.
+#[derive(Deserialize)]
+pub(super) struct ExecutionsQuery {
+    worker: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Entries of the execution log.
+#[derive(Serialize)]
+pub(super) struct Executions {
+    executions: Vec<ExecutionEntry>,
+}
+
+pub(super) async fn executions(
+    Query(q): Query<ExecutionsQuery>,
+    caller: Caller,
+) -> ApiResult<Json<Executions>> {
+    caller.may(Operation::ExecutionsView)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let executions = caller
+        .run(move |service, _| {
+            let all = service
+                .store()
+                .executions_after(q.after.unwrap_or(0), usize::MAX)?;
+            Ok(all
+                .into_iter()
+                .filter(|e| q.worker.as_ref().is_none_or(|w| &e.worker == w))
+                .take(limit)
+                .collect())
+        })
+        .await?;
+    Ok(Json(Executions { executions }))
+}
+
+/// The host's alerts.
+#[derive(Serialize)]
+pub(super) struct Alerts {
+    alerts: Vec<Alert>,
+}
+
+pub(super) async fn alerts(caller: Caller) -> ApiResult<Json<Alerts>> {
+    caller.may(Operation::AlertsView)?;
+    let alerts = caller
+        .run(|service, _| Ok(service.store().alerts()?))
+        .await?;
+    Ok(Json(Alerts { alerts }))
+}
+
+/// A pause or resume request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ControlRequest {
+    /// Why.
+    reason: String,
+    /// On resume: restore a grant the kill switch revoked (after reviewing it).
+    #[serde(default)]
+    restore_grant: bool,
+}
+
+/// A kill-switch request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KillRequest {
+    /// `{"worker": "name"}`, `{"domain": "revenue"}` or `"all"`.
+    scope: KillScope,
+    /// Why (required).
+    reason: String,
+    /// Revoke the workers' grants until a person restores them.
+    #[serde(default)]
+    revoke_grants: bool,
+}
+
+json_requests!(ControlRequest, KillRequest);
+
+/// A worker's pause state after a pause or resume.
+#[derive(Serialize)]
+pub(super) struct Control {
+    control: WorkerControl,
+}
+
+/// What the kill switch did.
+#[derive(Serialize)]
+pub(super) struct Killed {
+    report: KillReport,
+}
+
+pub(super) async fn kill(caller: Caller, body: Body<KillRequest>) -> ApiResult<Json<Killed>> {
+    // The scope is in the body: it is read before the policies are asked.
+    let request = body.read()?;
+    let resource = match &request.scope {
+        KillScope::Worker(name) => caller.found(
+            Operation::WorkersList,
+            caller.service().worker_resource(name),
+        )?,
+        KillScope::Domain(name) => Resource::Domain(name.clone()),
+        KillScope::All => Resource::Host,
+    };
+    caller.may_on(Operation::Kill, &resource)?;
+    if request.revoke_grants {
+        caller.may_on(Operation::GrantsChange, &resource)?;
+    }
+    let report = caller
+        .run(move |service, account| {
+            Ok(service.kill(
+                &request.scope,
+                &account.id,
+                &request.reason,
+                request.revoke_grants,
+            )?)
+        })
+        .await?;
+    Ok(Json(Killed { report }))
+}
+
+pub(super) async fn pause(
+    Path(name): Path<String>,
+    caller: Caller,
+    body: Body<ControlRequest>,
+) -> ApiResult<Json<Control>> {
+    caller.may_on_worker(Operation::WorkerPause, &name)?;
+    let request = body.read()?;
+    let control = caller
+        .run(move |service, account| Ok(service.pause(&name, &account.id, &request.reason)?))
+        .await?;
+    Ok(Json(Control { control }))
+}
+
+pub(super) async fn resume(
+    Path(name): Path<String>,
+    caller: Caller,
+    body: Body<ControlRequest>,
+) -> ApiResult<Json<Control>> {
+    let resource = caller.may_on_worker(Operation::WorkerResume, &name)?;
+    let request = body.read()?;
+    if request.restore_grant {
+        caller.may_on(Operation::GrantsChange, &resource)?;
+    }
+    let control = caller
+        .run(move |service, account| {
+            Ok(service.resume(&name, &account.id, &request.reason, request.restore_grant)?)
+        })
+        .await?;
+    Ok(Json(Control { control }))
+}
