@@ -21,6 +21,7 @@ pub mod imports;
 pub mod limits;
 pub mod loader;
 pub mod manifest;
+pub mod payload;
 pub mod report;
 pub mod runtime;
 pub mod state;

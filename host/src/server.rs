@@ -1,6 +1,6 @@
 //! The HTTP API of `roster serve` (axum): the router, and the limits every request
 //! passes. Handlers live by resource, each taking its extractors — the path, the query,
-//! the [`Caller`](auth::Caller) and the typed [`Body`](auth::Body) — and answering a
+//! the `Caller` and the typed `Body` of `auth.rs` — and answering a
 //! typed body or an [`ApiError`]:
 //!
 //! - `events.rs` — `POST /v1/events/{name}`, the webhook for named business events. The

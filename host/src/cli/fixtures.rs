@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::sandbox::executor::Run;
 use crate::sandbox::gate::{ActionKind, ActionResult, Mode};
 use crate::sandbox::grant::Grant;
 use crate::sandbox::manifest::Manifest;
@@ -194,7 +195,14 @@ pub fn run_cases(
         };
         let record = event.read_record(runtime.store())?;
         let review = review_context(manifest, case.stage, &event, record.as_ref());
-        let report = worker.execute_reviewed(&event, Mode::Live, record, None, review)?;
+        let report = worker.execute(
+            &event,
+            Run {
+                record: Some(record),
+                review,
+                ..Run::from(Mode::Live)
+            },
+        )?;
         let actions = action_lines(&report);
         let mut problems = Vec::new();
         if report.status.to_string() != case.status {

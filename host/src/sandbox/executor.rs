@@ -11,13 +11,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use crate::error::Error;
+use crate::governance::escalation::Escalated;
 use crate::sandbox::event::event_size;
-use crate::sandbox::gate::{Gate, Mode, bounded_text, describe};
+use crate::sandbox::gate::{Gate, Mode, describe};
 use crate::sandbox::limits::LimitExceeded;
 use crate::sandbox::loader::LoadedWorker;
+use crate::sandbox::payload::bounded_text;
 use crate::sandbox::report::{ExecutionReport, OutcomeReport, Status};
-use crate::sandbox::state::{HostState, OutputCapture};
-use crate::value::EventInput;
+use crate::sandbox::state::{HostState, OutputCapture, ReviewContext};
+use crate::value::{EventInput, Record};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -77,64 +79,54 @@ fn panic_message(printed: &str) -> Option<String> {
     )
 }
 
+/// How one execution runs; `Run::from(mode)` for a plain run of an event.
+#[derive(Debug, Default)]
+pub struct Run<'a> {
+    /// Whether side effects happen.
+    pub mode: Mode,
+    /// The record the event names, when the caller read it already (the service reads it
+    /// once, for conditions and for the event); `None` reads it from the store.
+    pub record: Option<Option<Record>>,
+    /// What this is an attempt at: every attempt with the same value (the service passes
+    /// the installation, trigger and event) derives the same idempotency keys for its side
+    /// effects, so a retry does not repeat what an earlier attempt did; `None` uses the
+    /// event's id.
+    pub attempt_of: Option<&'a str>,
+    /// The review rules that hold matching side effects for a person's approval.
+    pub review: Option<ReviewContext>,
+    /// For an execution a signal started: the chain its signals extend, and the escalation
+    /// path restricting what it may do.
+    pub escalated: Escalated,
+}
+
+impl From<Mode> for Run<'_> {
+    fn from(mode: Mode) -> Self {
+        Run {
+            mode,
+            ..Run::default()
+        }
+    }
+}
+
 impl LoadedWorker {
     /// Runs one event. `Err` only when the event itself is invalid (nothing ran); every way
     /// the worker can fail is a status in the report.
-    pub fn execute(&self, input: &EventInput, mode: Mode) -> Result<ExecutionReport, Error> {
-        let record = input.read_record(&self.context.services.store)?;
-        self.execute_with_record(input, mode, record)
-    }
-
-    /// Like [`LoadedWorker::execute`], with the record the event names already read by the
-    /// caller (the service reads it once, for conditions and for the event).
-    pub fn execute_with_record(
+    pub fn execute<'a>(
         &self,
         input: &EventInput,
-        mode: Mode,
-        record: Option<crate::value::Record>,
+        run: impl Into<Run<'a>>,
     ) -> Result<ExecutionReport, Error> {
-        self.execute_attempt(input, mode, record, None)
-    }
-
-    /// Runs one attempt at an event. Every attempt with the same `attempt_of` (the service
-    /// passes the installation, trigger and event) derives the same idempotency keys for
-    /// its side effects, so a retry does not repeat what an earlier attempt did; `None`
-    /// uses the event's id.
-    pub fn execute_attempt(
-        &self,
-        input: &EventInput,
-        mode: Mode,
-        record: Option<crate::value::Record>,
-        attempt_of: Option<&str>,
-    ) -> Result<ExecutionReport, Error> {
-        self.execute_reviewed(input, mode, record, attempt_of, None)
-    }
-
-    /// Like [`LoadedWorker::execute_attempt`], holding the side effects that `review`'s
-    /// rules match for a person's approval.
-    pub fn execute_reviewed(
-        &self,
-        input: &EventInput,
-        mode: Mode,
-        record: Option<crate::value::Record>,
-        attempt_of: Option<&str>,
-        review: Option<crate::sandbox::state::ReviewContext>,
-    ) -> Result<ExecutionReport, Error> {
-        self.execute_escalated(input, mode, record, attempt_of, review, Default::default())
-    }
-
-    /// Like [`LoadedWorker::execute_reviewed`], for an execution a signal started: the
-    /// signals it emits extend `escalated`'s chain, and an escalation path restricts what
-    /// it may do.
-    pub fn execute_escalated(
-        &self,
-        input: &EventInput,
-        mode: Mode,
-        record: Option<crate::value::Record>,
-        attempt_of: Option<&str>,
-        review: Option<crate::sandbox::state::ReviewContext>,
-        escalated: crate::governance::escalation::Escalated,
-    ) -> Result<ExecutionReport, Error> {
+        let Run {
+            mode,
+            record,
+            attempt_of,
+            review,
+            escalated,
+        } = run.into();
+        let record = match record {
+            Some(record) => record,
+            None => input.read_record(&self.context.services.store)?,
+        };
         let ctx = &self.context;
         let limits = ctx.limits;
         // The id carries the host clock's time, like the execution log's entries, so an

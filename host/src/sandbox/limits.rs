@@ -188,7 +188,7 @@ pub enum LimitExceeded {
         /// The limit.
         limit: u32,
     },
-    /// A host call passed a list longer than [`crate::sandbox::gate::MAX_LIST_ELEMENTS`].
+    /// A host call passed a list longer than [`crate::sandbox::payload::MAX_LIST_ELEMENTS`].
     #[error("a host call passed a list of {len} elements, more than the limit of {limit}")]
     ListLength {
         /// The list's length.

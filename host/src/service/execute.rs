@@ -5,6 +5,7 @@
 use super::*;
 use crate::failure::{Escalation, FailureClass, classify, retry_after_ms};
 use crate::governance::review::Checkpoints;
+use crate::sandbox::executor::Run;
 use crate::sandbox::state::ReviewContext;
 use crate::store::{ApprovalStatus, Decision, EscalationRecord, Finish, Verdict, WorkerControl};
 use crate::value::Record;
@@ -186,10 +187,17 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
     // Every attempt at this item derives the same idempotency keys.
     let attempt_of = format!("{}/{}/{}", item.worker, item.trigger, entry.event_id);
     // A shadow version runs first, in dry-run, on the record as the live run finds it.
-    let shadow = w
-        .shadow
-        .as_ref()
-        .map(|s| s.execute_attempt(&item.event, Mode::DryRun, record.clone(), Some(&attempt_of)));
+    let shadow = w.shadow.as_ref().map(|s| {
+        s.execute(
+            &item.event,
+            Run {
+                mode: Mode::DryRun,
+                record: Some(record.clone()),
+                attempt_of: Some(&attempt_of),
+                ..Run::default()
+            },
+        )
+    });
     let escalated = crate::governance::escalation::Escalated {
         chain: item
             .cause
@@ -217,13 +225,15 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         &item.event,
         escalated.path.as_ref(),
     );
-    let class = match w.loaded().execute_escalated(
+    let class = match w.loaded().execute(
         &item.event,
-        Mode::Live,
-        record,
-        Some(&attempt_of),
-        review,
-        escalated,
+        Run {
+            mode: Mode::Live,
+            record: Some(record),
+            attempt_of: Some(&attempt_of),
+            review,
+            escalated,
+        },
     ) {
         Ok(report) => {
             let waiting = settle_held(shared, &report);

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, WorkerConfig};
 use crate::error::Error;
+use crate::sandbox::executor::Run;
 use crate::sandbox::gate::{ActionKind, ActionResult, Mode};
 use crate::sandbox::report::ExecutionReport;
 use crate::sandbox::runtime::Runtime;
@@ -178,7 +179,13 @@ pub fn dry_run(
                     None
                 }
                 None => {
-                    let report = loaded.execute_with_record(&event, Mode::DryRun, record)?;
+                    let report = loaded.execute(
+                        &event,
+                        Run {
+                            record: Some(record),
+                            ..Run::from(Mode::DryRun)
+                        },
+                    )?;
                     summary.ran += 1;
                     summary.failed += usize::from(!report.status.is_ok());
                     summary.proposed += report

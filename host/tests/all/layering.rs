@@ -1,7 +1,8 @@
 //! The layering of `host/src`, read from its code: every top-level module sits in one layer
 //! of [`LAYERS`] and imports only from its own layer and those below; the modules of one
 //! layer import each other without a circle; the files of each folder import each other
-//! without a circle. ARCHITECTURE.md states the same layers.
+//! without a circle; no source file is longer than [`MAX_LINES`]. ARCHITECTURE.md states
+//! the same layers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -33,11 +34,16 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
-/// One source file: its module path and its code without comments and unit tests.
+/// The longest a source file may be.
+const MAX_LINES: usize = 800;
+
+/// One source file: its module path, its code without comments and unit tests, and its
+/// length.
 struct Source {
     module: Vec<String>,
     path: PathBuf,
     code: String,
+    lines: usize,
 }
 
 fn sources() -> Vec<Source> {
@@ -69,6 +75,7 @@ fn sources() -> Vec<Source> {
             let text = std::fs::read_to_string(&path).unwrap();
             Some(Source {
                 module,
+                lines: text.lines().count(),
                 code: code_of(&text),
                 path,
             })
@@ -304,6 +311,20 @@ fn modules_import_only_their_layer_and_below_without_circles() {
 }
 
 #[test]
+fn no_source_file_is_longer_than_the_limit() {
+    let long: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.lines > MAX_LINES)
+        .map(|s| format!("{}: {} lines", s.path.display(), s.lines))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "longer than {MAX_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
 fn the_reader_expands_brace_groups_and_relative_paths() {
     let source = Source {
         module: vec!["sandbox".into(), "capability".into(), "records".into()],
@@ -311,6 +332,7 @@ fn the_reader_expands_brace_groups_and_relative_paths() {
         code: "use crate::{store::{Store, value::X}, gate};\nuse super::review::Reviewed;\n\
                fn f() { super::super::gate::enter(); crate::net::get(); }"
             .into(),
+        lines: 3,
     };
     let found: Vec<String> = references(&source).iter().map(|p| p.join("::")).collect();
     for expected in [

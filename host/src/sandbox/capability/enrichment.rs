@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::enrichment::LookupError;
 use crate::sandbox::bindings::roster::enrichment::lookup::{Enrichment, Host};
 use crate::sandbox::bindings::roster::types::types::{Error, Field};
-use crate::sandbox::gate::{ActionKind, Call, Mode, Payload};
+use crate::sandbox::gate::{ActionKind, Call, Mode};
+use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 
 impl Host for HostState {

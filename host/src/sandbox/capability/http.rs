@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::net::{HttpError, IDEMPOTENCY_HEADER, check_headers, check_request_url, retry_after_ms};
 use crate::sandbox::bindings::roster::http::outbound::{Header, Host, Method, Request, Response};
 use crate::sandbox::bindings::roster::types::types::Error;
-use crate::sandbox::gate::{ActionKind, Applied, Call, Payload, Refused};
+use crate::sandbox::gate::{ActionKind, Applied, Call, Refused};
+use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 
 impl From<HttpError> for Error {

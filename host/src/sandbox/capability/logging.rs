@@ -1,7 +1,7 @@
 //! `roster:logging/logging`: log lines kept in the execution report, within the log limit.
 
 use crate::sandbox::bindings::roster::logging::logging::{Host, Level};
-use crate::sandbox::gate::Payload;
+use crate::sandbox::payload::Payload;
 use crate::sandbox::report::LogLine;
 use crate::sandbox::state::HostState;
 

@@ -4,7 +4,8 @@ use serde_json::json;
 
 use crate::sandbox::bindings::roster::memory::store::Host;
 use crate::sandbox::bindings::roster::types::types::Error;
-use crate::sandbox::gate::{ActionKind, Call, Mode, Payload};
+use crate::sandbox::gate::{ActionKind, Call, Mode};
+use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 use crate::store::StoreError;
 

@@ -17,7 +17,8 @@ use crate::sandbox::bindings::roster::records::records::{
     Comparison, Created, Filter, Host, Query,
 };
 use crate::sandbox::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
-use crate::sandbox::gate::{ActionKind, Applied, Call, Payload};
+use crate::sandbox::gate::{ActionKind, Applied, Call};
+use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 use crate::scope::ObjectScope;
 use crate::store::{

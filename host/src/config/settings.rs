@@ -1,0 +1,225 @@
+//! `roster.toml` as written: its sections, the built-in plans and their defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::delivery::{AuditWebhookSettings, SmtpSettings};
+use crate::governance::directory::Principal;
+use crate::sandbox::limits::LimitsOverride;
+use crate::schema::FieldDef;
+
+/// Failed authentications a client may make in a row, unless roster.toml says otherwise.
+pub const DEFAULT_FAILED_AUTH_BURST: u32 = 20;
+
+/// A capacity plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Plan {
+    /// The most installed workers (unlimited when absent).
+    pub workers: Option<u32>,
+    /// The most executions per worker in any rolling hour.
+    pub executions_per_hour: u32,
+    /// The most actions in one execution.
+    pub actions_per_execution: u32,
+}
+
+/// The built-in plans: starter, professional and enterprise.
+pub fn builtin_plans() -> BTreeMap<String, Plan> {
+    BTreeMap::from([
+        (
+            "starter".to_string(),
+            Plan {
+                workers: Some(10),
+                executions_per_hour: 500,
+                actions_per_execution: 5,
+            },
+        ),
+        (
+            "professional".to_string(),
+            Plan {
+                workers: Some(50),
+                executions_per_hour: 5_000,
+                actions_per_execution: 10,
+            },
+        ),
+        (
+            "enterprise".to_string(),
+            Plan {
+                workers: None,
+                executions_per_hour: 50_000,
+                actions_per_execution: 25,
+            },
+        ),
+    ])
+}
+
+/// When to alert admins about a worker that keeps hitting its hourly cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CapacityAlert {
+    /// In how many of the last `windows` hourly windows the cap was hit.
+    pub hits: u32,
+    /// How many hourly windows to look back over.
+    pub windows: u32,
+    /// The role whose holders are alerted (in-app); `admin` by default.
+    #[serde(default = "admin")]
+    pub role: String,
+}
+
+fn admin() -> String {
+    "admin".into()
+}
+
+impl Default for CapacityAlert {
+    fn default() -> Self {
+        CapacityAlert {
+            hits: 3,
+            windows: 6,
+            role: admin(),
+        }
+    }
+}
+
+/// Where alerts to workers' owners go besides the in-app notification centre.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertRouting {
+    /// Also email the owners (their principal's `email`, or the owner itself when it is an
+    /// address); needs `[smtp]`.
+    #[serde(default)]
+    pub email: bool,
+    /// Also POST each alert as JSON to this URL (HMAC-signed when a secret is set).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's signing secret.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+}
+
+/// `[audit]`: how long the audit trail is kept and where it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditSettings {
+    /// Entries older than this are pruned (the remaining chain stays verifiable).
+    #[serde(default = "ninety")]
+    pub retention_days: u32,
+    /// Receivers of every audit entry, in order.
+    #[serde(default)]
+    pub webhooks: Vec<AuditWebhookSettings>,
+}
+
+pub(super) fn ninety() -> u32 {
+    90
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            retention_days: ninety(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// `[access]`: the authorization policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccessSettings {
+    /// A directory with a `.cedarschema` file and `.cedar` policy files that replace the
+    /// shipped ones (relative to the configuration file).
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+}
+
+/// `[registry]`: where workers are installed from and whose signatures are trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistrySettings {
+    /// Publisher public keys whose signatures `roster install` accepts: files holding a
+    /// hex ed25519 key (relative to the configuration file), as `roster plugin keygen`
+    /// writes them.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// The environment variable holding the token sent to registries that ask for one.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// `roster.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct HostFile {
+    #[serde(default = "default_data_dir")]
+    pub(super) data_dir: PathBuf,
+    #[serde(default = "default_listen")]
+    pub(super) listen: String,
+    #[serde(default = "default_plan")]
+    pub(super) plan: String,
+    #[serde(default)]
+    pub(super) plans: BTreeMap<String, Plan>,
+    #[serde(default)]
+    pub(super) capacity_alert: Option<CapacityAlert>,
+    #[serde(default)]
+    pub(super) api_token_env: Option<String>,
+    #[serde(default)]
+    pub(super) webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub(super) webhook_tolerance_s: Option<u64>,
+    #[serde(default)]
+    pub(super) failed_auth_burst: Option<u32>,
+    #[serde(default)]
+    pub(super) executors: Option<usize>,
+    #[serde(default)]
+    pub(super) limits: LimitsOverride,
+    #[serde(default)]
+    pub(super) principals: Vec<Principal>,
+    #[serde(default)]
+    pub(super) alerts: AlertRouting,
+    #[serde(default)]
+    pub(super) smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub(super) retention_days: Option<u32>,
+    #[serde(default)]
+    pub(super) audit: AuditSettings,
+    #[serde(default)]
+    pub(super) access: AccessSettings,
+    #[serde(default)]
+    pub(super) registry: RegistrySettings,
+    #[serde(default)]
+    pub(super) review_rules: Vec<crate::governance::review::Rule>,
+    #[serde(default)]
+    pub(super) trust: crate::governance::trust::TrustSettings,
+    #[serde(default)]
+    pub(super) objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
+    #[serde(default)]
+    pub(super) workers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) secrets_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) escalation_paths: Vec<crate::governance::escalation::EscalationPath>,
+    #[serde(default)]
+    pub(super) connectors: crate::delivery::messaging::ConnectorSettings,
+    #[serde(default)]
+    pub(super) enrichment: crate::enrichment::EnrichmentSettings,
+    #[serde(default)]
+    pub(super) inference: crate::inference::InferenceSettings,
+}
+
+/// The shipped policies; they are validated by a unit test, so loading them cannot fail.
+pub(super) fn builtin_access() -> crate::governance::access::Access {
+    crate::governance::access::Access::builtin()
+        .unwrap_or_else(|e| unreachable!("shipped policies: {e}"))
+}
+
+pub(super) fn default_data_dir() -> PathBuf {
+    PathBuf::from(".roster")
+}
+pub(super) fn default_listen() -> String {
+    "127.0.0.1:7878".into()
+}
+pub(super) fn default_plan() -> String {
+    "professional".into()
+}
