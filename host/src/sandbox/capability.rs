@@ -18,6 +18,16 @@ macro_rules! wit_try {
     };
 }
 
+/// A store failure as the worker sees it: a write that does not fit the schema or already
+/// exists is its mistake; anything else is the host being unavailable.
+fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Schema(e) => Error::InvalidInput(e.to_string()),
+        StoreError::Exists { .. } => Error::InvalidInput(e.to_string()),
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
 mod enrichment;
 pub mod http;
 mod inference;
@@ -32,8 +42,10 @@ mod wasi;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::sandbox::bindings::roster;
+use crate::sandbox::bindings::roster::types::types::Error;
 use crate::sandbox::state::HostState;
 use crate::scope::CapabilityName;
+use crate::store::StoreError;
 
 /// Links what every worker may import.
 pub(crate) fn link_baseline(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

@@ -5,10 +5,9 @@
 
 use serde_json::json;
 
-use super::review::Reviewed;
 use crate::sandbox::bindings::roster::notify::notify::{Channel as WitChannel, Host, Message};
 use crate::sandbox::bindings::roster::types::types::{Error, Receipt};
-use crate::sandbox::gate::{ActionKind, Applied, Call};
+use crate::sandbox::gate::{ActionKind, Call, EffectIds};
 use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 use crate::scope::Channel;
@@ -99,35 +98,25 @@ impl Host for HostState {
         } else {
             Risk::ExternalCommunication
         };
-        let call = match self.review(call.proposing(&effect), effect, risk)? {
-            Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => *call,
-        };
-        let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
-        let result = self.gate.act(call, |ids| {
+        let channel = channel.as_str().to_string();
+        let enqueue = move |tx: &_, ids: EffectIds<'_>| {
             // The idempotency key is the notification's id: connectors pass it on (as a
             // message id or idempotency key) so that a repeated delivery is recognised.
             let entry = OutboxEntry {
                 id: ids.key.to_string(),
-                worker,
-                channel: channel.as_str().to_string(),
-                recipients: message.recipients,
-                subject: message.subject,
-                body: message.body,
+                worker: worker.clone(),
+                channel: channel.clone(),
+                recipients: message.recipients.clone(),
+                subject: message.subject.clone(),
+                body: message.body.clone(),
             };
-            let (output, replayed) = store
-                .once(ids.key, move |tx| {
-                    enqueue_notification_in(tx, &entry)?;
-                    Ok(json!({ "queued": entry.id }))
-                })
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-            Ok(Applied {
-                value: (),
-                output,
-                replayed,
-            })
-        })?;
-        Ok(result.map(|(_, receipt)| receipt))
+            enqueue_notification_in(tx, &entry)?;
+            Ok(json!({ "queued": entry.id }))
+        };
+        let call = call.proposing(&effect);
+        Ok(self
+            .propose(call, effect, risk, enqueue, |_| None)?
+            .receipt())
     }
 }

@@ -10,20 +10,19 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::review::Reviewed;
+use super::review::Proposed;
+use super::store_error;
 use crate::filter::{self, Op};
 use crate::governance::review::record_risk;
 use crate::sandbox::bindings::roster::records::records::{
     Comparison, Created, Filter, Host, Query,
 };
 use crate::sandbox::bindings::roster::types::types::{CrmRecord, Error, Field, Receipt, Value};
-use crate::sandbox::gate::{ActionKind, Applied, Call};
+use crate::sandbox::gate::{ActionKind, Call, EffectIds};
 use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 use crate::scope::ObjectScope;
-use crate::store::{
-    Effect, RecordQuery, StoreError, create_record_in, delete_record_in, update_record_in,
-};
+use crate::store::{Effect, RecordQuery, create_record_in, delete_record_in, update_record_in};
 use crate::value::{FieldValue, Record};
 
 /// The most records one `find` returns.
@@ -183,14 +182,6 @@ fn fields_map(fields: &[Field]) -> BTreeMap<String, FieldValue> {
         .collect()
 }
 
-fn store_error(e: StoreError) -> Error {
-    match e {
-        StoreError::Schema(e) => Error::InvalidInput(e.to_string()),
-        StoreError::Exists { .. } => Error::InvalidInput(e.to_string()),
-        other => Error::Unavailable(other.to_string()),
-    }
-}
-
 impl Host for HostState {
     fn get(&mut self, object: String, id: String) -> wasmtime::Result<Result<CrmRecord, Error>> {
         self.gate
@@ -330,36 +321,24 @@ impl Host for HostState {
         if let Some(o) = proposal.as_object_mut() {
             o.remove("id");
         }
-        let call = match self.review(
-            call.proposing(&proposal),
-            effect,
-            record_risk(&object, "create"),
-        )? {
-            Reviewed::Held(answer) => {
-                return Ok(answer.map(|receipt| Created { receipt, id }));
-            }
-            Reviewed::Proceed(call) => *call,
-        };
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |ids| {
-            let journal = store.clone();
-            let (output, replayed) = journal
-                .once(ids.key, move |tx| {
-                    let created = create_record_in(tx, &store, record.clone(), &actor)?;
-                    Ok(json!({ "id": created.id }))
-                })
-                .map_err(store_error)?;
-            let id = output["id"].as_str().unwrap_or_default().to_string();
-            Ok(Applied {
-                value: id,
-                output,
-                replayed,
-            })
-        })?;
-        Ok(result.map(|(created, receipt)| Created {
-            receipt,
-            id: created.unwrap_or(id),
-        }))
+        let write = move |tx: &_, _: EffectIds<'_>| {
+            let created = create_record_in(tx, &store, record.clone(), &actor)?;
+            Ok(json!({ "id": created.id }))
+        };
+        let risk = record_risk(&object, "create");
+        Ok(
+            match self.propose(call.proposing(&proposal), effect, risk, write, |_| None)? {
+                Proposed::Held(answer) => answer.map(|receipt| Created { receipt, id }),
+                // The id an earlier attempt created, when this one was a retry.
+                Proposed::Done(done) => done.map(|(output, receipt)| Created {
+                    receipt,
+                    id: output
+                        .and_then(|o| o["id"].as_str().map(str::to_string))
+                        .unwrap_or(id),
+                }),
+            },
+        )
     }
 
     fn update(
@@ -393,36 +372,19 @@ impl Host for HostState {
             id: id.clone(),
             fields: changes.clone(),
         };
-        let call = match self.review(
-            call.proposing(&effect),
-            effect,
-            record_risk(&object, "update"),
-        )? {
-            Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => *call,
-        };
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |ids| {
-            let journal = store.clone();
-            let target = format!("{object}/{id}");
-            let (output, replayed) = journal
-                .once(ids.key, move |tx| {
-                    match update_record_in(tx, &store, &object, &id, &changes, &actor)? {
-                        Some(_) => Ok(json!({ "updated": changes.len() })),
-                        None => Ok(json!({ "missing": true })),
-                    }
-                })
-                .map_err(store_error)?;
-            if output.get("missing").is_some() {
-                return Err(Error::NotFound(target).into());
-            }
-            Ok(Applied {
-                value: (),
-                output,
-                replayed,
-            })
-        })?;
-        Ok(result.map(|(_, receipt)| receipt))
+        let target = format!("{object}/{id}");
+        let risk = record_risk(&object, "update");
+        let call = call.proposing(&effect);
+        let write = move |tx: &_, _: EffectIds<'_>| match update_record_in(
+            tx, &store, &object, &id, &changes, &actor,
+        )? {
+            Some(_) => Ok(json!({ "updated": changes.len() })),
+            None => Ok(json!({ "missing": true })),
+        };
+        let missing =
+            |output: &serde_json::Value| output.get("missing").map(|_| Error::NotFound(target));
+        Ok(self.propose(call, effect, risk, write, missing)?.receipt())
     }
 
     fn delete(&mut self, object: String, id: String) -> wasmtime::Result<Result<Receipt, Error>> {
@@ -445,34 +407,18 @@ impl Host for HostState {
             object: object.clone(),
             id: id.clone(),
         };
-        let call = match self.review(
-            call.proposing(&effect),
-            effect,
-            record_risk(&object, "delete"),
-        )? {
-            Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => *call,
-        };
         let store = self.worker.services.store.clone();
         let actor = actor(&self.worker.plugin);
-        let result = self.gate.act(call, |ids| {
-            let journal = store.clone();
-            let target = format!("{object}/{id}");
-            let (output, replayed) = journal
-                .once(ids.key, move |tx| {
-                    let existed = delete_record_in(tx, &store, &object, &id, &actor)?;
-                    Ok(json!({ "deleted": existed }))
-                })
-                .map_err(store_error)?;
-            if output["deleted"] == json!(false) {
-                return Err(Error::NotFound(target).into());
-            }
-            Ok(Applied {
-                value: (),
-                output,
-                replayed,
-            })
-        })?;
-        Ok(result.map(|(_, receipt)| receipt))
+        let target = format!("{object}/{id}");
+        let risk = record_risk(&object, "delete");
+        let call = call.proposing(&effect);
+        let write = move |tx: &_, _: EffectIds<'_>| {
+            let existed = delete_record_in(tx, &store, &object, &id, &actor)?;
+            Ok(json!({ "deleted": existed }))
+        };
+        let missing = |output: &serde_json::Value| {
+            (output["deleted"] == json!(false)).then_some(Error::NotFound(target))
+        };
+        Ok(self.propose(call, effect, risk, write, missing)?.receipt())
     }
 }

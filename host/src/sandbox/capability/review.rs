@@ -1,13 +1,18 @@
 //! The checkpoint every holdable side effect passes before the gate performs it: when a
 //! review rule matches, the effect is stored as a held action and the worker gets a
-//! `held-for-approval` receipt (see [`crate::governance::review`]).
+//! `held-for-approval` receipt (see [`crate::governance::review`]). [`HostState::propose`]
+//! is the whole sequence a holdable effect in the store follows, from the checkpoint to the
+//! write performed once under its idempotency key.
 
+use redb::WriteTransaction;
+
+use super::store_error;
 use crate::governance::review::{Proposal, number};
 use crate::sandbox::bindings::roster::types::types::{Error, Receipt};
-use crate::sandbox::gate::Call;
+use crate::sandbox::gate::{Applied, Call, EffectIds};
 use crate::sandbox::state::HostState;
 use crate::store::Risk;
-use crate::store::{Approval, ApprovalStatus, Effect};
+use crate::store::{Approval, ApprovalStatus, Effect, StoreError};
 use crate::value::FieldValue;
 
 /// What the checkpoint decided.
@@ -126,5 +131,69 @@ impl HostState {
                 .map_err(|e| Error::Unavailable(e.to_string()))
         })?;
         Ok(Reviewed::Held(answer))
+    }
+}
+
+/// What a holdable side effect in the store came to.
+pub(crate) enum Proposed {
+    /// Held for a person's decision (or refused while holding it): the worker's answer.
+    Held(Result<Receipt, Error>),
+    /// Passed to the gate: what the write answered (`None` in a dry run) and the receipt.
+    Done(Result<(Option<serde_json::Value>, Receipt), Error>),
+}
+
+impl Proposed {
+    /// The worker's receipt, however the effect ended.
+    pub(crate) fn receipt(self) -> Result<Receipt, Error> {
+        match self {
+            Proposed::Held(answer) => answer,
+            Proposed::Done(done) => done.map(|(_, receipt)| receipt),
+        }
+    }
+}
+
+impl HostState {
+    /// The sequence every holdable side effect in the store follows (records, notify,
+    /// signals): the review checkpoint, which may hold `effect` for a person; then the gate,
+    /// which counts it and, unless this is a dry run, runs `write` once under the effect's
+    /// idempotency key in the transaction that journals it, so a retry gets the journalled
+    /// answer instead of writing again. `missing` turns an answer that says the target was
+    /// not there into the worker's error.
+    pub(crate) fn propose(
+        &mut self,
+        call: Call,
+        effect: Effect,
+        risk: Risk,
+        mut write: impl FnMut(&WriteTransaction, EffectIds<'_>) -> Result<serde_json::Value, StoreError>
+        + Send
+        + 'static,
+        missing: impl FnOnce(&serde_json::Value) -> Option<Error>,
+    ) -> wasmtime::Result<Proposed> {
+        let call = match self.review(call, effect, risk)? {
+            Reviewed::Held(answer) => return Ok(Proposed::Held(answer)),
+            Reviewed::Proceed(call) => *call,
+        };
+        let store = self.worker.services.store.clone();
+        let done = self.gate.act(call, |ids| {
+            let (action_id, key) = (ids.action_id.to_string(), ids.key.to_string());
+            let (output, replayed) = store
+                .once(ids.key, move |tx| {
+                    let ids = EffectIds {
+                        action_id: &action_id,
+                        key: &key,
+                    };
+                    write(tx, ids)
+                })
+                .map_err(store_error)?;
+            if let Some(error) = missing(&output) {
+                return Err(error.into());
+            }
+            Ok(Applied {
+                value: output.clone(),
+                output,
+                replayed,
+            })
+        })?;
+        Ok(Proposed::Done(done))
     }
 }

@@ -2,10 +2,9 @@
 
 use serde_json::json;
 
-use super::review::Reviewed;
 use crate::sandbox::bindings::roster::signals::signals::Host;
 use crate::sandbox::bindings::roster::types::types::{Error, Receipt};
-use crate::sandbox::gate::{ActionKind, Applied, Call};
+use crate::sandbox::gate::{ActionKind, Call, EffectIds};
 use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
 use crate::store::Risk;
@@ -42,33 +41,22 @@ impl Host for HostState {
             payload: payload.clone(),
             chain: chain.clone(),
         };
-        let call = match self.review(call.proposing(&effect), effect, Risk::InternalWrite)? {
-            Reviewed::Held(answer) => return Ok(answer),
-            Reviewed::Proceed(call) => *call,
-        };
-        let store = self.worker.services.store.clone();
         let worker = self.worker.plugin.clone();
-        let result = self.gate.act(call, |ids| {
+        let emit = move |tx: &_, ids: EffectIds<'_>| {
             let entry = SignalEntry {
                 seq: 0,
                 id: ids.action_id.to_string(),
-                chain,
-                worker,
-                topic,
-                payload,
+                chain: chain.clone(),
+                worker: worker.clone(),
+                topic: topic.clone(),
+                payload: payload.clone(),
             };
-            let (output, replayed) = store
-                .once(ids.key, move |tx| {
-                    let seq = record_signal_in(tx, &entry)?;
-                    Ok(json!({ "signal": entry.id, "seq": seq }))
-                })
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-            Ok(Applied {
-                value: (),
-                output,
-                replayed,
-            })
-        })?;
-        Ok(result.map(|(_, receipt)| receipt))
+            let seq = record_signal_in(tx, &entry)?;
+            Ok(json!({ "signal": entry.id, "seq": seq }))
+        };
+        let call = call.proposing(&effect);
+        Ok(self
+            .propose(call, effect, Risk::InternalWrite, emit, |_| None)?
+            .receipt())
     }
 }
