@@ -1,6 +1,6 @@
 //! The HTTP API of `roster serve` (axum): the router, and the limits every request
 //! passes. Handlers live by resource, each taking its extractors — the path, the query,
-//! the `Caller` and the typed `Body` of `auth.rs` — and answering a
+//! the `Caller` of `auth.rs` and the typed `Body` of `extract.rs` — and answering a
 //! typed body or an [`ApiError`]:
 //!
 //! - `events.rs` — `POST /v1/events/{name}`, the webhook for named business events. The
@@ -14,34 +14,37 @@
 //!   checkpoints), `people.rs` (accounts, tokens, grants), `approvals.rs` (held actions,
 //!   the trust curve), `versions.rs` (dry runs, versions, readiness, deploy, rollback).
 //!
-//! `auth.rs` holds the caller and the body extractors, `error.rs` the one error shape,
-//! `throttle.rs` the throttling of failed authentication.
+//! `auth.rs` holds the caller, `extract.rs` the body, query and path extractors, `error.rs`
+//! the one error shape (RFC 9457 problems), `request.rs` the request id and the bounds
+//! every request passes, `throttle.rs` the throttling of failed authentication.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 
 mod approvals;
 mod audit;
 mod auth;
+mod current;
 mod error;
 mod events;
+mod extract;
 pub mod people;
 mod records;
+mod request;
 pub mod throttle;
 mod versions;
 mod workers;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, PROBLEM_JSON, Problem};
 pub use records::parse_where;
+pub use request::REQUEST_ID;
 
 use crate::service::Service;
 
 /// The largest request body accepted.
-const MAX_BODY: usize = 1 << 20;
+pub const MAX_BODY: usize = 1 << 20;
 
 /// The API's state.
 #[derive(Clone)]
@@ -112,32 +115,14 @@ pub fn router(service: Arc<Service>) -> Router {
                 .patch(records::update)
                 .delete(records::delete),
         )
+        .fallback(request::no_route)
+        .method_not_allowed_fallback(request::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(axum::middleware::from_fn(request::bound))
         .layer(axum::middleware::from_fn_with_state(
             throttle::Throttle::new(service.config().failed_auth_burst),
             throttle::limit,
         ))
+        .layer(axum::middleware::from_fn(request::identify))
         .with_state(Api { service })
-}
-
-/// Refuses a request whose declared body is larger than the API accepts before reading it
-/// (the body limit itself stops bodies without a declared length).
-async fn refuse_oversized(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
-        )
-        .into_response();
-    }
-    next.run(request).await
 }

@@ -41,6 +41,7 @@ pub use audit::{
 pub use effect::Effect;
 pub use log::{
     Cause, ConditionResult, EscalationRecord, ExecutionEntry, GOVERNANCE, GovernanceEvent,
+    current_request, for_request,
 };
 pub use queue::{Alert, Finish, QueueItem, WorkerControl};
 pub(crate) use queue::{enqueue_in, schedule_in, set_counter_in, set_schedule_in};

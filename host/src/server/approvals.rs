@@ -9,12 +9,13 @@
 //! - `POST /v1/workers/{name}/stage` — `{"to": "supervised", "reason": ...}`.
 //! - `POST /v1/workers/{name}/reversals` — `{"action": ..., "reason": ...}`.
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, json_requests};
+use super::auth::Caller;
 use super::error::ApiResult;
+use super::extract::{Body, json_requests};
 use crate::governance::access::{Operation, Resource};
 use crate::governance::trust::TrustReport;
 use crate::service::DecisionRequest;

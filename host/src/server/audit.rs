@@ -2,15 +2,16 @@
 //! JSON Lines, streamed), `POST /v1/audit/verify`, `POST /v1/audit/checkpoint` and `GET
 //! /v1/audit/checkpoints`.
 
+use super::extract::Query;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Query;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, RequestBody, json};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{Body, RequestBody, json};
 use crate::governance::access::Operation;
 use crate::store::{AuditProblem, AuditQuery, AuditSummary, Checkpoint};
 

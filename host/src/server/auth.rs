@@ -1,19 +1,12 @@
-//! Who is calling, and what a handler reads from the request before it works.
+//! Who is calling.
 //!
-//! - [`Caller`]: the account of the bearer token (401 without a valid one), with the
-//!   questions a handler asks the access policies before it does anything (403 naming the
-//!   deciding policies), and the way it runs store work off the async threads.
-//! - [`Body`]: the request body, read as its typed request once the caller may make it, so
-//!   a caller who may not is refused before the body is judged.
+//! [`Caller`]: the account of the bearer token (401 without a valid one), with the
+//! questions a handler asks the access policies before it does anything (403 naming the
+//! deciding policies), and the way it runs store work off the async threads.
 
-use std::marker::PhantomData;
-
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::Api;
@@ -21,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use crate::error::Error;
 use crate::governance::access::{Operation, Resource};
 use crate::service::Service;
-use crate::store::Account;
+use crate::store::{Account, for_request};
 
 /// The authenticated account of a request.
 pub(super) struct Caller {
@@ -156,56 +149,9 @@ impl Caller {
         work: impl FnOnce(&Service, &Account) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
         let (api, account) = (self.api.clone(), self.account.clone());
-        api.run(move |service| work(service, &account)).await
-    }
-}
-
-/// A request body as the typed request `T` reads it.
-pub(super) trait RequestBody: Sized {
-    /// Reads the body; a 400 saying what is wrong with it.
-    fn parse(body: &[u8]) -> ApiResult<Self>;
-}
-
-/// Reads a JSON body as `T`; a 400 starting with `refused` when it does not read.
-pub(super) fn json<T: DeserializeOwned>(body: &[u8], refused: &str) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{refused}: {e}")))
-}
-
-/// Implements [`RequestBody`] as JSON for each type, refused with "invalid request".
-macro_rules! json_requests {
-    ($($t:ty),* $(,)?) => {$(
-        impl $crate::server::auth::RequestBody for $t {
-            fn parse(body: &[u8]) -> $crate::server::error::ApiResult<Self> {
-                $crate::server::auth::json(body, "invalid request")
-            }
-        }
-    )*};
-}
-pub(super) use json_requests;
-
-/// The request body, read as `T` when the handler asks ([`Body::read`]).
-pub(super) struct Body<T> {
-    bytes: Bytes,
-    request: PhantomData<T>,
-}
-
-impl<T: RequestBody> Body<T> {
-    /// The typed request.
-    pub(super) fn read(&self) -> ApiResult<T> {
-        T::parse(&self.bytes)
-    }
-}
-
-impl<T: Send> FromRequest<Api> for Body<T> {
-    type Rejection = Response;
-
-    async fn from_request(request: Request, api: &Api) -> Result<Body<T>, Response> {
-        let bytes = Bytes::from_request(request, api)
+        // What the work records in the audit trail names this request.
+        let request = super::current::current().map(|r| r.id);
+        api.run(move |service| for_request(request, || work(service, &account)))
             .await
-            .map_err(IntoResponse::into_response)?;
-        Ok(Body {
-            bytes,
-            request: PhantomData,
-        })
     }
 }

@@ -2,15 +2,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use hmac::Mac;
 use serde::Serialize;
 
 use super::Api;
-use super::auth::{RequestBody, json};
 use super::error::{ApiError, ApiResult};
+use super::extract::{Path, RequestBody, json, read_body};
 use crate::service::EventSubmission;
 use crate::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, mac};
 
@@ -22,14 +21,12 @@ pub(super) struct Signed {
 }
 
 impl FromRequest<Api> for Signed {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request(request: Request, api: &Api) -> Result<Signed, Response> {
+    async fn from_request(request: Request, api: &Api) -> Result<Signed, ApiError> {
         let headers = request.headers().clone();
-        let body = Bytes::from_request(request, api)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let signature = verify(api, &headers, &body).map_err(IntoResponse::into_response)?;
+        let body = read_body(request, api).await?;
+        let signature = verify(api, &headers, &body)?;
         Ok(Signed { signature, body })
     }
 }

@@ -9,13 +9,14 @@
 
 use std::path::PathBuf;
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, json_requests};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{Body, json_requests};
 use crate::distribution::grant_audit::GrantReport;
 use crate::governance::access::{Operation, check_role};
 use crate::sandbox::grant::Grant;

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, RequestBody, json};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{Body, RequestBody, json};
 use crate::filter::{Filter, Op};
 use crate::governance::access::Operation;
 use crate::store::{RecordQuery, StoreError};

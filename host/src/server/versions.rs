@@ -7,12 +7,13 @@
 //! - `POST /v1/workers/{name}/rollback` — `{"reason": ...}`: run the previous version.
 //! - `GET /v1/workers/{name}/shadow` — where the shadow version's proposals differed.
 
+use super::extract::Path;
 use axum::Json;
-use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, RequestBody, json_requests};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::{Body, RequestBody, json_requests};
 use crate::governance::access::Operation;
 use crate::service::Readiness;
 use crate::service::shadow::ShadowReport;

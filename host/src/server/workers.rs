@@ -2,12 +2,13 @@
 //! `/v1/queue`, `/v1/executions`, `/v1/alerts`; `POST /v1/workers/{name}/pause` and
 //! `/resume`, and the kill switch, `POST /v1/kill`.
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Body, Caller, json_requests};
+use super::auth::Caller;
 use super::error::ApiResult;
+use super::extract::{Body, json_requests};
 use crate::failure::{Breaker, Escalation, RetryPolicy};
 use crate::governance::access::{Operation, Resource};
 use crate::sandbox::limits::Limits;

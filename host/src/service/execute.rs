@@ -123,6 +123,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         retry_at: None,
         escalation: None,
         cause: item.cause.clone(),
+        request_id: None,
         prev_hash: String::new(),
     };
     let Some(w) = shared.workers.get(&item.worker) else {

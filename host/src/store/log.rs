@@ -90,6 +90,9 @@ pub struct ExecutionEntry {
     /// emitting execution) and the escalation path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    /// The API request that caused it (`x-request-id`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// The hash of the entry before it in the audit chain (set when recorded).
     #[serde(default)]
     pub prev_hash: String,
@@ -150,9 +153,35 @@ impl GovernanceEvent {
             retry_at: None,
             escalation: None,
             cause: None,
+            request_id: current_request(),
             prev_hash: String::new(),
         }
     }
+}
+
+thread_local! {
+    /// The API request whose work this thread does, if any.
+    static REQUEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` as the work of the API request `id`: the audit entries it records (on this
+/// thread, or through the writer, which carries the id over) name that request.
+pub fn for_request<T>(id: Option<String>, work: impl FnOnce() -> T) -> T {
+    /// Puts the previous request back, even when `work` panics.
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            REQUEST.with(|r| *r.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(REQUEST.with(|r| r.replace(id)));
+    work()
+}
+
+/// The API request whose work this thread does, if any.
+pub fn current_request() -> Option<String> {
+    REQUEST.with(|r| r.borrow().clone())
 }
 
 fn first() -> u32 {

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use redb::{Database, WriteTransaction};
 
 use super::StoreError;
+use super::log::{current_request, for_request};
 
 /// The most jobs committed together.
 const MAX_BATCH: usize = 512;
@@ -76,7 +77,11 @@ impl Writer {
         mut job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, answer) = sync_channel(1);
-        let job: Job = Box::new(move |tx| job(tx).map(|r| Box::new(r) as Output));
+        // The job runs on the writer thread as the work of the caller's request.
+        let request = current_request();
+        let job: Job = Box::new(move |tx| {
+            for_request(request.clone(), || job(tx)).map(|r| Box::new(r) as Output)
+        });
         let sender = self
             .inner
             .tx

@@ -400,7 +400,7 @@ fn every_role_and_anonymous_against_every_operation_matches_the_policies() {
     let (status, answer) = api.call(Some(viewer), "GET", "/v1/audit", "");
     assert_eq!(status, 403);
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("no policy permits it"),
@@ -442,7 +442,7 @@ fn separation_of_duties_and_domain_scopes_are_enforced() {
     );
     assert_eq!(status, 403, "{answer}");
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("reviewers-never-change-grants"),

@@ -278,7 +278,7 @@ pub fn review_proposer() {
     let (status, answer) = api.call(Some(&owner), "POST", &decide, r#"{"verdict":"approve"}"#);
     assert_eq!(status, 403, "{answer}");
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("no-self-approval")
@@ -308,7 +308,7 @@ pub fn review_proposer() {
     let (status, answer) = api.call(Some(&reviewer), "POST", &decide, widened);
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("only remove recipients")
@@ -585,7 +585,7 @@ fn the_trust_curve_proposes_and_a_business_owner_promotes_on_audited_metrics() {
     assert_eq!(decide_all(&service, Verdict::Reject, Some("not yet")), 3);
     let (status, answer) = stage("supervised", &owner);
     assert_eq!(status, 400, "{answer}");
-    let error = answer["error"].as_str().unwrap();
+    let error = answer["detail"].as_str().unwrap();
     assert!(
         error.contains("executions") && error.contains("rejection-rate"),
         "{error}"

@@ -569,7 +569,7 @@ mod api {
         let (status, answer) = api.call(Some("rst_guess"), "GET", "/v1/whoami", "");
         assert_eq!(status, 429, "{answer}");
         assert!(
-            answer["error"].as_str().unwrap().contains("retry in"),
+            answer["detail"].as_str().unwrap().contains("retry in"),
             "{answer}"
         );
         assert_eq!(api.call(Some(&admin), "GET", "/v1/whoami", "").0, 429);

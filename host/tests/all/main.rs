@@ -5,6 +5,7 @@
 
 mod access;
 mod api_answers;
+mod api_contract;
 mod api_properties;
 mod approvals;
 mod attacks;

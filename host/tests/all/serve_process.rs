@@ -293,7 +293,7 @@ fn the_webhook_accepts_only_signed_fresh_well_formed_events() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"]
+        body["detail"]
             .as_str()
             .unwrap()
             .contains("unknown field `nope` on `lead`")

@@ -42,7 +42,7 @@ fn a_dry_run_on_a_staging_dataset_records_every_action_and_applies_none() {
     );
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("not a staging dataset")
@@ -140,7 +140,7 @@ fn a_staged_worker_goes_live_only_when_its_readiness_checklist_passes() {
         r#"{"reason":"launch"}"#,
     );
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("review-rules"));
+    assert!(answer["detail"].as_str().unwrap().contains("review-rules"));
     service.stop();
     drop(api);
     drop(service);
@@ -196,7 +196,7 @@ fn a_worker_rolls_back_to_its_previous_version_until_it_is_deployed_again() {
     );
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer["error"]
+        answer["detail"]
             .as_str()
             .unwrap()
             .contains("no earlier version")

@@ -1,0 +1,269 @@
+//! The API's contract as a client relies on it: every error is one RFC 9457 problem
+//! (`application/problem+json`, a stable `code`, a `detail`, the `instance` and the
+//! `request-id`), whatever refused the request, and every answer carries its request id.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use crate::access::{Api, person};
+use crate::serve::Fixture;
+
+/// Sends a raw request; returns the status line's code, the headers (lower-case names) and
+/// the body.
+fn raw(port: u16, request: &str) -> (u16, BTreeMap<String, String>, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A refused request may be answered before all of it was sent.
+    let _ = stream.write_all(request.as_bytes());
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text
+}
+
+/// The body of an answer, de-chunked when it was sent in chunks.
+fn body_of(headers: &BTreeMap<String, String>, body: &str) -> String {
+    if headers.get("transfer-encoding").map(String::as_str) != Some("chunked") {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+    out
+}
+
+#[test]
+fn every_error_is_one_problem_and_every_answer_has_a_request_id() {
+    let fixture = Fixture::new(
+        "failed-auth-burst = 3",
+        &[(
+            "w1",
+            "svc",
+            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
+        )],
+    );
+    let service = Arc::new(fixture.start());
+    let admin = person(&service, "admin@example.com", &["admin"]);
+    let viewer = person(&service, "viewer@example.com", &["viewer"]);
+    let api = Api::start(service.clone());
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (admin, viewer) = (bearer(&admin), bearer(&viewer));
+    let long = format!("/v1/records/lead?where={}", "x".repeat(9000));
+    // A body declared larger than the limit is refused before it is sent.
+    let too_large = format!(
+        "POST /v1/records/lead HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
+         authorization: {admin}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        (1 << 20) + 1
+    );
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "no route",
+            request("GET", "/v1/nowhere", &[("authorization", &admin)], ""),
+            404,
+            "not-found",
+        ),
+        (
+            "no such method",
+            request("PUT", "/v1/workers", &[("authorization", &admin)], ""),
+            405,
+            "method-not-allowed",
+        ),
+        ("body too large", too_large, 413, "payload-too-large"),
+        (
+            "URI too long",
+            request("GET", &long, &[("authorization", &admin)], ""),
+            414,
+            "uri-too-long",
+        ),
+        (
+            "not JSON",
+            request(
+                "POST",
+                "/v1/records/lead",
+                &[("authorization", &admin), ("content-type", "text/plain")],
+                "id=L-1",
+            ),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "bad body",
+            request(
+                "POST",
+                "/v1/records/lead",
+                &[
+                    ("authorization", &admin),
+                    ("content-type", "application/json"),
+                ],
+                "{",
+            ),
+            400,
+            "invalid-body",
+        ),
+        (
+            "bad query",
+            request(
+                "GET",
+                "/v1/executions?limit=x",
+                &[("authorization", &viewer)],
+                "",
+            ),
+            400,
+            "invalid-query",
+        ),
+        (
+            "a refusal",
+            request("GET", "/v1/audit", &[("authorization", &viewer)], ""),
+            403,
+            "forbidden",
+        ),
+        (
+            "unknown worker",
+            request(
+                "GET",
+                "/v1/workers/nobody/trust",
+                &[("authorization", &admin)],
+                "",
+            ),
+            404,
+            "not-found",
+        ),
+        (
+            "no token",
+            request("GET", "/v1/whoami", &[], ""),
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (what, text, status, code) in cases {
+        let (got, headers, body) = raw(api.port, &text);
+        assert_eq!(got, status, "{what}: {body}");
+        assert_eq!(
+            headers.get("content-type").map(String::as_str),
+            Some("application/problem+json"),
+            "{what}: {headers:?}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(&body_of(&headers, &body))
+            .unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+        assert_eq!(problem["status"], status, "{what}: {problem}");
+        assert_eq!(problem["code"], code, "{what}: {problem}");
+        assert_eq!(
+            problem["type"],
+            format!("urn:roster:problem:{code}"),
+            "{what}"
+        );
+        assert!(problem["title"].is_string(), "{what}: {problem}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{what}");
+        let id = headers
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("{what}"));
+        assert_eq!(problem["request-id"], id.as_str(), "{what}");
+    }
+
+    // A client's request id is kept and echoed; one that is not a plain token is replaced.
+    let (status, headers, _) = raw(
+        api.port,
+        &request(
+            "GET",
+            "/v1/whoami",
+            &[("authorization", &admin), ("x-request-id", "trace-42.a:b")],
+            "",
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-request-id"], "trace-42.a:b");
+    let (_, headers, _) = raw(
+        api.port,
+        &request(
+            "GET",
+            "/v1/whoami",
+            &[("authorization", &admin), ("x-request-id", "<script>")],
+            "",
+        ),
+    );
+    assert_ne!(headers["x-request-id"], "<script>");
+    assert_eq!(headers["x-request-id"].len(), 36, "a new UUID");
+
+    // What a request changes is recorded in the audit trail under its id.
+    let (status, _, body) = raw(
+        api.port,
+        &request(
+            "POST",
+            "/v1/workers/w1/pause",
+            &[
+                ("authorization", &admin),
+                ("content-type", "application/json"),
+                ("x-request-id", "pause-w1-1"),
+            ],
+            r#"{"reason":"checking"}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut paused = None;
+    let query = roster_host::store::AuditQuery {
+        worker: Some("w1".into()),
+        ..Default::default()
+    };
+    service
+        .store()
+        .audit_scan(&query, |e, _, _| {
+            if e.trigger == "governance:kill" {
+                paused = Some(e.clone());
+            }
+            paused.is_none()
+        })
+        .unwrap();
+    let paused = paused.expect("the pause is in the audit trail");
+    assert_eq!(paused.request_id.as_deref(), Some("pause-w1-1"));
+
+    // Throttled clients get a problem too, with Retry-After.
+    let mut last = (0, BTreeMap::new(), String::new());
+    for _ in 0..5 {
+        last = raw(
+            api.port,
+            &request(
+                "GET",
+                "/v1/whoami",
+                &[("authorization", "Bearer wrong")],
+                "",
+            ),
+        );
+    }
+    let (status, headers, body) = last;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "too-many-requests");
+    drop(api);
+    service.stop();
+}
