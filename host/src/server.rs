@@ -21,7 +21,11 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use spec::Conventions;
 
 mod approvals;
 mod audit;
@@ -33,6 +37,7 @@ mod extract;
 pub mod people;
 mod records;
 mod request;
+mod spec;
 pub mod throttle;
 mod versions;
 mod workers;
@@ -65,56 +70,73 @@ impl Api {
     }
 }
 
+/// The API's description: every route, with its parameters, bodies, answers, errors and
+/// the access-policy action it needs (`x-roster-action`).
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "Roster",
+    description = "The API of a Roster host: records, workers, approvals, the audit trail, people and grants."
+))]
+struct ApiDoc;
+
+/// The router and the API's description, built from the same handlers.
+fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(events::receive))
+        .routes(routes!(people::whoami))
+        .routes(routes!(people::list, people::create))
+        .routes(routes!(people::change))
+        .routes(routes!(people::issue_token))
+        .routes(routes!(people::revoke_token))
+        .routes(routes!(people::grants))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::show))
+        .routes(routes!(approvals::decide))
+        .routes(routes!(approvals::trust))
+        .routes(routes!(approvals::stage))
+        .routes(routes!(approvals::reversal))
+        .routes(routes!(versions::dry_run))
+        .routes(routes!(versions::versions))
+        .routes(routes!(versions::readiness))
+        .routes(routes!(versions::deploy))
+        .routes(routes!(versions::rollback))
+        .routes(routes!(versions::shadow))
+        .routes(routes!(workers::queue))
+        .routes(routes!(workers::list))
+        .routes(routes!(workers::inventory))
+        .routes(routes!(workers::models))
+        .routes(routes!(workers::pause))
+        .routes(routes!(workers::resume))
+        .routes(routes!(workers::kill))
+        .routes(routes!(workers::executions))
+        .routes(routes!(workers::alerts))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::checkpoint))
+        .routes(routes!(audit::checkpoints))
+        .routes(routes!(people::audit_grants))
+        .routes(routes!(records::query, records::create))
+        .routes(routes!(records::get, records::update, records::delete))
+        .routes(routes!(spec::health))
+        .routes(routes!(spec::openapi));
+    let (router, mut api) = routes.split_for_parts();
+    // What every operation shares, once every operation is in.
+    utoipa::Modify::modify(&Conventions, &mut api);
+    (router, api)
+}
+
+/// The API's description, as `GET /v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
 /// Builds the router over a running service. Serve it with the peer's address
 /// (`into_make_service_with_connect_info::<SocketAddr>()`) so that failed authentication
 /// is throttled per client ([`throttle`]).
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/events/{name}", post(events::receive))
-        .route("/v1/whoami", get(people::whoami))
-        .route("/v1/people", get(people::list).post(people::create))
-        .route("/v1/people/{id}", patch(people::change))
-        .route("/v1/people/{id}/tokens", post(people::issue_token))
-        .route("/v1/tokens/{id}", delete(people::revoke_token))
-        .route("/v1/grants", get(people::grants))
-        .route("/v1/approvals", get(approvals::list))
-        .route("/v1/approvals/{id}", get(approvals::show))
-        .route("/v1/approvals/{id}/decide", post(approvals::decide))
-        .route("/v1/workers/{name}/trust", get(approvals::trust))
-        .route("/v1/workers/{name}/stage", post(approvals::stage))
-        .route("/v1/workers/{name}/reversals", post(approvals::reversal))
-        .route("/v1/workers/{name}/dry-run", post(versions::dry_run))
-        .route("/v1/workers/{name}/versions", get(versions::versions))
-        .route("/v1/workers/{name}/readiness", get(versions::readiness))
-        .route("/v1/workers/{name}/deploy", post(versions::deploy))
-        .route("/v1/workers/{name}/rollback", post(versions::rollback))
-        .route("/v1/workers/{name}/shadow", get(versions::shadow))
-        .route("/v1/queue", get(workers::queue))
-        .route("/v1/workers", get(workers::list))
-        .route("/v1/inventory", get(workers::inventory))
-        .route("/v1/models", get(workers::models))
-        .route("/v1/workers/{name}/pause", post(workers::pause))
-        .route("/v1/workers/{name}/resume", post(workers::resume))
-        .route("/v1/kill", post(workers::kill))
-        .route("/v1/executions", get(workers::executions))
-        .route("/v1/alerts", get(workers::alerts))
-        .route("/v1/audit", get(audit::search))
-        .route("/v1/audit/export", get(audit::export))
-        .route("/v1/audit/verify", post(audit::verify))
-        .route("/v1/audit/checkpoint", post(audit::checkpoint))
-        .route("/v1/audit/checkpoints", get(audit::checkpoints))
-        .route("/v1/audit/grants", get(people::audit_grants))
-        .route(
-            "/v1/records/{object}",
-            get(records::query).post(records::create),
-        )
-        .route(
-            "/v1/records/{object}/{id}",
-            get(records::get)
-                .patch(records::update)
-                .delete(records::delete),
-        )
+    let (routes, _) = routes();
+    routes
         .fallback(request::no_route)
         .method_not_allowed_fallback(request::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

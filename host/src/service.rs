@@ -198,7 +198,7 @@ fn owner_alert(
 }
 
 /// A summary of the queue, for `roster queue status` and the API.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStatus {
     /// Items accepted and not yet finished.
     pub queued: u64,
@@ -536,7 +536,7 @@ impl Drop for Service {
 }
 
 /// A named event as submitted to the webhook endpoint.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EventSubmission {
     /// A caller-chosen id (for example the source system's event id).

@@ -28,6 +28,32 @@ pub enum FieldValue {
     },
 }
 
+/// Any of the shapes a field value takes (an integer is also a number, so `anyOf`).
+impl utoipa::PartialSchema for FieldValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+        let of = |t: Type| ObjectBuilder::new().schema_type(t);
+        AnyOfBuilder::new()
+            .item(of(Type::Null))
+            .item(of(Type::Boolean))
+            .item(of(Type::Number))
+            .item(of(Type::String))
+            .item(ArrayBuilder::new().items(of(Type::String)))
+            .item(
+                ObjectBuilder::new()
+                    .property("timestamp", of(Type::Integer))
+                    .required("timestamp"),
+            )
+            .description(Some(
+                "A field's value: null, a boolean, a number, text, a list of texts, or a point in \
+                 time as {\"timestamp\": <ms since the Unix epoch>}.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FieldValue {}
+
 impl FieldValue {
     /// Whether the value counts as empty (null, empty text, empty list).
     pub fn is_empty(&self) -> bool {
@@ -60,7 +86,7 @@ impl FieldValue {
 }
 
 /// A stored record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     /// The object type.
     pub object: String,

@@ -77,7 +77,7 @@ impl TrustSettings {
 }
 
 /// What the audit trail says about a worker over the window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TrustMetrics {
     /// The window's start (ms since the epoch).
     pub since: i64,
@@ -180,7 +180,7 @@ fn count(m: &mut TrustMetrics, e: &ExecutionEntry) {
 }
 
 /// One threshold of a promotion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// The metric.
     pub metric: &'static str,
@@ -195,7 +195,7 @@ pub struct Check {
 }
 
 /// The proposal to move a worker one stage up.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Promotion {
     /// The stage it is at.
     pub from: Stage,
@@ -243,7 +243,7 @@ pub fn promotion(stage: Stage, m: &TrustMetrics, s: &TrustSettings) -> Option<Pr
 }
 
 /// A worker's place on the trust curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TrustReport {
     /// The worker.
     pub worker: String,

@@ -172,7 +172,7 @@ pub struct PluginInfo {
 }
 
 /// The business domains workers belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Domain {
     /// Revenue (sales, marketing).
@@ -204,7 +204,7 @@ impl Domain {
 }
 
 /// Who answers for a plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Owners {
     /// The business owner (accountable for what the worker does).

@@ -22,11 +22,21 @@ use crate::service::DecisionRequest;
 use crate::store::{Approval, ApprovalFilter, Stage};
 
 /// Held actions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Approvals {
     approvals: Vec<Approval>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/approvals",
+    tag = "approvals",
+    operation_id = "approvals_list",
+    params(ApprovalFilter),
+    responses((status = 200, description = "the held actions", body = Approvals)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("approvals.list")))
+)]
 pub(super) async fn list(
     Query(filter): Query<ApprovalFilter>,
     caller: Caller,
@@ -52,11 +62,21 @@ pub(super) async fn list(
 }
 
 /// One held action.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct OneApproval {
     approval: Option<Approval>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/{id}",
+    tag = "approvals",
+    operation_id = "approvals_show",
+    params(("id" = String, Path, description = "the held action")),
+    responses((status = 200, description = "the held action", body = OneApproval)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("approval.view")))
+)]
 pub(super) async fn show(Path(id): Path<String>, caller: Caller) -> ApiResult<Json<OneApproval>> {
     caller.may_on_approval(Operation::ApprovalView, &id)?;
     let approval = caller
@@ -66,13 +86,13 @@ pub(super) async fn show(Path(id): Path<String>, caller: Caller) -> ApiResult<Js
 }
 
 /// A decided held action.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Decided {
     approval: Approval,
 }
 
 /// A move on the trust curve.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StageRequest {
     to: Stage,
@@ -80,7 +100,7 @@ pub(super) struct StageRequest {
 }
 
 /// A reversed action.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReversalRequest {
     action: String,
@@ -89,6 +109,17 @@ pub(super) struct ReversalRequest {
 
 json_requests!(DecisionRequest, StageRequest, ReversalRequest);
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/decide",
+    tag = "approvals",
+    operation_id = "approvals_decide",
+    params(("id" = String, Path, description = "the held action")),
+    request_body = DecisionRequest,
+    responses((status = 200, description = "the held action as decided", body = Decided)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("approval.decide")))
+)]
 pub(super) async fn decide(
     Path(id): Path<String>,
     caller: Caller,
@@ -103,11 +134,21 @@ pub(super) async fn decide(
 }
 
 /// A worker's place on the trust curve.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Trust {
     trust: TrustReport,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{name}/trust",
+    tag = "trust",
+    operation_id = "approvals_trust",
+    params(("name" = String, Path, description = "the installed worker")),
+    responses((status = 200, description = "the worker's stage, metrics and next promotion", body = Trust)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("trust.view")))
+)]
 pub(super) async fn trust(Path(name): Path<String>, caller: Caller) -> ApiResult<Json<Trust>> {
     caller.may_on_worker(Operation::TrustView, &name)?;
     let trust = caller
@@ -116,6 +157,17 @@ pub(super) async fn trust(Path(name): Path<String>, caller: Caller) -> ApiResult
     Ok(Json(Trust { trust }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/stage",
+    tag = "trust",
+    operation_id = "approvals_stage",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = StageRequest,
+    responses((status = 200, description = "the trust report after the move", body = Trust)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("trust.promote")))
+)]
 pub(super) async fn stage(
     Path(name): Path<String>,
     caller: Caller,
@@ -132,11 +184,22 @@ pub(super) async fn stage(
 }
 
 /// The audit entry that records a reversal.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Recorded {
     recorded: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/reversals",
+    tag = "trust",
+    operation_id = "approvals_reversal",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = ReversalRequest,
+    responses((status = 200, description = "the audit entry's position", body = Recorded)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("action.reverse")))
+)]
 pub(super) async fn reversal(
     Path(name): Path<String>,
     caller: Caller,

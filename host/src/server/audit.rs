@@ -16,7 +16,8 @@ use crate::governance::access::Operation;
 use crate::store::{AuditProblem, AuditQuery, AuditSummary, Checkpoint};
 
 /// Audit search parameters; times are RFC 3339, `YYYY-MM-DD` or ms since the epoch.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditParams {
     worker: Option<String>,
@@ -61,11 +62,21 @@ impl AuditParams {
 }
 
 /// The entries a search found, each with its position and hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Entries {
     entries: Vec<serde_json::Value>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    operation_id = "audit_search",
+    params(AuditParams),
+    responses((status = 200, description = "the matching entries with their positions and hashes", body = Entries)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("audit.read")))
+)]
 pub(super) async fn search(
     Query(params): Query<AuditParams>,
     caller: Caller,
@@ -125,6 +136,16 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "audit",
+    operation_id = "audit_export",
+    params(AuditParams),
+    responses((status = 200, description = "the entries, one JSON object a line (or CSV with `format=csv`)", body = String, content_type = "application/x-ndjson")),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("audit.read")))
+)]
 pub(super) async fn export(
     Query(params): Query<AuditParams>,
     caller: Caller,
@@ -196,7 +217,7 @@ fn produce(
 }
 
 /// Checkpoints held elsewhere to verify the chain against.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VerifyRequest {
     #[serde(default)]
@@ -213,7 +234,7 @@ impl RequestBody for VerifyRequest {
 }
 
 /// What verifying the chain found.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(super) enum Verified {
     /// Every link, the head and every checkpoint hold.
@@ -226,6 +247,16 @@ pub(super) enum Verified {
     },
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    operation_id = "audit_verify",
+    request_body = VerifyRequest,
+    responses((status = 200, description = "whether the chain holds, or its first problem", body = Verified)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("audit.read")))
+)]
 pub(super) async fn verify(caller: Caller, body: Body<VerifyRequest>) -> ApiResult<Json<Verified>> {
     caller.may(Operation::AuditRead)?;
     let request = body.read()?;
@@ -243,11 +274,20 @@ pub(super) async fn verify(caller: Caller, body: Body<VerifyRequest>) -> ApiResu
 }
 
 /// A signed checkpoint of the chain's head.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Signed {
     checkpoint: Option<Checkpoint>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/audit/checkpoint",
+    tag = "audit",
+    operation_id = "audit_checkpoint",
+    responses((status = 200, description = "the signed checkpoint of the chain's head", body = Signed)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("audit.checkpoint")))
+)]
 pub(super) async fn checkpoint(caller: Caller) -> ApiResult<Json<Signed>> {
     caller.may(Operation::AuditCheckpoint)?;
     let checkpoint = caller
@@ -257,13 +297,22 @@ pub(super) async fn checkpoint(caller: Caller) -> ApiResult<Json<Signed>> {
 }
 
 /// The host's audit key and the checkpoints it signed.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Checkpoints {
     #[serde(rename = "public-key")]
     public_key: String,
     checkpoints: Vec<Checkpoint>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints",
+    tag = "audit",
+    operation_id = "audit_checkpoints",
+    responses((status = 200, description = "the host's audit key and its checkpoints", body = Checkpoints)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("audit.read")))
+)]
 pub(super) async fn checkpoints(caller: Caller) -> ApiResult<Json<Checkpoints>> {
     caller.may(Operation::AuditRead)?;
     let public_key = caller.service().store().audit_public_key();

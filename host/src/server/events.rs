@@ -75,12 +75,25 @@ impl RequestBody for EventSubmission {
 
 /// The answer to an event: the queue positions it produced, and whether it was sent
 /// before.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Accepted {
     accepted: Vec<u64>,
     duplicate: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events/{name}",
+    tag = "events",
+    operation_id = "events_receive",
+    params(("name" = String, Path, description = "the event's name")),
+    request_body = EventSubmission,
+    responses(
+        (status = 202, description = "accepted: the queue positions it produced", body = Accepted),
+        (status = 200, description = "a delivery accepted before (the same id or signature)", body = Accepted)
+    ),
+    security(("webhook-signature" = []))
+)]
 pub(super) async fn receive(
     State(api): State<Api>,
     Path(name): Path<String>,

@@ -24,11 +24,20 @@ use crate::scope::Scopes;
 use crate::store::{Account, AccountKind, TokenInfo};
 
 /// One account.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct OneAccount {
     account: Account,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "people",
+    operation_id = "people_whoami",
+    responses((status = 200, description = "the caller's account", body = OneAccount)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("whoami")))
+)]
 pub(super) async fn whoami(caller: Caller) -> ApiResult<Json<OneAccount>> {
     caller.may(Operation::Whoami)?;
     Ok(Json(OneAccount {
@@ -37,12 +46,21 @@ pub(super) async fn whoami(caller: Caller) -> ApiResult<Json<OneAccount>> {
 }
 
 /// Every account and every token (without the tokens themselves).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct People {
     accounts: Vec<Account>,
     tokens: Vec<TokenInfo>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/people",
+    tag = "people",
+    operation_id = "people_list",
+    responses((status = 200, description = "every account and token (without the tokens themselves)", body = People)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.read")))
+)]
 pub(super) async fn list(caller: Caller) -> ApiResult<Json<People>> {
     caller.may(Operation::PeopleRead)?;
     let (accounts, tokens) = caller
@@ -60,7 +78,7 @@ pub fn check_roles(roles: &[String]) -> Result<(), String> {
 }
 
 /// A new account.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewAccount {
     id: String,
@@ -72,7 +90,7 @@ pub(super) struct NewAccount {
 }
 
 /// A change to an account: replace, add or remove roles; disable or enable it.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountChange {
     /// Replace the roles with these.
@@ -114,7 +132,7 @@ impl AccountChange {
 }
 
 /// A token to issue.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewToken {
     name: String,
@@ -124,6 +142,16 @@ pub(super) struct NewToken {
 
 json_requests!(NewAccount, AccountChange, NewToken);
 
+#[utoipa::path(
+    post,
+    path = "/v1/people",
+    tag = "people",
+    operation_id = "people_create",
+    request_body = NewAccount,
+    responses((status = 201, description = "the account created", body = OneAccount)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.manage")))
+)]
 pub(super) async fn create(
     caller: Caller,
     body: Body<NewAccount>,
@@ -148,6 +176,17 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(OneAccount { account })))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/people/{id}",
+    tag = "people",
+    operation_id = "people_change",
+    params(("id" = String, Path, description = "the account")),
+    request_body = AccountChange,
+    responses((status = 200, description = "the account changed", body = OneAccount)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.manage")))
+)]
 pub(super) async fn change(
     Path(id): Path<String>,
     caller: Caller,
@@ -168,13 +207,24 @@ pub(super) async fn change(
 }
 
 /// A token just issued: shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Issued {
     token: String,
     info: TokenInfo,
     note: &'static str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/people/{id}/tokens",
+    tag = "people",
+    operation_id = "people_issue_token",
+    params(("id" = String, Path, description = "the account")),
+    request_body = NewToken,
+    responses((status = 201, description = "the token, shown once, and its record", body = Issued)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.manage")))
+)]
 pub(super) async fn issue_token(
     Path(id): Path<String>,
     caller: Caller,
@@ -200,11 +250,21 @@ pub(super) async fn issue_token(
 }
 
 /// A token just revoked.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Revoked {
     revoked: TokenInfo,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "people",
+    operation_id = "people_revoke_token",
+    params(("id" = String, Path, description = "the token")),
+    responses((status = 200, description = "the token revoked", body = Revoked)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.manage")))
+)]
 pub(super) async fn revoke_token(
     Path(id): Path<String>,
     caller: Caller,
@@ -218,24 +278,36 @@ pub(super) async fn revoke_token(
 }
 
 /// What one installed worker asked for and was granted.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub(super) struct WorkerGrant {
     name: String,
     plugin: String,
     version: String,
+    #[schema(value_type = Object)]
     requested: Scopes,
+    #[schema(value_type = Object)]
     granted: Grant,
+    #[schema(value_type = String)]
     grant_file: PathBuf,
     revoked: bool,
 }
 
 /// The grants of every installed worker.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Grants {
     workers: Vec<WorkerGrant>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/grants",
+    tag = "people",
+    operation_id = "people_grants",
+    responses((status = 200, description = "per installed worker: requested and granted capabilities, and whether the kill switch revoked the grant", body = Grants)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("grants.read")))
+)]
 pub(super) async fn grants(caller: Caller) -> ApiResult<Json<Grants>> {
     caller.may(Operation::GrantsRead)?;
     let service = caller.service();
@@ -257,12 +329,23 @@ pub(super) async fn grants(caller: Caller) -> ApiResult<Json<Grants>> {
 }
 
 /// `?days=` of the grant audit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GrantAuditQuery {
     days: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/grants",
+    tag = "audit",
+    operation_id = "people_audit_grants",
+    params(GrantAuditQuery),
+    responses((status = 200, body = Object, description = "per worker: requested, imported and granted capabilities, unused and idle grants, changes across versions")),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("grants.read")))
+)]
 pub(super) async fn audit_grants(
     Query(query): Query<GrantAuditQuery>,
     caller: Caller,

@@ -16,6 +16,16 @@ use crate::governance::access::Operation;
 use crate::store::{RecordQuery, StoreError};
 use crate::value::{FieldValue, Record};
 
+#[utoipa::path(
+    get,
+    path = "/v1/records/{object}/{id}",
+    tag = "records",
+    operation_id = "records_get",
+    params(("object" = String, Path, description = "the object type"), ("id" = String, Path, description = "the record")),
+    responses((status = 200, description = "the record", body = Record)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("records.read")))
+)]
 pub(super) async fn get(
     Path((object, id)): Path<(String, String)>,
     caller: Caller,
@@ -37,7 +47,8 @@ pub(super) async fn get(
 }
 
 /// `?where=&limit=` of a records query.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RecordsQuery {
     /// `field:op:value`, repeatable as a comma-free list separated by `;`.
     r#where: Option<String>,
@@ -71,11 +82,21 @@ pub fn parse_where(text: &str) -> Result<Vec<Filter>, String> {
 }
 
 /// The records a query found.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Records {
     records: Vec<Record>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/records/{object}",
+    tag = "records",
+    operation_id = "records_query",
+    params(("object" = String, Path, description = "the object type"), RecordsQuery),
+    responses((status = 200, description = "the matching records", body = Records)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("records.read")))
+)]
 pub(super) async fn query(
     Path(object): Path<String>,
     Query(q): Query<RecordsQuery>,
@@ -97,7 +118,7 @@ pub(super) async fn query(
 }
 
 /// A record to create.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewRecord {
     id: Option<String>,
@@ -112,6 +133,17 @@ impl RequestBody for NewRecord {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/records/{object}",
+    tag = "records",
+    operation_id = "records_create",
+    params(("object" = String, Path, description = "the object type")),
+    request_body = NewRecord,
+    responses((status = 201, description = "the record created", body = Record)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("records.write")))
+)]
 pub(super) async fn create(
     Path(object): Path<String>,
     caller: Caller,
@@ -134,7 +166,7 @@ pub(super) async fn create(
 }
 
 /// Fields to change on a record.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RecordUpdate {
     fields: BTreeMap<String, FieldValue>,
@@ -146,6 +178,17 @@ impl RequestBody for RecordUpdate {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/records/{object}/{id}",
+    tag = "records",
+    operation_id = "records_update",
+    params(("object" = String, Path, description = "the object type"), ("id" = String, Path, description = "the record")),
+    request_body = RecordUpdate,
+    responses((status = 200, description = "the record changed", body = Record)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("records.write")))
+)]
 pub(super) async fn update(
     Path((object, id)): Path<(String, String)>,
     caller: Caller,
@@ -168,6 +211,16 @@ pub(super) async fn update(
         .ok_or_else(|| ApiError::not_found("no such record"))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/records/{object}/{id}",
+    tag = "records",
+    operation_id = "records_delete",
+    params(("object" = String, Path, description = "the object type"), ("id" = String, Path, description = "the record")),
+    responses((status = 204, description = "deleted")),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("records.write")))
+)]
 pub(super) async fn delete(
     Path((object, id)): Path<(String, String)>,
     caller: Caller,

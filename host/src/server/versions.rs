@@ -28,11 +28,23 @@ impl RequestBody for Dataset {
 }
 
 /// A dry run's report.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DryRun {
+    #[schema(value_type = Object)]
     staging: StagingReport,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/dry-run",
+    tag = "versions",
+    operation_id = "versions_dry_run",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body(content = Object, description = "a staging dataset: `records` to load and `events` to run"),
+    responses((status = 200, description = "the dry run's report", body = DryRun)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("staging.run")))
+)]
 pub(super) async fn dry_run(
     Path(name): Path<String>,
     caller: Caller,
@@ -49,7 +61,7 @@ pub(super) async fn dry_run(
 }
 
 /// One version a worker ran.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub(super) struct Version {
     version: String,
@@ -59,12 +71,22 @@ pub(super) struct Version {
 }
 
 /// The versions a worker ran, and the digest running now.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Versions {
     versions: Vec<Version>,
     running: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{name}/versions",
+    tag = "versions",
+    operation_id = "versions_versions",
+    params(("name" = String, Path, description = "the installed worker")),
+    responses((status = 200, description = "the versions it ran, and the one running", body = Versions)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.view")))
+)]
 pub(super) async fn versions(
     Path(name): Path<String>,
     caller: Caller,
@@ -86,11 +108,21 @@ pub(super) async fn versions(
 }
 
 /// The deployment-readiness checklist.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ReadinessAnswer {
     readiness: Readiness,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{name}/readiness",
+    tag = "versions",
+    operation_id = "versions_readiness",
+    params(("name" = String, Path, description = "the installed worker")),
+    responses((status = 200, description = "the deployment-readiness checklist", body = ReadinessAnswer)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.view")))
+)]
 pub(super) async fn readiness(
     Path(name): Path<String>,
     caller: Caller,
@@ -103,7 +135,7 @@ pub(super) async fn readiness(
 }
 
 /// A deployment or rollback request.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Reasoned {
     reason: String,
@@ -112,11 +144,22 @@ pub(super) struct Reasoned {
 json_requests!(Reasoned);
 
 /// The checklist of a version that went live.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Deployed {
     deployed: Readiness,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/deploy",
+    tag = "versions",
+    operation_id = "versions_deploy",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = Reasoned,
+    responses((status = 200, description = "the checklist of the version now live", body = Deployed)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.deploy")))
+)]
 pub(super) async fn deploy(
     Path(name): Path<String>,
     caller: Caller,
@@ -131,19 +174,30 @@ pub(super) async fn deploy(
 }
 
 /// The version a rollback went back to.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct RolledBackTo {
     version: String,
     digest: String,
 }
 
 /// What a rollback did.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct RolledBack {
     #[serde(rename = "rolled-back-to")]
     rolled_back_to: RolledBackTo,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/rollback",
+    tag = "versions",
+    operation_id = "versions_rollback",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = Reasoned,
+    responses((status = 200, description = "the version now running", body = RolledBack)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.rollback")))
+)]
 pub(super) async fn rollback(
     Path(name): Path<String>,
     caller: Caller,
@@ -163,11 +217,22 @@ pub(super) async fn rollback(
 }
 
 /// Where the shadow version's proposals differed from the live one's.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Shadow {
+    #[schema(value_type = Object)]
     shadow: ShadowReport,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{name}/shadow",
+    tag = "versions",
+    operation_id = "versions_shadow",
+    params(("name" = String, Path, description = "the installed worker")),
+    responses((status = 200, description = "the shadow runs' comparison", body = Shadow)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.view")))
+)]
 pub(super) async fn shadow(Path(name): Path<String>, caller: Caller) -> ApiResult<Json<Shadow>> {
     caller.may_on_worker(Operation::WorkerView, &name)?;
     let shadow = caller

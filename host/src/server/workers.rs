@@ -18,14 +18,17 @@ use crate::service::{KillReport, KillScope, QueueStatus};
 use crate::store::{Alert, ExecutionEntry, ModelSummary, WorkerControl};
 
 /// One installed worker as `GET /v1/workers` lists it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub(super) struct WorkerSummary {
     paused: bool,
     control: Option<WorkerControl>,
     alert_owners: Vec<String>,
+    #[schema(value_type = Object)]
     retry: RetryPolicy,
+    #[schema(value_type = Object)]
     escalation: Escalation,
+    #[schema(value_type = Object)]
     circuit_breaker: Breaker,
     name: String,
     plugin: String,
@@ -36,16 +39,26 @@ pub(super) struct WorkerSummary {
     principal: String,
     enabled: bool,
     triggers: Vec<String>,
+    #[schema(value_type = Object)]
     limits: Limits,
     component_digest: String,
 }
 
 /// The installed workers.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Workers {
     workers: Vec<WorkerSummary>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workers",
+    tag = "workers",
+    operation_id = "workers_list",
+    responses((status = 200, description = "the installed workers", body = Workers)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("workers.list")))
+)]
 pub(super) async fn list(caller: Caller) -> ApiResult<Json<Workers>> {
     caller.may(Operation::WorkersList)?;
     let service = caller.service();
@@ -81,11 +94,21 @@ pub(super) async fn list(caller: Caller) -> ApiResult<Json<Workers>> {
 }
 
 /// The worker inventory.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Inventory {
     workers: Vec<InventoryEntry>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/inventory",
+    tag = "workers",
+    operation_id = "workers_inventory",
+    params(InventoryFilter),
+    responses((status = 200, description = "the worker inventory", body = Inventory)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("inventory.view")))
+)]
 pub(super) async fn inventory(
     Query(filter): Query<InventoryFilter>,
     caller: Caller,
@@ -98,13 +121,22 @@ pub(super) async fn inventory(
 }
 
 /// The offline models.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Models {
     models: Vec<ModelSummary>,
 }
 
 /// The offline models: what reviewers taught them and how they judged their predictions
 /// (part of the workers' accuracy record, so readable by whoever sees the inventory).
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "workers",
+    operation_id = "workers_models",
+    responses((status = 200, description = "the offline models", body = Models)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("inventory.view")))
+)]
 pub(super) async fn models(caller: Caller) -> ApiResult<Json<Models>> {
     caller.may(Operation::InventoryView)?;
     let models = caller
@@ -114,12 +146,21 @@ pub(super) async fn models(caller: Caller) -> ApiResult<Json<Models>> {
 }
 
 /// The queue: what the dispatcher holds, and how many items are stored.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Queue {
     status: QueueStatus,
     stored: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queue",
+    tag = "workers",
+    operation_id = "workers_queue",
+    responses((status = 200, description = "the queue", body = Queue)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("queue.view")))
+)]
 pub(super) async fn queue(caller: Caller) -> ApiResult<Json<Queue>> {
     caller.may(Operation::QueueView)?;
     let status = caller.service().queue_status();
@@ -130,7 +171,8 @@ pub(super) async fn queue(caller: Caller) -> ApiResult<Json<Queue>> {
 }
 
 /// `?worker=&after=&limit=` of the execution log.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ExecutionsQuery {
     worker: Option<String>,
     after: Option<u64>,
@@ -138,11 +180,21 @@ pub(super) struct ExecutionsQuery {
 }
 
 /// Entries of the execution log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Executions {
     executions: Vec<ExecutionEntry>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/executions",
+    tag = "workers",
+    operation_id = "workers_executions",
+    params(ExecutionsQuery),
+    responses((status = 200, description = "entries of the execution log", body = Executions)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("executions.view")))
+)]
 pub(super) async fn executions(
     Query(q): Query<ExecutionsQuery>,
     caller: Caller,
@@ -165,11 +217,20 @@ pub(super) async fn executions(
 }
 
 /// The host's alerts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Alerts {
     alerts: Vec<Alert>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "workers",
+    operation_id = "workers_alerts",
+    responses((status = 200, description = "the alerts", body = Alerts)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("alerts.view")))
+)]
 pub(super) async fn alerts(caller: Caller) -> ApiResult<Json<Alerts>> {
     caller.may(Operation::AlertsView)?;
     let alerts = caller
@@ -179,7 +240,7 @@ pub(super) async fn alerts(caller: Caller) -> ApiResult<Json<Alerts>> {
 }
 
 /// A pause or resume request.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ControlRequest {
     /// Why.
@@ -190,7 +251,7 @@ pub(super) struct ControlRequest {
 }
 
 /// A kill-switch request.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct KillRequest {
     /// `{"worker": "name"}`, `{"domain": "revenue"}` or `"all"`.
@@ -205,17 +266,27 @@ pub(super) struct KillRequest {
 json_requests!(ControlRequest, KillRequest);
 
 /// A worker's pause state after a pause or resume.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Control {
     control: WorkerControl,
 }
 
 /// What the kill switch did.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Killed {
     report: KillReport,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/kill",
+    tag = "workers",
+    operation_id = "workers_kill",
+    request_body = KillRequest,
+    responses((status = 200, description = "what the kill switch did", body = Killed)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("kill")))
+)]
 pub(super) async fn kill(caller: Caller, body: Body<KillRequest>) -> ApiResult<Json<Killed>> {
     // The scope is in the body: it is read before the policies are asked.
     let request = body.read()?;
@@ -244,6 +315,17 @@ pub(super) async fn kill(caller: Caller, body: Body<KillRequest>) -> ApiResult<J
     Ok(Json(Killed { report }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/pause",
+    tag = "workers",
+    operation_id = "workers_pause",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = ControlRequest,
+    responses((status = 200, description = "the worker's pause state", body = Control)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.pause")))
+)]
 pub(super) async fn pause(
     Path(name): Path<String>,
     caller: Caller,
@@ -257,6 +339,17 @@ pub(super) async fn pause(
     Ok(Json(Control { control }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/resume",
+    tag = "workers",
+    operation_id = "workers_resume",
+    params(("name" = String, Path, description = "the installed worker")),
+    request_body = ControlRequest,
+    responses((status = 200, description = "the worker's pause state", body = Control)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.resume")))
+)]
 pub(super) async fn resume(
     Path(name): Path<String>,
     caller: Caller,

@@ -7,7 +7,7 @@ use crate::store::Stage;
 use crate::store::{Approval, ApprovalFilter, ApprovalStatus, Decision, Effect, Verdict};
 
 /// A person's decision on a held action.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DecisionRequest {
     /// `approve`, `edit` or `reject`.

@@ -3,7 +3,7 @@
 use super::*;
 
 /// What the kill switch pauses.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KillScope {
     /// One installed worker.
@@ -15,7 +15,7 @@ pub enum KillScope {
 }
 
 /// What the kill switch did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KillReport {
     /// The workers now paused.
     pub paused: Vec<String>,

@@ -14,7 +14,7 @@ use crate::store::{ExecutionEntry, WorkerControl};
 pub const HISTORY_WEEKS: i64 = 4;
 
 /// One week of a worker's executions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WeekStats {
     /// The week's start (ms since the Unix epoch).
     pub from: i64,
@@ -27,7 +27,7 @@ pub struct WeekStats {
 }
 
 /// What the inventory says about one worker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InventoryEntry {
     /// The installation's name.
     pub name: String,
@@ -70,7 +70,8 @@ pub struct InventoryEntry {
 }
 
 /// Which entries to list. Every field given must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryFilter {
     /// The domain (`revenue`, `finance`, ...).

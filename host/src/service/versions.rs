@@ -14,7 +14,7 @@ use crate::store::{DeployStatus, Deployment, VersionEntry};
 use staging::{Dataset, StagingReport};
 
 /// One item of the deployment-readiness checklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReadinessItem {
     /// `owners`, `trigger`, `scope`, `grants`, `review-rules`, `escalation`, `monitoring`,
     /// `staging` or `rollback`.
@@ -26,7 +26,7 @@ pub struct ReadinessItem {
 }
 
 /// The deployment-readiness checklist of one worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// The worker.
     pub worker: String,

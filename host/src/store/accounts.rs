@@ -23,7 +23,7 @@ pub(crate) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("to
 pub const TOKEN_PREFIX: &str = "rst_";
 
 /// Whether an account is a person or a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccountKind {
     /// A person.
@@ -33,7 +33,7 @@ pub enum AccountKind {
 }
 
 /// A user or service account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     /// The id (for people, usually their email address).
     pub id: String,
@@ -54,7 +54,7 @@ pub struct Account {
 }
 
 /// A token's stored description (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// The token's id, for listing and revoking.
     pub id: String,
@@ -104,6 +104,11 @@ fn check_id(id: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Whether an account is an enabled, host-wide admin.
+fn manages(account: &Account) -> bool {
+    !account.disabled && account.roles.iter().any(|r| r == "admin")
 }
 
 impl Store {
@@ -163,6 +168,22 @@ impl Store {
             let before = account.clone();
             change(&mut account);
             account.updated_at = now;
+            // Nobody may lock every person out: the last admin stays one.
+            if manages(&before) && !manages(&account) {
+                let mut others = false;
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    if k.value() != id && manages(&decode::<Account>(k.value(), v.value())?) {
+                        others = true;
+                        break;
+                    }
+                }
+                if !others {
+                    return Err(StoreError::Invalid(format!(
+                        "`{id}` is the last enabled admin: give another account `admin` first"
+                    )));
+                }
+            }
             table.insert(id.as_str(), encode(&account).as_slice())?;
             drop(table);
             let event = GovernanceEvent {

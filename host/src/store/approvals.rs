@@ -22,7 +22,9 @@ use super::{
 use crate::classifier::Feedback;
 
 /// How much harm a side effect can do, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Risk {
     /// Reads (never held; listed for completeness).
@@ -41,7 +43,7 @@ pub(crate) const APPROVALS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub const FEEDBACK_PREFIX: &str = "roster/feedback/";
 
 /// Where a held action is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApprovalStatus {
     /// Held until the execution ends and reports its confidence.
@@ -61,7 +63,7 @@ pub enum ApprovalStatus {
 }
 
 /// What a person (or the confidence rule) decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Apply as proposed.
@@ -77,7 +79,7 @@ pub enum Verdict {
 }
 
 /// A decision on a held action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// What was decided.
     pub verdict: Verdict,
@@ -92,7 +94,7 @@ pub struct Decision {
 }
 
 /// What applying an approved action did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Application {
     /// When.
     pub at: i64,
@@ -103,7 +105,7 @@ pub struct Application {
 }
 
 /// A held action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     /// `apr-` and the effect's idempotency key.
     pub id: String,
@@ -300,7 +302,8 @@ pub(crate) fn perform_in(
 }
 
 /// Which held actions to list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalFilter {
     /// Only this status.

@@ -31,7 +31,7 @@ const HEAD: &str = "audit\u{1f}head";
 const BASE: &str = "audit\u{1f}base";
 
 /// A signed statement that the audit chain had `hash` at position `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The position of the last entry covered.
@@ -186,7 +186,7 @@ fn checkpoint_in(
 }
 
 /// What a successful verification covered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditSummary {
     /// Entries checked.
     pub entries: u64,
@@ -203,7 +203,7 @@ pub struct AuditSummary {
 }
 
 /// The first problem found in the audit chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("audit entry {seq}: {reason}")]
 pub struct AuditProblem {
     /// The first bad position.

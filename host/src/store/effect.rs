@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::value::FieldValue;
 
 /// A side effect a worker proposed, in a form the host can perform later.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Effect {
     /// Create a record.

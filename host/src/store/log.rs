@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const EXECUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("executions");
 
 /// One leaf's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConditionResult {
     /// What was checked, for example `status equals "new"`.
     pub condition: String,
@@ -18,7 +18,7 @@ pub struct ConditionResult {
 
 /// What started an execution through a path: recorded with its queue item and its audit
 /// entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Cause {
     /// The path's name (`None` for a signal no path governs).
@@ -46,7 +46,7 @@ impl Cause {
 }
 
 /// One finished execution, in the execution log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionEntry {
     /// Position in the log (assigned when recorded).
     pub seq: u64,
@@ -189,7 +189,7 @@ fn first() -> u32 {
 }
 
 /// The escalation policy that ran after a final failure, and what it did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscalationRecord {
     /// `pause`, `create-task`, `log-and-continue` or `fallback`.
     pub policy: String,

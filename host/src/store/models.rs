@@ -72,7 +72,7 @@ impl PredictionRecord {
 }
 
 /// A model as `roster models` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelSummary {
     /// The plugin it belongs to.
     pub plugin: String,

@@ -70,7 +70,7 @@ impl QueueItem {
 }
 
 /// Whether a worker is paused, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerControl {
     /// Whether its triggers are held.
     pub paused: bool,
@@ -111,7 +111,7 @@ pub struct Finish {
 }
 
 /// An alert raised by the host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Position in the alert log.
     pub seq: u64,

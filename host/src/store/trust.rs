@@ -11,7 +11,19 @@ use redb::ReadableTable;
 use super::{Store, StoreError, append_governance_in, decode};
 
 /// The trust curve's stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// Proposes only: every side effect waits for a person.
@@ -58,7 +70,7 @@ fn key(worker: &str) -> String {
 }
 
 /// A worker's stage and who put it there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrustState {
     /// The stage.
     pub stage: Stage,

@@ -267,3 +267,121 @@ fn every_error_is_one_problem_and_every_answer_has_a_request_id() {
     drop(api);
     service.stop();
 }
+
+/// Every route the API serves, as (method, path).
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/events/{name}"),
+    ("get", "/v1/whoami"),
+    ("get", "/v1/people"),
+    ("post", "/v1/people"),
+    ("patch", "/v1/people/{id}"),
+    ("post", "/v1/people/{id}/tokens"),
+    ("delete", "/v1/tokens/{id}"),
+    ("get", "/v1/grants"),
+    ("get", "/v1/approvals"),
+    ("get", "/v1/approvals/{id}"),
+    ("post", "/v1/approvals/{id}/decide"),
+    ("get", "/v1/workers/{name}/trust"),
+    ("post", "/v1/workers/{name}/stage"),
+    ("post", "/v1/workers/{name}/reversals"),
+    ("post", "/v1/workers/{name}/dry-run"),
+    ("get", "/v1/workers/{name}/versions"),
+    ("get", "/v1/workers/{name}/readiness"),
+    ("post", "/v1/workers/{name}/deploy"),
+    ("post", "/v1/workers/{name}/rollback"),
+    ("get", "/v1/workers/{name}/shadow"),
+    ("get", "/v1/queue"),
+    ("get", "/v1/workers"),
+    ("get", "/v1/inventory"),
+    ("get", "/v1/models"),
+    ("post", "/v1/workers/{name}/pause"),
+    ("post", "/v1/workers/{name}/resume"),
+    ("post", "/v1/kill"),
+    ("get", "/v1/executions"),
+    ("get", "/v1/alerts"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/audit/export"),
+    ("post", "/v1/audit/verify"),
+    ("post", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/checkpoints"),
+    ("get", "/v1/audit/grants"),
+    ("get", "/v1/records/{object}"),
+    ("post", "/v1/records/{object}"),
+    ("get", "/v1/records/{object}/{id}"),
+    ("patch", "/v1/records/{object}/{id}"),
+    ("delete", "/v1/records/{object}/{id}"),
+];
+
+#[test]
+fn the_served_description_covers_every_route() {
+    // Every route goes through the handlers the description is built from.
+    let server =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/server.rs")).unwrap();
+    assert!(
+        !server.contains(".route("),
+        "a route added with .route() is missing from the API description: use .routes(routes!(..))"
+    );
+    let fixture = Fixture::new("", &[]);
+    let service = Arc::new(fixture.start());
+    let api = Api::start(service.clone());
+    // Served without a token.
+    let (status, headers, body) = raw(api.port, &request("GET", "/v1/openapi.json", &[], ""));
+    assert_eq!(status, 200, "{body}");
+    let spec: serde_json::Value = serde_json::from_str(&body_of(&headers, &body)).unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let mut described = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            described.push((method.clone(), path.clone()));
+            let responses = operation["responses"].as_object().unwrap();
+            for status in [
+                "400", "401", "403", "404", "413", "414", "415", "429", "500",
+            ] {
+                assert_eq!(
+                    responses[status]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+            let bearer = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s.get("bearer").is_some()));
+            if bearer {
+                assert!(
+                    operation["x-roster-action"].is_string(),
+                    "{method} {path} names the access-policy action it needs"
+                );
+            }
+        }
+    }
+    described.sort();
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(described, expected);
+    // Every described route is served (a request to it is not refused as unknown).
+    for (method, path) in ROUTES {
+        let concrete = path
+            .replace("{name}", "w1")
+            .replace("{id}", "x")
+            .replace("{object}", "lead");
+        let (status, _, body) = raw(
+            api.port,
+            &request(&method.to_ascii_uppercase(), &concrete, &[], ""),
+        );
+        assert!(
+            status != 405 && !body.contains("no API route"),
+            "{method} {path}: {status} {body}"
+        );
+    }
+    drop(api);
+    service.stop();
+}
