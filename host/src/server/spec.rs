@@ -47,7 +47,10 @@ const PROBLEMS: [(&str, &str); 11] = [
     ("401", "no valid token (or, for events, no valid signature)"),
     ("403", "the access policies do not permit it"),
     ("404", "what it names does not exist"),
-    ("409", "it conflicts with what is there: the thing exists, or was decided already"),
+    (
+        "409",
+        "it conflicts with what is there: the thing exists, or was decided already",
+    ),
     ("413", "the body is larger than 1 MiB"),
     ("414", "the URI is longer than 8 KiB"),
     ("415", "the body is declared as something other than JSON"),
@@ -56,7 +59,10 @@ const PROBLEMS: [(&str, &str); 11] = [
         "too many failed authentications from this client; see Retry-After",
     ),
     ("500", "an internal fault, logged by the host"),
-    ("503", "what it needs is not configured on this host (for events: no webhook secret)"),
+    (
+        "503",
+        "what it needs is not configured on this host (for events: no webhook secret)",
+    ),
 ];
 
 /// Adds what every operation shares: the security schemes, the problem schema, and the
