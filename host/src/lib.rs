@@ -7,7 +7,7 @@
 //!
 //! 1. the vocabulary every layer speaks: [`clock`], [`value`] (field values, records,
 //!    events), [`schema`], [`filter`], [`scope`], [`secrets`], [`net`] (the checked
-//!    outbound HTTP client), [`webhook`] (signatures), [`classifier`];
+//!    outbound HTTP client), [`webhook`] (signatures), [`classifier`], [`metrics`];
 //! 2. [`store`]: the embedded redb store, with the system of record, the durable queue and
 //!    the hash-chained execution log; then [`error`] and [`config_file`];
 //! 3. [`governance`] (access, visibility, review, trust, escalation) and the providers
@@ -38,6 +38,7 @@ pub mod failure;
 pub mod filter;
 pub mod governance;
 pub mod inference;
+pub mod metrics;
 pub mod net;
 pub mod sandbox;
 pub mod schema;

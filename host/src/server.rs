@@ -34,6 +34,7 @@ mod current;
 mod error;
 mod events;
 mod extract;
+mod metrics;
 pub mod people;
 mod records;
 mod request;
@@ -119,7 +120,8 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(records::query, records::create))
         .routes(routes!(records::get, records::update, records::delete))
         .routes(routes!(spec::health))
-        .routes(routes!(spec::openapi));
+        .routes(routes!(spec::openapi))
+        .routes(routes!(metrics::scrape));
     let (router, mut api) = routes.split_for_parts();
     // What every operation shares, once every operation is in.
     utoipa::Modify::modify(&Conventions, &mut api);
@@ -137,6 +139,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(service: Arc<Service>) -> Router {
     let (routes, _) = routes();
     routes
+        .route_layer(axum::middleware::from_fn(request::count))
         .fallback(request::no_route)
         .method_not_allowed_fallback(request::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -54,6 +54,7 @@ pub use shadow::{ProposedAction, ShadowRun};
 pub use trust::{Stage, TrustState};
 pub use versions::{DeployStatus, Deployment, InstallRecord, VersionEntry};
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -385,6 +386,45 @@ impl Store {
         job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         self.writer.write(job)
+    }
+
+    /// What a metrics scrape reads from the store at `now`: each worker's queue depth and
+    /// the age of its oldest item, the actions held, the delivery backlog and the length of
+    /// the audit chain.
+    pub fn metric_gauges(&self, now: i64) -> Result<crate::metrics::Gauges, StoreError> {
+        use redb::ReadableTableMetadata;
+        let tx = self.db.begin_read()?;
+        let mut queue: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        for entry in tx.open_table(queue::QUEUE)?.iter()? {
+            let (k, v) = entry?;
+            let item: QueueItem = decode(&k.value().to_string(), v.value())?;
+            let (depth, oldest) = queue.entry(item.worker).or_insert((0, item.accepted_at));
+            *depth += 1;
+            *oldest = (*oldest).min(item.accepted_at);
+        }
+        let mut actions_held = 0;
+        for entry in tx.open_table(approvals::APPROVALS)?.iter()? {
+            let (k, v) = entry?;
+            let approval: Approval = decode(k.value(), v.value())?;
+            if matches!(
+                approval.status,
+                ApprovalStatus::Pending | ApprovalStatus::AwaitingOutcome
+            ) {
+                actions_held += 1;
+            }
+        }
+        Ok(crate::metrics::Gauges {
+            queue: queue
+                .into_iter()
+                .map(|(worker, (depth, oldest))| {
+                    (worker, depth, now.saturating_sub(oldest).max(0) / 1000)
+                })
+                .collect(),
+            actions_held,
+            workers: Vec::new(),
+            delivery_backlog: tx.open_table(PENDING_DELIVERIES)?.len()?,
+            audit_entries: tx.open_table(log::EXECUTIONS)?.len()?,
+        })
     }
 
     /// The current value of a named counter (`changes`, `signals`, `queue`, cursors).

@@ -75,6 +75,19 @@ pub enum ActionResult {
     },
 }
 
+impl ActionResult {
+    /// How it ended, as the metrics and logs name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionResult::Performed { .. } => "performed",
+            ActionResult::DryRun => "dry-run",
+            ActionResult::Held { .. } => "held",
+            ActionResult::Denied { .. } => "denied",
+            ActionResult::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// One entry of the execution's action log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionRecord {

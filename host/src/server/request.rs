@@ -3,7 +3,7 @@
 //! recorded in the audit entries the request causes), a bound on the URI and on the
 //! declared body, and the problem answers for a route or method the API does not have.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -90,13 +90,39 @@ pub async fn bound(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Counts an answered request by its route (the path template, not the path), method and
+/// status.
+pub async fn count(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    crate::metrics::metrics()
+        .api_requests
+        .with_label_values(&[&route, &method, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// Counts a request no route serves.
+fn count_unmatched(request: &Request, status: StatusCode) {
+    crate::metrics::metrics()
+        .api_requests
+        .with_label_values(&["unmatched", request.method().as_str(), status.as_str()])
+        .inc();
+}
+
 /// The answer for a path no route serves.
 pub async fn no_route(request: Request) -> ApiError {
+    count_unmatched(&request, StatusCode::NOT_FOUND);
     ApiError::not_found(format!("no API route is `{}`", request.uri().path()))
 }
 
 /// The answer for a method a route does not serve.
 pub async fn no_method(request: Request) -> ApiError {
+    count_unmatched(&request, StatusCode::METHOD_NOT_ALLOWED);
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(

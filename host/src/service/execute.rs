@@ -248,6 +248,16 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
                 report.status.as_str().to_string()
             };
             entry.detail = report.error.clone();
+            crate::metrics::metrics().executed(
+                &entry.worker,
+                &entry.status,
+                report.duration_us as f64 / 1e6,
+                report.fuel_consumed,
+                report
+                    .actions
+                    .iter()
+                    .map(|a| (a.capability, a.result.name())),
+            );
             let class = classify(report.status, report.error.as_deref(), &report.actions);
             let retry_after = retry_after_ms(&report.actions);
             entry.report = serde_json::to_value(&report).ok();

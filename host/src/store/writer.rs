@@ -144,7 +144,12 @@ fn commit(db: &Database, mut batch: Vec<Request>) {
                 // Jobs are dropped before their callers wake, so a handle a job captured is
                 // never the last one released on this thread.
                 let replies: Vec<_> = batch.into_iter().map(|r| r.reply).collect();
-                match tx.commit() {
+                let started = std::time::Instant::now();
+                let committed = tx.commit();
+                crate::metrics::metrics()
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                match committed {
                     Ok(()) => {
                         for (reply, out) in replies.into_iter().zip(outputs) {
                             let _ = reply.send(Ok(out));

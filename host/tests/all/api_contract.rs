@@ -272,6 +272,7 @@ fn every_error_is_one_problem_and_every_answer_has_a_request_id() {
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/v1/openapi.json"),
+    ("get", "/metrics"),
     ("post", "/v1/events/{name}"),
     ("get", "/v1/whoami"),
     ("get", "/v1/people"),
@@ -384,4 +385,99 @@ fn the_served_description_covers_every_route() {
     }
     drop(api);
     service.stop();
+}
+
+/// The pinned tool `.ci/run` installs that checks a scrape: Debian's `prometheus` package.
+const PROMTOOL: &str = "promtool";
+
+#[test]
+fn a_scrape_under_load_is_valid_prometheus_text() {
+    let fixture = Fixture::new(
+        "",
+        &[(
+            "w1",
+            "svc",
+            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
+        )],
+    );
+    let service = Arc::new(fixture.start());
+    let viewer = person(&service, "viewer@example.com", &["viewer"]);
+    let api = Api::start(service.clone());
+    let bearer = format!("Bearer {viewer}");
+    let submitter = {
+        let service = service.clone();
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                let event = roster_host::service::EventSubmission {
+                    id: Some(format!("m-{i}")),
+                    ..Default::default()
+                };
+                service.submit_event("ping", event).unwrap();
+            }
+        })
+    };
+    // Scrape while the events are accepted and run.
+    let mut scrapes = Vec::new();
+    for _ in 0..5 {
+        let (status, headers, body) = raw(
+            api.port,
+            &request("GET", "/metrics", &[("authorization", &bearer)], ""),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(headers["content-type"].starts_with("text/plain"));
+        scrapes.push(body_of(&headers, &body));
+    }
+    submitter.join().unwrap();
+    crate::serve::idle(&service);
+    let (_, headers, body) = raw(
+        api.port,
+        &request("GET", "/metrics", &[("authorization", &bearer)], ""),
+    );
+    scrapes.push(body_of(&headers, &body));
+    let last = scrapes.last().unwrap();
+    for series in [
+        "roster_executions_total{status=\"success\",worker=\"w1\"}",
+        "roster_execution_duration_seconds_bucket{worker=\"w1\",le=\"0.001\"}",
+        "roster_fuel_consumed_total{worker=\"w1\"}",
+        "roster_store_commit_duration_seconds_count",
+        "roster_api_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"}",
+        "roster_queue_depth{worker=\"w1\"} 0",
+        "roster_worker_paused{worker=\"w1\"} 0",
+        "roster_breaker_open{worker=\"w1\"} 0",
+        "roster_actions_held 0",
+        "roster_delivery_backlog 0",
+        "roster_audit_entries",
+    ] {
+        assert!(last.contains(series), "{series} in\n{last}");
+    }
+    // Without a token: refused like the rest of the API.
+    let (status, _, _) = raw(api.port, &request("GET", "/metrics", &[], ""));
+    assert_eq!(status, 401);
+    drop(api);
+    service.stop();
+
+    for scrape in &scrapes {
+        let check = std::process::Command::new(PROMTOOL)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut check) = check else {
+            panic!("promtool is missing: apt-get install -y prometheus");
+        };
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(scrape.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{scrape}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

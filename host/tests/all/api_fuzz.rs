@@ -56,7 +56,7 @@ fn the_server_answers_as_its_description_says() {
     ];
     for (who, token, only) in runs {
         let mut run = Command::new("schemathesis");
-        run.args(["run", &spec, "--max-time", BUDGET_S, "--workers", "2"])
+        run.args(["run", &spec, "--max-time", BUDGET_S, "--workers", "1"])
             .args([
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -70,9 +70,18 @@ fn the_server_answers_as_its_description_says() {
         if let Some(token) = &token {
             run.args(["--header", &format!("Authorization: Bearer {token}")]);
         }
-        let output = run.output().expect("running schemathesis");
-        let text = String::from_utf8_lossy(&output.stdout).to_string()
+        let mut output = run.output().expect("running schemathesis");
+        let mut text = String::from_utf8_lossy(&output.stdout).to_string()
             + &String::from_utf8_lossy(&output.stderr);
+        // The tool itself can fail (an internal error of its generator, reported as a
+        // "Runtime Error" with no failed check): that run is repeated once.
+        if !output.status.success() && !text.contains("FAILURES") && text.contains("Runtime Error")
+        {
+            println!("as {who}: the tool failed internally; running again");
+            output = run.output().expect("running schemathesis");
+            text = String::from_utf8_lossy(&output.stdout).to_string()
+                + &String::from_utf8_lossy(&output.stderr);
+        }
         let summary: Vec<&str> = text
             .lines()
             .filter(|l| l.contains("passed") || l.contains("failed") || l.contains("errors"))

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
         "net",
         "webhook",
         "classifier",
+        "metrics",
     ],
     &["store"],
     &["error", "config_file"],
