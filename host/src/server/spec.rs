@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use axum::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -33,9 +32,16 @@ pub(super) async fn health() -> &'static str {
     responses((status = 200, description = "the OpenAPI 3.1 description of this API", body = Object))
 )]
 pub(super) async fn openapi() -> impl IntoResponse {
-    static SPEC: OnceLock<serde_json::Value> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| serde_json::to_value(super::openapi()).unwrap_or_default());
-    ([(header::CACHE_CONTROL, "no-cache")], Json(spec.clone()))
+    // Built once, then answered as the same bytes.
+    static SPEC: OnceLock<Vec<u8>> = OnceLock::new();
+    let spec = SPEC.get_or_init(|| serde_json::to_vec(&super::openapi()).unwrap_or_default());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        spec.as_slice(),
+    )
 }
 
 /// The errors any operation may answer besides its own, each as a problem.

@@ -342,14 +342,7 @@ fn operations() -> Vec<(
 #[test]
 fn every_role_and_anonymous_against_every_operation_matches_the_policies() {
     // Every anonymous call is a failed authentication: let them all through unthrottled.
-    let fixture = Fixture::new(
-        "failed-auth-burst = 100000",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture = Fixture::pinged("failed-auth-burst = 100000");
     let service = Arc::new(fixture.start());
     service
         .store()
@@ -412,14 +405,7 @@ fn every_role_and_anonymous_against_every_operation_matches_the_policies() {
 
 #[test]
 fn separation_of_duties_and_domain_scopes_are_enforced() {
-    let fixture = Fixture::new(
-        "",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture = Fixture::pinged("");
     let service = Arc::new(fixture.start());
     // An admin who also reviews may not change grants.
     let both = person(&service, "ada@example.com", &["admin", "reviewer@cx"]);
@@ -508,14 +494,7 @@ fn separation_of_duties_and_domain_scopes_are_enforced() {
 
 #[test]
 fn tokens_are_stored_as_digests_and_stop_when_revoked_or_disabled() {
-    let fixture = Fixture::new(
-        "",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture = Fixture::pinged("");
     let service = Arc::new(fixture.start());
     let admin = person(&service, "root@example.com", &["admin"]);
     let api = Api::start(service.clone());

@@ -376,16 +376,7 @@ fn the_api_answers_what_was_recorded() {
         .unwrap();
     service.store().hold(held_action("apr-1", "w1")).unwrap();
     service.store().hold(held_action("apr-2", "w1")).unwrap();
-    let roles = [
-        "admin",
-        "security-auditor",
-        "publisher",
-        "business-owner",
-        "reviewer",
-        "operator",
-        "viewer",
-    ];
-    let tokens: BTreeMap<&str, String> = roles
+    let tokens: BTreeMap<&str, String> = roster_host::governance::access::ROLES
         .iter()
         .map(|role| {
             (

@@ -64,14 +64,7 @@ fn body_of(headers: &BTreeMap<String, String>, body: &str) -> String {
 
 #[test]
 fn every_error_is_one_problem_and_every_answer_has_a_request_id() {
-    let fixture = Fixture::new(
-        "failed-auth-burst = 3",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture = Fixture::pinged("failed-auth-burst = 3");
     let service = Arc::new(fixture.start());
     let admin = person(&service, "admin@example.com", &["admin"]);
     let viewer = person(&service, "viewer@example.com", &["viewer"]);
@@ -392,14 +385,7 @@ const PROMTOOL: &str = "promtool";
 
 #[test]
 fn a_scrape_under_load_is_valid_prometheus_text() {
-    let fixture = Fixture::new(
-        "",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture = Fixture::pinged("");
     let service = Arc::new(fixture.start());
     let viewer = person(&service, "viewer@example.com", &["viewer"]);
     let api = Api::start(service.clone());

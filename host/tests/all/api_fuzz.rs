@@ -30,14 +30,8 @@ fn the_server_answers_as_its_description_says() {
         "want {SCHEMATHESIS}, have {version}"
     );
 
-    let fixture = Fixture::new(
-        "failed-auth-burst = 1000000\nwebhook-secret-env = \"CARGO_MANIFEST_DIR\"",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture =
+        Fixture::pinged("failed-auth-burst = 1000000\nwebhook-secret-env = \"CARGO_MANIFEST_DIR\"");
     let service = Arc::new(fixture.start());
     let admin = person(&service, "admin@example.com", &["admin"]);
     let viewer = person(&service, "viewer@example.com", &["viewer"]);

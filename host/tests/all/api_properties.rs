@@ -288,14 +288,8 @@ fn untrusted_requests_never_fail_the_server_and_errors_change_nothing() {
     // The webhook secret is read from the environment; cargo gives every test process
     // CARGO_MANIFEST_DIR, so that is the secret here.
     let secret = env!("CARGO_MANIFEST_DIR");
-    let fixture = Fixture::new(
-        "failed-auth-burst = 1000000\nwebhook-secret-env = \"CARGO_MANIFEST_DIR\"",
-        &[(
-            "w1",
-            "svc",
-            "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-        )],
-    );
+    let fixture =
+        Fixture::pinged("failed-auth-burst = 1000000\nwebhook-secret-env = \"CARGO_MANIFEST_DIR\"");
     let service = Arc::new(fixture.start());
     service
         .store()

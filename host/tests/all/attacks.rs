@@ -468,14 +468,7 @@ mod api {
     }
 
     fn recorder_host() -> (Fixture, Arc<Service>) {
-        let fixture = Fixture::new(
-            "",
-            &[(
-                "w1",
-                "svc",
-                "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
-            )],
-        );
+        let fixture = Fixture::pinged("");
         let service = Arc::new(fixture.start());
         (fixture, service)
     }

@@ -88,6 +88,19 @@ impl Fixture {
         }
     }
 
+    /// A fixture with one recorder worker, `w1`, acting as `svc` and triggered by the
+    /// named event `ping`.
+    pub fn pinged(host: &str) -> Fixture {
+        Fixture::new(
+            host,
+            &[(
+                "w1",
+                "svc",
+                "[[triggers]]\non = \"event\"\nname = \"ping\"\n",
+            )],
+        )
+    }
+
     pub fn start(&self) -> Service {
         let config = HostConfig::load(&self.config).unwrap();
         Service::start(config, Arc::new(self.clock.clone())).unwrap()
