@@ -35,6 +35,7 @@ mod error;
 mod events;
 mod extract;
 mod metrics;
+mod page;
 pub mod people;
 mod records;
 mod request;

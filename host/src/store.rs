@@ -48,7 +48,7 @@ pub(crate) use queue::{enqueue_in, schedule_in, set_counter_in, set_schedule_in}
 pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 
 pub use models::{ModelSummary, PredictionRecord};
-pub use query::{MAX_QUERY, RecordQuery};
+pub use query::{MAX_QUERY, RecordPage, RecordQuery};
 pub use records::{Change, ChangeKind, FieldChange};
 pub use shadow::{ProposedAction, ShadowRun};
 pub use trust::{Stage, TrustState};

@@ -9,13 +9,14 @@
 //! - `POST /v1/workers/{name}/stage` — `{"to": "supervised", "reason": ...}`.
 //! - `POST /v1/workers/{name}/reversals` — `{"action": ..., "reason": ...}`.
 
-use super::extract::{Path, Query};
+use super::extract::Path;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::extract::{Body, json_requests};
+use super::page::{Listed, PageParams, time_key};
 use crate::governance::access::{Operation, Resource};
 use crate::governance::trust::TrustReport;
 use crate::service::DecisionRequest;
@@ -25,6 +26,8 @@ use crate::store::{Approval, ApprovalFilter, Stage};
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Approvals {
     approvals: Vec<Approval>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -32,13 +35,13 @@ pub(super) struct Approvals {
     path = "/v1/approvals",
     tag = "approvals",
     operation_id = "approvals_list",
-    params(ApprovalFilter),
+    params(ApprovalFilter, PageParams),
     responses((status = 200, description = "the held actions", body = Approvals)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("approvals.list")))
 )]
 pub(super) async fn list(
-    Query(filter): Query<ApprovalFilter>,
+    Listed { filter, page }: Listed<ApprovalFilter>,
     caller: Caller,
 ) -> ApiResult<Json<Approvals>> {
     let resource = match (&filter.worker, &filter.domain) {
@@ -55,10 +58,15 @@ pub(super) async fn list(
         other => other,
     };
     caller.may_on(Operation::ApprovalsList, &resource)?;
-    let approvals = caller
-        .run(move |service, _| Ok(service.approvals(&filter)?))
+    let (approvals, next) = caller
+        .run(move |service, _| {
+            // Oldest first, as the store lists them.
+            page.cut("approvals", service.approvals(&filter)?, |a| {
+                time_key(a.created_at, &a.id)
+            })
+        })
         .await?;
-    Ok(Json(Approvals { approvals }))
+    Ok(Json(Approvals { approvals, next }))
 }
 
 /// One held action.

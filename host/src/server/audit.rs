@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, RequestBody, json};
+use super::page::{Listed, PageParams};
 use crate::governance::access::Operation;
 use crate::store::{AuditProblem, AuditQuery, AuditSummary, Checkpoint};
 
@@ -28,7 +29,6 @@ pub(super) struct AuditParams {
     since: Option<String>,
     until: Option<String>,
     after: Option<u64>,
-    limit: Option<usize>,
     format: Option<String>,
 }
 
@@ -65,6 +65,8 @@ impl AuditParams {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Entries {
     entries: Vec<serde_json::Value>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -72,29 +74,35 @@ pub(super) struct Entries {
     path = "/v1/audit",
     tag = "audit",
     operation_id = "audit_search",
-    params(AuditParams),
+    params(AuditParams, PageParams),
     responses((status = 200, description = "the matching entries with their positions and hashes", body = Entries)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("audit.read")))
 )]
 pub(super) async fn search(
-    Query(params): Query<AuditParams>,
+    Listed {
+        filter: params,
+        page,
+    }: Listed<AuditParams>,
     caller: Caller,
 ) -> ApiResult<Json<Entries>> {
     caller.may(Operation::AuditRead)?;
-    let query = params.query()?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = caller
+    let mut query = params.query()?;
+    if let Some(c) = page.after_seq("audit")? {
+        query.after = Some(query.after.map_or(c, |a| a.max(c)));
+    }
+    let (entries, next) = caller
         .run(move |service, _| {
-            let mut out = Vec::new();
+            let mut found = Vec::new();
             service.store().audit_scan(&query, |e, raw, hash| {
-                out.push(crate::store::export_item(e.seq, raw, hash));
-                out.len() < limit
+                let item = crate::store::export_item(e.seq, raw, hash);
+                found.push((e.seq.to_be_bytes().to_vec(), item));
+                found.len() <= page.limit
             })?;
-            Ok(out)
+            Ok(page.finish("audit", found))
         })
         .await?;
-    Ok(Json(Entries { entries }))
+    Ok(Json(Entries { entries, next }))
 }
 
 /// A piece of a streamed response.

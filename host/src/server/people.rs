@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, json_requests};
+use super::page::{Listed, NoFilter, PageParams};
 use crate::distribution::grant_audit::GrantReport;
 use crate::governance::access::{Operation, check_role};
 use crate::sandbox::grant::Grant;
@@ -48,8 +49,12 @@ pub(super) async fn whoami(caller: Caller) -> ApiResult<Json<OneAccount>> {
 /// Every account and every token (without the tokens themselves).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct People {
+    /// A page of accounts, by id.
     accounts: Vec<Account>,
+    /// The tokens of those accounts.
     tokens: Vec<TokenInfo>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -57,19 +62,31 @@ pub(super) struct People {
     path = "/v1/people",
     tag = "people",
     operation_id = "people_list",
+    params(PageParams),
     responses((status = 200, description = "every account and token (without the tokens themselves)", body = People)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("people.read")))
 )]
-pub(super) async fn list(caller: Caller) -> ApiResult<Json<People>> {
+pub(super) async fn list(
+    Listed { page, .. }: Listed<NoFilter>,
+    caller: Caller,
+) -> ApiResult<Json<People>> {
     caller.may(Operation::PeopleRead)?;
-    let (accounts, tokens) = caller
-        .run(|service, _| {
+    let (accounts, tokens, next) = caller
+        .run(move |service, _| {
             let store = service.store();
-            Ok((store.accounts()?, store.tokens(None)?))
+            let (accounts, next) =
+                page.cut("people", store.accounts()?, |a| a.id.as_bytes().to_vec())?;
+            let mut tokens = store.tokens(None)?;
+            tokens.retain(|t| accounts.iter().any(|a| a.id == t.account));
+            Ok((accounts, tokens, next))
         })
         .await?;
-    Ok(Json(People { accounts, tokens }))
+    Ok(Json(People {
+        accounts,
+        tokens,
+        next,
+    }))
 }
 
 /// Checks every role grant; the first bad one is the error.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::extract::{Path, Query};
+use super::extract::Path;
 use axum::Json;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, RequestBody, json};
+use super::page::{Listed, PageParams, cursor};
 use crate::filter::{Filter, Op};
 use crate::governance::access::Operation;
 use crate::store::{RecordQuery, StoreError};
@@ -46,13 +47,13 @@ pub(super) async fn get(
         .ok_or_else(|| ApiError::not_found("no such record"))
 }
 
-/// `?where=&limit=` of a records query.
+/// `?where=` of a records query.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RecordsQuery {
     /// `field:op:value`, repeatable as a comma-free list separated by `;`.
     r#where: Option<String>,
-    limit: Option<usize>,
 }
 
 /// Parses `field:op:value;field:op` into filters (values are read as JSON when they parse,
@@ -85,6 +86,8 @@ pub fn parse_where(text: &str) -> Result<Vec<Filter>, String> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Records {
     records: Vec<Record>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -92,29 +95,37 @@ pub(super) struct Records {
     path = "/v1/records/{object}",
     tag = "records",
     operation_id = "records_query",
-    params(("object" = String, Path, description = "the object type"), RecordsQuery),
+    params(("object" = String, Path, description = "the object type"), RecordsQuery, PageParams),
     responses((status = 200, description = "the matching records", body = Records)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("records.read")))
 )]
 pub(super) async fn query(
     Path(object): Path<String>,
-    Query(q): Query<RecordsQuery>,
+    Listed { filter: q, page }: Listed<RecordsQuery>,
     caller: Caller,
 ) -> ApiResult<Json<Records>> {
     caller.may(Operation::RecordsRead)?;
     let filters = parse_where(q.r#where.as_deref().unwrap_or("")).map_err(ApiError::bad_request)?;
-    let records = caller
+    // The cursor names the object and the filters, so it resumes only the same query.
+    let kind = format!("records/{object}/{}", q.r#where.as_deref().unwrap_or(""));
+    let kind = format!("r{:016x}", fnv(kind.as_bytes()));
+    let after = page.after(&kind)?;
+    let (records, next) = caller
         .run(move |service, _| {
-            Ok(service.store().query(&RecordQuery {
-                object,
-                filters,
-                owners: None,
-                limit: q.limit.unwrap_or(100).min(crate::store::MAX_QUERY),
-            })?)
+            let found = service.store().query_page(
+                &RecordQuery {
+                    object,
+                    filters,
+                    owners: None,
+                    limit: page.limit,
+                },
+                after.as_deref(),
+            )?;
+            Ok((found.records, found.next.map(|k| cursor(&kind, &k))))
         })
         .await?;
-    Ok(Json(Records { records }))
+    Ok(Json(Records { records, next }))
 }
 
 /// A record to create.
@@ -243,6 +254,13 @@ pub(super) async fn delete(
     } else {
         Err(ApiError::not_found("no such record"))
     }
+}
+
+/// A 64-bit FNV-1a digest: names a query in its cursors.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

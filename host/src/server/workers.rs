@@ -2,20 +2,21 @@
 //! `/v1/queue`, `/v1/executions`, `/v1/alerts`; `POST /v1/workers/{name}/pause` and
 //! `/resume`, and the kill switch, `POST /v1/kill`.
 
-use super::extract::{Path, Query};
+use super::extract::Path;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::extract::{Body, json_requests};
+use super::page::{Listed, NoFilter, PageParams};
 use crate::failure::{Breaker, Escalation, RetryPolicy};
 use crate::governance::access::{Operation, Resource};
 use crate::sandbox::limits::Limits;
 use crate::sandbox::manifest::{Domain, Owners};
 use crate::service::inventory::{InventoryEntry, InventoryFilter};
 use crate::service::{KillReport, KillScope, QueueStatus};
-use crate::store::{Alert, ExecutionEntry, ModelSummary, WorkerControl};
+use crate::store::{Alert, AuditQuery, ExecutionEntry, ModelSummary, WorkerControl};
 
 /// One installed worker as `GET /v1/workers` lists it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -44,10 +45,12 @@ pub(super) struct WorkerSummary {
     component_digest: String,
 }
 
-/// The installed workers.
+/// The installed workers, by name.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Workers {
     workers: Vec<WorkerSummary>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -55,17 +58,24 @@ pub(super) struct Workers {
     path = "/v1/workers",
     tag = "workers",
     operation_id = "workers_list",
+    params(PageParams),
     responses((status = 200, description = "the installed workers", body = Workers)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("workers.list")))
 )]
-pub(super) async fn list(caller: Caller) -> ApiResult<Json<Workers>> {
+pub(super) async fn list(
+    Listed { page, .. }: Listed<NoFilter>,
+    caller: Caller,
+) -> ApiResult<Json<Workers>> {
     caller.may(Operation::WorkersList)?;
     let service = caller.service();
     let controls = service.controls();
-    let workers = service
-        .workers()
-        .iter()
+    let installed = service.workers();
+    let (names, next) = page.cut("workers", installed.iter(), |(name, _)| {
+        name.as_bytes().to_vec()
+    })?;
+    let workers = names
+        .into_iter()
         .map(|(name, w)| {
             let m = &w.config.manifest;
             let control = controls.get(name).cloned();
@@ -90,13 +100,15 @@ pub(super) async fn list(caller: Caller) -> ApiResult<Json<Workers>> {
             }
         })
         .collect();
-    Ok(Json(Workers { workers }))
+    Ok(Json(Workers { workers, next }))
 }
 
 /// The worker inventory.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Inventory {
     workers: Vec<InventoryEntry>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -104,20 +116,24 @@ pub(super) struct Inventory {
     path = "/v1/inventory",
     tag = "workers",
     operation_id = "workers_inventory",
-    params(InventoryFilter),
+    params(InventoryFilter, PageParams),
     responses((status = 200, description = "the worker inventory", body = Inventory)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("inventory.view")))
 )]
 pub(super) async fn inventory(
-    Query(filter): Query<InventoryFilter>,
+    Listed { filter, page }: Listed<InventoryFilter>,
     caller: Caller,
 ) -> ApiResult<Json<Inventory>> {
     caller.may(Operation::InventoryView)?;
-    let workers = caller
-        .run(move |service, _| Ok(service.inventory(&filter)?))
+    let (workers, next) = caller
+        .run(move |service, _| {
+            page.cut("inventory", service.inventory(&filter)?, |e| {
+                e.name.as_bytes().to_vec()
+            })
+        })
         .await?;
-    Ok(Json(Inventory { workers }))
+    Ok(Json(Inventory { workers, next }))
 }
 
 /// The offline models.
@@ -170,19 +186,23 @@ pub(super) async fn queue(caller: Caller) -> ApiResult<Json<Queue>> {
     Ok(Json(Queue { status, stored }))
 }
 
-/// `?worker=&after=&limit=` of the execution log.
+/// `?worker=&after=` of the execution log.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ExecutionsQuery {
+    /// Only this worker's executions.
     worker: Option<String>,
+    /// Only entries after this position of the log.
     after: Option<u64>,
-    limit: Option<usize>,
 }
 
 /// Entries of the execution log.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Executions {
     executions: Vec<ExecutionEntry>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -190,36 +210,48 @@ pub(super) struct Executions {
     path = "/v1/executions",
     tag = "workers",
     operation_id = "workers_executions",
-    params(ExecutionsQuery),
+    params(ExecutionsQuery, PageParams),
     responses((status = 200, description = "entries of the execution log", body = Executions)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("executions.view")))
 )]
 pub(super) async fn executions(
-    Query(q): Query<ExecutionsQuery>,
+    Listed { filter: q, page }: Listed<ExecutionsQuery>,
     caller: Caller,
 ) -> ApiResult<Json<Executions>> {
     caller.may(Operation::ExecutionsView)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let executions = caller
+    // Read from the later of `after` and the cursor, one entry past the page, in log
+    // order: a page never reads more of the log than it needs.
+    let after = match (q.after, page.after_seq("executions")?) {
+        (Some(a), Some(c)) => Some(a.max(c)),
+        (a, c) => a.or(c),
+    };
+    let (executions, next) = caller
         .run(move |service, _| {
-            let all = service
-                .store()
-                .executions_after(q.after.unwrap_or(0), usize::MAX)?;
-            Ok(all
-                .into_iter()
-                .filter(|e| q.worker.as_ref().is_none_or(|w| &e.worker == w))
-                .take(limit)
-                .collect())
+            let query = AuditQuery {
+                worker: q.worker,
+                after,
+                ..AuditQuery::default()
+            };
+            let mut found = Vec::new();
+            service.store().audit_scan(&query, |e, _, _| {
+                if !e.is_governance() {
+                    found.push((e.seq.to_be_bytes().to_vec(), e.clone()));
+                }
+                found.len() <= page.limit
+            })?;
+            Ok(page.finish("executions", found))
         })
         .await?;
-    Ok(Json(Executions { executions }))
+    Ok(Json(Executions { executions, next }))
 }
 
 /// The host's alerts.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Alerts {
     alerts: Vec<Alert>,
+    /// The cursor of the next page; `null` on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -227,16 +259,24 @@ pub(super) struct Alerts {
     path = "/v1/alerts",
     tag = "workers",
     operation_id = "workers_alerts",
+    params(PageParams),
     responses((status = 200, description = "the alerts", body = Alerts)),
     security(("bearer" = [])),
     extensions(("x-roster-action" = json!("alerts.view")))
 )]
-pub(super) async fn alerts(caller: Caller) -> ApiResult<Json<Alerts>> {
+pub(super) async fn alerts(
+    Listed { page, .. }: Listed<NoFilter>,
+    caller: Caller,
+) -> ApiResult<Json<Alerts>> {
     caller.may(Operation::AlertsView)?;
-    let alerts = caller
-        .run(|service, _| Ok(service.store().alerts()?))
+    let (alerts, next) = caller
+        .run(move |service, _| {
+            page.cut("alerts", service.store().alerts()?, |a| {
+                a.seq.to_be_bytes().to_vec()
+            })
+        })
         .await?;
-    Ok(Json(Alerts { alerts }))
+    Ok(Json(Alerts { alerts, next }))
 }
 
 /// A pause or resume request.

@@ -33,6 +33,17 @@ pub struct RecordQuery {
 impl Store {
     /// Runs a query (see the module documentation for how an index is chosen).
     pub fn query(&self, q: &RecordQuery) -> Result<Vec<Record>, StoreError> {
+        Ok(self.query_page(q, None)?.records)
+    }
+
+    /// Runs a query from a position: the records after `after` (the `next` of an earlier
+    /// page of the same query), at most `q.limit`, and where the next page starts when
+    /// more records match.
+    pub fn query_page(
+        &self,
+        q: &RecordQuery,
+        after: Option<&[u8]>,
+    ) -> Result<RecordPage, StoreError> {
         self.schema.object(&q.object)?;
         for f in &q.filters {
             self.schema.field(&q.object, &f.field)?;
@@ -66,55 +77,77 @@ impl Store {
 
         let tx = self.db.begin_read()?;
         let records = tx.open_table(RECORDS)?;
-        let mut out = Vec::new();
-        let visit = |id: &str, out: &mut Vec<Record>| -> Result<bool, StoreError> {
-            let k = key(&q.object, id)?;
-            if let Some(v) = records.get(k.as_str())? {
-                let record: Record = decode(&k, v.value())?;
-                if accept(&record) {
-                    out.push(record);
-                }
-            }
-            Ok(out.len() < limit)
-        };
+        // One more than asked for, to know whether another page follows.
+        let mut found: Vec<(Vec<u8>, Record)> = Vec::new();
+        let full = |found: &Vec<(Vec<u8>, Record)>| found.len() > limit;
 
-        let plan = self.plan(&q.object, &filters, q.owners.as_deref());
-        match plan {
-            Plan::Ranges(ranges) => {
+        match self.plan(&q.object, &filters, q.owners.as_deref()) {
+            Plan::Ranges(mut ranges) => {
+                // In key order, so that a position in one range orders against the others.
+                ranges.sort_by(|a, b| a.start.cmp(&b.start));
+                ranges.dedup_by(|a, b| a.start == b.start);
                 let index = tx.open_table(INDEX)?;
-                let value_start = ranges.first().map_or(0, |r| r.value_start);
                 let mut seen = std::collections::HashSet::new();
                 'ranges: for range in &ranges {
-                    for entry in index.range::<&[u8]>((
-                        Bound::Included(range.start.as_slice()),
-                        Bound::Excluded(range.end.as_slice()),
-                    ))? {
+                    let start = match after {
+                        Some(a) if a >= range.end.as_slice() => continue,
+                        Some(a) if a >= range.start.as_slice() => Bound::Excluded(a),
+                        _ => Bound::Included(range.start.as_slice()),
+                    };
+                    for entry in
+                        index.range::<&[u8]>((start, Bound::Excluded(range.end.as_slice())))?
+                    {
                         let (k, ()) = entry.map(|(k, v)| (k, v.value()))?;
-                        let Some(id) = index::id_of(k.value(), value_start) else {
+                        let Some(id) = index::id_of(k.value(), range.value_start) else {
                             continue;
                         };
-                        if seen.insert(id.to_string()) && !visit(id, &mut out)? {
-                            break 'ranges;
+                        if !seen.insert(id.to_string()) {
+                            continue;
+                        }
+                        let rk = key(&q.object, id)?;
+                        if let Some(v) = records.get(rk.as_str())? {
+                            let record: Record = decode(&rk, v.value())?;
+                            if accept(&record) {
+                                found.push((k.value().to_vec(), record));
+                                if full(&found) {
+                                    break 'ranges;
+                                }
+                            }
                         }
                     }
                 }
             }
             Plan::Scan => {
-                let start = key(&q.object, "")?;
-                let end = prefix_end(&start);
-                for entry in records.range(start.as_str()..end.as_str())? {
+                let first = key(&q.object, "")?;
+                let end = prefix_end(&first);
+                let from = after.and_then(|a| std::str::from_utf8(a).ok());
+                let start = match from {
+                    Some(a) if a >= first.as_str() => Bound::Excluded(a),
+                    _ => Bound::Included(first.as_str()),
+                };
+                for entry in records.range::<&str>((start, Bound::Excluded(end.as_str())))? {
                     let (k, v) = entry?;
                     let record: Record = decode(k.value(), v.value())?;
                     if accept(&record) {
-                        out.push(record);
-                        if out.len() >= limit {
+                        found.push((k.value().as_bytes().to_vec(), record));
+                        if full(&found) {
                             break;
                         }
                     }
                 }
             }
         }
-        Ok(out)
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next = if more {
+            found.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(RecordPage {
+            records: found.into_iter().map(|(_, r)| r).collect(),
+            next,
+        })
     }
 
     /// Chooses how to run a query.
@@ -222,6 +255,15 @@ impl Store {
         }
         Plan::Scan
     }
+}
+
+/// A page of a query's records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPage {
+    /// The records, in the order the query reads them.
+    pub records: Vec<Record>,
+    /// Where the next page starts, when more records match.
+    pub next: Option<Vec<u8>>,
 }
 
 /// How a query reads records.

@@ -298,13 +298,13 @@ fn scenario() -> Vec<(Who, &'static str, &'static str, &'static str)> {
         (
             Role("security-auditor"),
             "GET",
-            "/v1/audit/export?format=csv&limit=2",
+            "/v1/audit/export?format=csv&after=2",
             "",
         ),
         (
             Role("security-auditor"),
             "GET",
-            "/v1/audit/export?format=jsonl&limit=2",
+            "/v1/audit/export?format=jsonl&after=2",
             "",
         ),
         (Role("security-auditor"), "POST", "/v1/audit/verify", ""),

@@ -7,6 +7,7 @@ mod access;
 mod api_answers;
 mod api_contract;
 mod api_fuzz;
+mod api_pages;
 mod api_properties;
 mod approvals;
 mod attacks;
