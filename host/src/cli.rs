@@ -8,6 +8,7 @@
 
 mod approvals;
 mod audit;
+pub mod client;
 pub mod demo;
 pub mod fixtures;
 mod install;
@@ -24,7 +25,6 @@ mod versions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 pub use run::print_report;
@@ -50,6 +50,10 @@ pub struct Cli {
         global = true
     )]
     pub config: PathBuf,
+    /// Send the command to the service at this address (`http://HOST:PORT`) instead of the
+    /// one running on the data directory (or the data directory itself).
+    #[arg(long, env = "ROSTER_REMOTE", global = true, value_name = "URL")]
+    pub remote: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -234,9 +238,14 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli {
         data_dir,
         config,
+        remote,
         command,
     } = cli;
-    let paths = Paths { config, data_dir };
+    let paths = Paths {
+        config,
+        data_dir,
+        remote,
+    };
     match command {
         Command::Run(args) => run::run(&paths.data_dir, args),
         Command::Inspect(args) => run::inspect(args),
@@ -253,7 +262,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workers { command } => records::workers(&paths, command),
         Command::Models { json } => records::models(&paths, json),
         Command::Events { command } => remote::events(&paths.config, command),
-        Command::Queue { command } => remote::queue(&paths.config, command),
+        Command::Queue { command } => remote::queue(&paths, command),
         Command::Audit { command } => audit::audit(&paths, command),
         Command::People { command } => people::people(&paths, command),
         Command::Plugin { command } => plugin::plugin(&paths, command),
@@ -287,7 +296,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
                 "reason": reason,
                 "revoke_grants": revoke_grants,
             });
-            remote::control(&paths.config, "/v1/kill", body)
+            client::Client::open(&paths)?.print_post("/v1/kill", &body)
         }
     }
 }
@@ -312,53 +321,26 @@ pub enum RegistryCommand {
     },
 }
 
-/// The configuration file and data directory given on the command line.
+/// The configuration file, data directory and remote service given on the command line.
 struct Paths {
     config: PathBuf,
     data_dir: PathBuf,
+    remote: Option<String>,
 }
 
-/// An installed worker's configuration, by name.
-fn worker_config<'a>(
-    config: &'a crate::config::HostConfig,
-    name: &str,
-) -> anyhow::Result<&'a crate::config::WorkerConfig> {
-    config
-        .workers
-        .iter()
-        .find(|w| w.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no installed worker is named `{name}`"))
-}
-
-/// The host configuration: `roster.toml` when it exists, otherwise the built-in defaults
-/// over `--data-dir`.
+/// The host configuration: `roster.toml` when it exists, otherwise the one `roster up`
+/// wrote in `<data-dir>/up/` when there is one, otherwise the built-in defaults over
+/// `--data-dir`.
 fn host_config(paths: &Paths) -> anyhow::Result<crate::config::HostConfig> {
+    let up = paths.data_dir.join("up").join("roster.toml");
     if paths.config.is_file() {
         Ok(crate::config::HostConfig::load(&paths.config)?)
+    } else if up.is_file() {
+        Ok(crate::config::HostConfig::load(&up)?)
     } else {
         let mut config = crate::config::HostConfig::defaults();
         config.data_dir = paths.data_dir.clone();
         config.add_installed()?;
         Ok(config)
     }
-}
-
-/// Opens the data directory's store (refused while `roster serve` holds it).
-fn open_store(cli: &Paths) -> anyhow::Result<crate::store::Store> {
-    let config = host_config(cli)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let path = config.data_dir.join("roster.redb");
-    crate::store::Store::open_with(
-        &path,
-        config.schema,
-        std::sync::Arc::new(crate::clock::SystemClock),
-    )
-    .map_err(|e| match e {
-        crate::store::StoreError::Database(redb::Error::DatabaseAlreadyOpen) => anyhow::anyhow!(
-            "{} is in use (is `roster serve` running? stop it, or use the HTTP API)",
-            path.display()
-        ),
-        other => other.into(),
-    })
 }

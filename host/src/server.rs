@@ -40,7 +40,9 @@ pub mod people;
 mod records;
 mod request;
 mod spec;
+mod stream;
 pub mod throttle;
+mod transfer;
 mod versions;
 mod workers;
 
@@ -105,6 +107,7 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(versions::shadow))
         .routes(routes!(workers::queue))
         .routes(routes!(workers::list))
+        .routes(routes!(workers::show))
         .routes(routes!(workers::inventory))
         .routes(routes!(workers::models))
         .routes(routes!(workers::pause))
@@ -119,6 +122,8 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::checkpoints))
         .routes(routes!(people::audit_grants))
         .routes(routes!(records::query, records::create))
+        .routes(routes!(transfer::import))
+        .routes(routes!(transfer::export))
         .routes(routes!(records::get, records::update, records::delete))
         .routes(routes!(spec::health))
         .routes(routes!(spec::openapi))

@@ -237,6 +237,21 @@ impl Service {
     /// Opens the store, loads every enabled worker and starts the dispatcher and executors.
     /// Nothing is started when any worker fails to load.
     pub fn start(config: HostConfig, clock: SharedClock) -> Result<Service, Error> {
+        let service = Service::open(config, clock)?;
+        service.run()?;
+        // Actions approved before a stop and not yet applied are applied now, once.
+        match service.apply_approved() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("applied {n} approved actions left from before the stop"),
+            Err(e) => tracing::error!("applying approved actions: {e}"),
+        }
+        Ok(service)
+    }
+
+    /// Opens the store and loads every enabled worker without running anything: the
+    /// service the command line answers requests with on the data directory when no
+    /// service runs. Nothing is triggered, dispatched or delivered.
+    pub fn open(config: HostConfig, clock: SharedClock) -> Result<Service, Error> {
         // Paths name installed workers: checked here, so that workers can be installed
         // (with the configuration loaded) before the paths that connect them are valid.
         config.check_escalation_paths()?;
@@ -280,7 +295,15 @@ impl Service {
         if let Ok(mut c) = shared.controls.lock() {
             *c = controls;
         }
+        Ok(Service {
+            shared,
+            threads: Mutex::new(Vec::new()),
+        })
+    }
 
+    /// Starts the executors, the deliverer, the audit pusher and the dispatcher.
+    fn run(&self) -> Result<(), Error> {
+        let shared = self.shared.clone();
         let (work_tx, work_rx) = channel::<QueueItem>();
         let work_rx = Arc::new(Mutex::new(work_rx));
         let (done_tx, done_rx) = channel::<Done>();
@@ -310,17 +333,10 @@ impl Service {
             let mut d = Dispatcher::new(dispatcher_shared, work_tx, done_rx);
             d.run();
         })?);
-        let service = Service {
-            shared,
-            threads: Mutex::new(threads),
-        };
-        // Actions approved before a stop and not yet applied are applied now, once.
-        match service.apply_approved() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("applied {n} approved actions left from before the stop"),
-            Err(e) => tracing::error!("applying approved actions: {e}"),
+        if let Ok(mut t) = self.threads.lock() {
+            t.extend(threads);
         }
-        Ok(service)
+        Ok(())
     }
 
     /// The store.
@@ -381,7 +397,7 @@ impl Service {
         filter: &inventory::InventoryFilter,
     ) -> Result<Vec<inventory::InventoryEntry>, Error> {
         let now = self.shared.clock.now_ms();
-        let since = now - inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
+        let since = inventory::history_start(now);
         let recent = self.shared.store.executions_since(since)?;
         let controls = self.controls();
         let mut out = Vec::new();

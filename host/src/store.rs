@@ -16,6 +16,7 @@ mod approvals;
 mod audit;
 mod effect;
 mod effects;
+mod files;
 mod index;
 mod log;
 pub mod models;
@@ -39,6 +40,7 @@ pub use audit::{
     checkpoint_text, csv_row, export_item,
 };
 pub use effect::Effect;
+pub use files::{ImportSummary, RecordFormat, read_records};
 pub use log::{
     Cause, ConditionResult, EscalationRecord, ExecutionEntry, GOVERNANCE, GovernanceEvent,
     current_request, for_request,

@@ -1,6 +1,5 @@
 //! `roster audit`: search and export the audit trail, verify its hash chain and sign
-//! checkpoints to keep elsewhere. Works on the data directory (service stopped), or with `--remote` through a
-//! running service's API.
+//! checkpoints to keep elsewhere, through the API (see `client.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +8,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use super::Paths;
-use crate::store::{AuditQuery, CSV_COLUMNS, Checkpoint, checkpoint_text, csv_row, export_item};
+use super::client::{Client, query};
+use crate::store::{Checkpoint, ExecutionEntry, checkpoint_text, csv_row};
 
 /// `roster audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -21,9 +21,6 @@ pub enum AuditCommand {
         /// rewritten history that no longer matches one of them is caught.
         #[arg(long = "checkpoint")]
         checkpoints: Vec<PathBuf>,
-        /// Ask the running service instead of opening the data directory.
-        #[arg(long)]
-        remote: bool,
     },
     /// Find audit entries (newest last).
     Search {
@@ -59,18 +56,12 @@ pub enum AuditCommand {
         /// Print JSON (for security tooling) instead of a table.
         #[arg(long)]
         json: bool,
-        /// Ask the running service instead of opening the data directory.
-        #[arg(long)]
-        remote: bool,
     },
     /// Sign the chain's current head and print the checkpoint (JSON) to keep elsewhere.
     Checkpoint {
         /// Also write it to this file.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Ask the running service instead of opening the data directory.
-        #[arg(long)]
-        remote: bool,
     },
 }
 
@@ -101,53 +92,26 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn query(self) -> anyhow::Result<AuditQuery> {
-        let time = |t: Option<String>, flag: &str| -> anyhow::Result<Option<i64>> {
-            t.map(|t| {
-                crate::schema::parse_time(&t)
-                    .with_context(|| format!("--{flag} `{t}`: use RFC 3339 or YYYY-MM-DD"))
-            })
-            .transpose()
-        };
-        Ok(AuditQuery {
-            since: time(self.since, "since")?,
-            until: time(self.until, "until")?,
-            worker: self.worker,
-            record: self.record,
-            principal: self.principal,
-            status: self.status,
-            action: self.action,
-            after: None,
-        })
-    }
-}
-
-/// Where exported entries go: CSV rows or JSON Lines.
-enum Sink<'a, W: std::io::Write> {
-    Csv(Box<csv::Writer<&'a mut W>>),
-    Jsonl(&'a mut W),
-}
-
-impl<W: std::io::Write> Sink<'_, W> {
-    fn write(
-        &mut self,
-        e: &crate::store::ExecutionEntry,
-        raw: &[u8],
-        hash: &str,
-    ) -> anyhow::Result<()> {
-        match self {
-            Sink::Csv(w) => w.write_record(csv_row(e, hash))?,
-            Sink::Jsonl(out) => writeln!(out, "{}", export_item(e.seq, raw, hash))?,
+    /// The filter as a query string of the audit API (times checked here first, so a
+    /// mistyped one is named by its flag).
+    fn query(&self, extra: &[(&str, Option<&str>)]) -> anyhow::Result<String> {
+        for (t, flag) in [(&self.since, "since"), (&self.until, "until")] {
+            if let Some(t) = t {
+                crate::schema::parse_time(t)
+                    .with_context(|| format!("--{flag} `{t}`: use RFC 3339 or YYYY-MM-DD"))?;
+            }
         }
-        Ok(())
-    }
-
-    /// Flushes everything written to the file.
-    fn finish(self) -> std::io::Result<()> {
-        match self {
-            Sink::Csv(mut w) => w.flush(),
-            Sink::Jsonl(out) => out.flush(),
-        }
+        let mut pairs = vec![
+            ("worker", self.worker.as_deref()),
+            ("record", self.record.as_deref()),
+            ("principal", self.principal.as_deref()),
+            ("status", self.status.as_deref()),
+            ("action", self.action.as_deref()),
+            ("since", self.since.as_deref()),
+            ("until", self.until.as_deref()),
+        ];
+        pairs.extend_from_slice(extra);
+        Ok(query(&pairs))
     }
 }
 
@@ -158,38 +122,17 @@ fn read_checkpoint(path: &PathBuf) -> anyhow::Result<Checkpoint> {
 }
 
 pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::open(paths)?;
     match command {
-        AuditCommand::Verify {
-            checkpoints,
-            remote,
-        } => {
+        AuditCommand::Verify { checkpoints } => {
             let external = checkpoints
                 .iter()
                 .map(read_checkpoint)
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let outcome = if remote {
-                let body = serde_json::to_vec(&serde_json::json!({ "checkpoints": external }))?;
-                let (status, text) = super::remote::api(
-                    &paths.config,
-                    http::Method::POST,
-                    "/v1/audit/verify",
-                    body,
-                )?;
-                if status != 200 {
-                    bail!("the service answered {status}: {text}");
-                }
-                serde_json::from_str::<serde_json::Value>(&text)?
-            } else {
-                let store = super::open_store(paths)?;
-                match store.verify_audit(&external)? {
-                    Ok(summary) => serde_json::json!({ "ok": true, "summary": summary }),
-                    Err(problem) => serde_json::json!({
-                        "ok": false,
-                        "problem": problem,
-                        "message": problem.to_string(),
-                    }),
-                }
-            };
+            let outcome = client.post(
+                "/v1/audit/verify",
+                &serde_json::json!({ "checkpoints": external }),
+            )?;
             if outcome["ok"] == true {
                 let s = &outcome["summary"];
                 println!(
@@ -210,23 +153,10 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
                 Ok(ExitCode::from(1))
             }
         }
-        AuditCommand::Grants { days, json, remote } => {
-            let report: crate::distribution::grant_audit::GrantReport = if remote {
-                let (status, text) = super::remote::api(
-                    &paths.config,
-                    http::Method::GET,
-                    &format!("/v1/audit/grants?days={days}"),
-                    Vec::new(),
-                )?;
-                if status != 200 {
-                    anyhow::bail!("the service answered {status}: {text}");
-                }
-                serde_json::from_str(&text).context("the service's grant report")?
-            } else {
-                let config = super::host_config(paths)?;
-                let store = super::open_store(paths)?;
-                crate::distribution::grant_audit::report(&config, &store, days)?
-            };
+        AuditCommand::Grants { days, json } => {
+            let answer = client.get(&format!("/v1/audit/grants?days={days}"))?;
+            let report: crate::distribution::grant_audit::GrantReport =
+                serde_json::from_value(answer).context("the grant report")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -239,30 +169,30 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
             limit,
             json,
         } => {
-            let query = filter.query()?;
-            let store = super::open_store(paths)?;
-            let mut found = 0;
-            store.audit_scan(&query, |e, raw, hash| {
-                found += 1;
+            let path = format!("/v1/audit{}", filter.query(&[])?);
+            let found = client.list(&path, "entries", limit.max(1))?;
+            for item in &found {
                 if json {
-                    println!("{}", export_item(e.seq, raw, hash));
-                } else {
-                    let row = csv_row(e, hash);
-                    println!(
-                        "{:>6}  {}  {:<20} {:<10} {:<14} {:<24} {}",
-                        e.seq,
-                        row[12],
-                        e.worker,
-                        e.status,
-                        e.failure.as_deref().unwrap_or("-"),
-                        e.record.as_deref().unwrap_or("-"),
-                        e.detail.as_deref().unwrap_or("")
-                    );
+                    println!("{}", serde_json::to_string(item)?);
+                    continue;
                 }
-                found < limit
-            })?;
+                let e: ExecutionEntry = serde_json::from_value(item["entry"].clone())
+                    .context("an audit entry the service answered")?;
+                let row = csv_row(&e, item["hash"].as_str().unwrap_or_default());
+                println!(
+                    "{:>6}  {}  {:<20} {:<10} {:<14} {:<24} {}",
+                    e.seq,
+                    row[12],
+                    e.worker,
+                    e.status,
+                    e.failure.as_deref().unwrap_or("-"),
+                    e.record.as_deref().unwrap_or("-"),
+                    e.detail.as_deref().unwrap_or("")
+                );
+            }
             if !json {
-                eprintln!("{found} entr{}", if found == 1 { "y" } else { "ies" });
+                let n = found.len();
+                eprintln!("{n} entr{}", if n == 1 { "y" } else { "ies" });
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -274,65 +204,35 @@ pub(super) fn audit(paths: &Paths, command: AuditCommand) -> anyhow::Result<Exit
             if format != "jsonl" && format != "csv" {
                 bail!("--format `{format}`: use jsonl or csv");
             }
-            let query = filter.query()?;
-            let store = super::open_store(paths)?;
+            let path = format!(
+                "/v1/audit/export{}",
+                filter.query(&[("format", Some(format.as_str()))])?
+            );
             let file = std::fs::File::create(&output)
                 .with_context(|| format!("creating {}", output.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            let progress = indicatif::ProgressBar::new(store.audit_len()?);
+            let progress = indicatif::ProgressBar::new_spinner();
             progress.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{msg:>10} [{bar:40}] {pos}/{len} entries ({eta})",
+                    "{spinner} exporting {pos} entries ({per_sec})",
                 )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            progress.set_message("exporting");
-            let mut sink = if format == "csv" {
-                let mut w = csv::Writer::from_writer(&mut out);
-                w.write_record(CSV_COLUMNS)?;
-                Sink::Csv(Box::new(w))
+            let lines = client
+                .download(&path, &mut out, &progress)
+                .with_context(|| format!("exporting to {}", output.display()))?;
+            let written = if format == "csv" {
+                lines.saturating_sub(1)
             } else {
-                Sink::Jsonl(&mut out)
+                lines
             };
-            let (mut written, mut failure) = (0u64, None);
-            store.audit_scan(&query, |e, raw, hash| {
-                progress.set_position(e.seq);
-                match sink.write(e, raw, hash) {
-                    Ok(()) => {
-                        written += 1;
-                        true
-                    }
-                    Err(err) => {
-                        failure = Some(err);
-                        false
-                    }
-                }
-            })?;
-            sink.finish()?;
-            progress.finish_and_clear();
-            if let Some(err) = failure {
-                return Err(err.context(format!("writing {}", output.display())));
-            }
             eprintln!("exported {written} entries to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Checkpoint { output, remote } => {
-            let checkpoint: Option<Checkpoint> = if remote {
-                let (status, text) = super::remote::api(
-                    &paths.config,
-                    http::Method::POST,
-                    "/v1/audit/checkpoint",
-                    Vec::new(),
-                )?;
-                if status != 200 {
-                    bail!("the service answered {status}: {text}");
-                }
-                let value: serde_json::Value = serde_json::from_str(&text)?;
-                serde_json::from_value(value["checkpoint"].clone())?
-            } else {
-                super::open_store(paths)?.audit_checkpoint()?
-            };
+        AuditCommand::Checkpoint { output } => {
+            let answer = client.post("/v1/audit/checkpoint", &serde_json::Value::Null)?;
+            let checkpoint: Option<Checkpoint> =
+                serde_json::from_value(answer["checkpoint"].clone())?;
             let Some(checkpoint) = checkpoint else {
                 bail!("the audit log is empty: nothing to sign yet");
             };

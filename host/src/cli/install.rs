@@ -195,7 +195,7 @@ pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCo
         grant,
         principal: args.principal.clone(),
         allow_downgrade: args.allow_downgrade,
-        by: super::people::local_operator(),
+        by: super::client::local_operator(),
     };
     let plan = install::plan(&config, verified, &options)?;
     if args.json {

@@ -1,27 +1,23 @@
 //! `roster people` and `roster tokens`: accounts, roles and API tokens.
 //!
-//! On the data directory by default (the local operator acts as `local:<user>`, recorded in
-//! the audit trail); with `--remote` through the running service's API, where the caller's
-//! token decides what is allowed.
+//! Through the API (see `client.rs`): a running service's, where the caller's token
+//! decides what is allowed, or the data directory's, where the local operator acts as
+//! `local:<user>` (recorded in the audit trail).
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use super::Paths;
-use super::open_store;
+use super::client::{Client, encode, print_json, segment};
 use crate::server::people::{AccountChange, check_roles};
-use crate::store::{Account, AccountKind};
+use crate::store::AccountKind;
 
 /// `roster people` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PeopleCommand {
     /// List accounts and their tokens (never the tokens themselves).
-    List {
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
-    },
+    List,
     /// Add a user or service account.
     Add {
         /// The id (for people, their email address).
@@ -36,9 +32,6 @@ pub enum PeopleCommand {
         /// viewer; the last four can be scoped to a domain (`reviewer@revenue`). Repeatable.
         #[arg(long = "role")]
         roles: Vec<String>,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
     /// Change an account's roles, or disable or enable it.
     Change {
@@ -56,9 +49,6 @@ pub enum PeopleCommand {
         /// Enable it again.
         #[arg(long)]
         enable: bool,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
 }
 
@@ -75,52 +65,43 @@ pub enum TokensCommand {
         /// Expire it after this many days.
         #[arg(long)]
         expires_days: Option<u32>,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
     /// Revoke a token by its id (`tok-...`).
     Revoke {
         /// The token's id.
         id: String,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
 }
 
-/// Who the local operator is, for the audit trail.
-pub(super) fn local_operator() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("local:{user}")
-}
-
-fn print(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(ExitCode::SUCCESS)
-}
-
 pub(super) fn people(paths: &Paths, command: PeopleCommand) -> anyhow::Result<ExitCode> {
-    let by = local_operator();
+    let client = Client::open(paths)?;
     match command {
-        PeopleCommand::List { remote: true } => {
-            super::remote::print_api(&paths.config, http::Method::GET, "/v1/people", Vec::new())
-        }
-        PeopleCommand::List { remote: false } => {
-            let store = open_store(paths)?;
-            print(&serde_json::json!({
-                "accounts": store.accounts()?,
-                "tokens": store.tokens(None)?,
-            }))
+        PeopleCommand::List => {
+            let (mut accounts, mut tokens) = (Vec::new(), Vec::new());
+            let mut next: Option<String> = None;
+            loop {
+                let mut path = "/v1/people?limit=1000".to_string();
+                if let Some(n) = &next {
+                    path.push_str(&format!("&next={}", encode(n)));
+                }
+                let mut page = client.get(&path)?;
+                for (key, into) in [("accounts", &mut accounts), ("tokens", &mut tokens)] {
+                    if let Some(found) = page[key].as_array_mut() {
+                        into.append(found);
+                    }
+                }
+                match page["next"].as_str() {
+                    Some(n) => next = Some(n.to_string()),
+                    None => break,
+                }
+            }
+            print_json(&serde_json::json!({ "accounts": accounts, "tokens": tokens }))
         }
         PeopleCommand::Add {
             id,
             service,
             name,
             roles,
-            remote,
         } => {
             check_roles(&roles).map_err(anyhow::Error::msg)?;
             let kind = if service {
@@ -128,27 +109,8 @@ pub(super) fn people(paths: &Paths, command: PeopleCommand) -> anyhow::Result<Ex
             } else {
                 AccountKind::User
             };
-            if remote {
-                let body =
-                    serde_json::json!({ "id": id, "kind": kind, "name": name, "roles": roles });
-                return super::remote::print_api(
-                    &paths.config,
-                    http::Method::POST,
-                    "/v1/people",
-                    serde_json::to_vec(&body)?,
-                );
-            }
-            let account = Account {
-                id,
-                kind,
-                name,
-                roles,
-                disabled: false,
-                created_at: 0,
-                updated_at: 0,
-            };
-            let account = open_store(paths)?.create_account(account, &by)?;
-            print(&serde_json::json!({ "account": account }))
+            let body = serde_json::json!({ "id": id, "kind": kind, "name": name, "roles": roles });
+            client.print_post("/v1/people", &body)
         }
         PeopleCommand::Change {
             id,
@@ -156,7 +118,6 @@ pub(super) fn people(paths: &Paths, command: PeopleCommand) -> anyhow::Result<Ex
             remove,
             disable,
             enable,
-            remote,
         } => {
             let change = AccountChange {
                 roles: None,
@@ -165,64 +126,37 @@ pub(super) fn people(paths: &Paths, command: PeopleCommand) -> anyhow::Result<Ex
                 disabled: (disable || enable).then_some(disable),
             };
             change.check().map_err(anyhow::Error::msg)?;
-            if remote {
-                let body = serde_json::json!({
-                    "add": change.add,
-                    "remove": change.remove,
-                    "disabled": change.disabled,
-                });
-                return super::remote::print_api(
-                    &paths.config,
-                    http::Method::PATCH,
-                    &format!("/v1/people/{id}"),
-                    serde_json::to_vec(&body)?,
-                );
-            }
-            let account = open_store(paths)?
-                .update_account(&id, &by, move |a| change.apply(a))?
-                .ok_or_else(|| anyhow::anyhow!("no account `{id}`"))?;
-            print(&serde_json::json!({ "account": account }))
+            let body = serde_json::json!({
+                "add": change.add,
+                "remove": change.remove,
+                "disabled": change.disabled,
+            });
+            print_json(&client.call(
+                http::Method::PATCH,
+                &format!("/v1/people/{}", segment(&id)),
+                Some(&body),
+            )?)
         }
     }
 }
 
 pub(super) fn tokens(paths: &Paths, command: TokensCommand) -> anyhow::Result<ExitCode> {
-    let by = local_operator();
+    let client = Client::open(paths)?;
     match command {
         TokensCommand::Issue {
             account,
             name,
             expires_days,
-            remote,
         } => {
-            if remote {
-                let body = serde_json::json!({ "name": name, "expires_days": expires_days });
-                return super::remote::print_api(
-                    &paths.config,
-                    http::Method::POST,
-                    &format!("/v1/people/{account}/tokens"),
-                    serde_json::to_vec(&body)?,
-                );
-            }
-            let store = open_store(paths)?;
-            let expires = store.token_expiry(expires_days)?;
-            let (info, token) = store.issue_token(&account, &name, expires, &by)?;
+            let body = serde_json::json!({ "name": name, "expires_days": expires_days });
+            let answer = client.post(&format!("/v1/people/{}/tokens", segment(&account)), &body)?;
             eprintln!("The token is shown once; only its digest is stored.");
-            print(&serde_json::json!({ "token": token, "info": info }))
+            print_json(&answer)
         }
-        TokensCommand::Revoke { id, remote } => {
-            if remote {
-                return super::remote::print_api(
-                    &paths.config,
-                    http::Method::DELETE,
-                    &format!("/v1/tokens/{id}"),
-                    Vec::new(),
-                );
-            }
-            let revoked = open_store(paths)?
-                .revoke_token(&id, &by)?
-                .ok_or_else(|| anyhow::anyhow!("no token `{id}`"))?;
-            print(&serde_json::json!({ "revoked": revoked }))
-        }
+        TokensCommand::Revoke { id } => print_json(&client.call(
+            http::Method::DELETE,
+            &format!("/v1/tokens/{}", segment(&id)),
+            None,
+        )?),
     }
 }

@@ -1,10 +1,8 @@
-//! `roster records ...` and `roster workers ...`: on the data directory directly (the
-//! embedded store allows one process at a time, so stop `roster serve` first, or use the
-//! HTTP API while it runs).
+//! `roster records ...`, `roster workers ...` and `roster models`, through the API (see
+//! `client.rs`): the running service's, or the data directory's when none runs.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,10 +10,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Paths, open_store};
-use crate::clock::SystemClock;
-use crate::store::{RecordQuery, StoreError};
-use crate::value::{FieldValue, Record};
+use super::Paths;
+use super::client::{Client, Refused, Upload, print_json, query, refused, segment};
+use crate::store::{ImportSummary, ModelSummary, RecordFormat};
 
 /// `roster records` subcommands.
 #[derive(Debug, Subcommand)]
@@ -86,9 +83,6 @@ pub enum WorkersCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// Ask the running service instead of opening the data directory.
-        #[arg(long)]
-        remote: bool,
     },
     /// Pause a worker of the running service: its triggers are held until it is resumed.
     Pause {
@@ -114,9 +108,6 @@ pub enum WorkersCommand {
     Trust {
         /// The worker's name.
         name: String,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
     /// Move a worker on the trust curve (one stage up when ready, or down); through the
     /// running service, as the `ROSTER_TOKEN` account.
@@ -141,18 +132,12 @@ pub enum WorkersCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// Run it in the running service (recorded in its audit trail).
-        #[arg(long)]
-        remote: bool,
     },
     /// How a worker's shadow version compares with the live one: runs, agreement, and
     /// where their proposed actions differed.
     Shadow {
         /// The worker's name.
         name: String,
-        /// Ask the running service.
-        #[arg(long)]
-        remote: bool,
     },
     /// The versions a worker ran and the one running now (running service).
     Versions {
@@ -194,22 +179,22 @@ pub enum WorkersCommand {
 }
 
 pub(super) fn records(cli: &Paths, command: RecordsCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::open(cli)?;
     match command {
-        RecordsCommand::Import { file, object } => import(cli, &file, object.as_deref()),
+        RecordsCommand::Import { file, object } => import(&client, &file, object.as_deref()),
         RecordsCommand::Export {
             object,
             format,
             output,
-        } => export(cli, &object, &format, output.as_deref()),
+        } => export(&client, &object, &format, output.as_deref()),
         RecordsCommand::Get { object, id } => {
-            let store = open_store(cli)?;
-            store.schema().object(&object)?;
-            match store.get_record(&object, &id)? {
-                Some(r) => {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
-                    Ok(ExitCode::SUCCESS)
+            let path = format!("/v1/records/{}/{}", segment(&object), segment(&id));
+            match client.get(&path) {
+                Ok(record) => print_json(&record),
+                Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => {
+                    bail!("{object}/{id} does not exist")
                 }
-                None => bail!("{object}/{id} does not exist"),
+                Err(e) => Err(e),
             }
         }
         RecordsCommand::Query {
@@ -217,15 +202,13 @@ pub(super) fn records(cli: &Paths, command: RecordsCommand) -> anyhow::Result<Ex
             filters,
             limit,
         } => {
-            let filters = crate::server::parse_where(&filters).map_err(anyhow::Error::msg)?;
-            let store = open_store(cli)?;
             let started = std::time::Instant::now();
-            let found = store.query(&RecordQuery {
-                object,
-                filters,
-                owners: None,
-                limit,
-            })?;
+            let path = format!(
+                "/v1/records/{}{}",
+                segment(&object),
+                query(&[("where", Some(filters.as_str()).filter(|f| !f.is_empty()))])
+            );
+            let found = client.list(&path, "records", limit.max(1))?;
             for r in &found {
                 println!("{}", serde_json::to_string(r)?);
             }
@@ -239,77 +222,6 @@ pub(super) fn records(cli: &Paths, command: RecordsCommand) -> anyhow::Result<Ex
     }
 }
 
-/// Reads records from a CSV or JSON Lines file, calling `f` with each (line, record).
-fn read_records(
-    path: &Path,
-    object: Option<&str>,
-    progress: &ProgressBar,
-    mut f: impl FnMut(usize, Record) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    match ext {
-        "csv" => {
-            let object = object.context("CSV imports need --object")?;
-            let mut reader = csv::Reader::from_reader(progress.wrap_read(file));
-            let headers = reader.headers()?.clone();
-            if headers.iter().all(|h| h != "id") {
-                bail!("{}: the header row needs an `id` column", path.display());
-            }
-            for (i, row) in reader.records().enumerate() {
-                let line = i + 2;
-                let row = row.with_context(|| format!("{}:{line}", path.display()))?;
-                let mut record = Record {
-                    object: object.to_string(),
-                    id: String::new(),
-                    owner: None,
-                    fields: BTreeMap::new(),
-                };
-                for (name, cell) in headers.iter().zip(row.iter()) {
-                    match name {
-                        "id" => record.id = cell.to_string(),
-                        "owner" if !cell.is_empty() => record.owner = Some(cell.to_string()),
-                        "owner" => {}
-                        _ if cell.is_empty() => {}
-                        field => {
-                            record
-                                .fields
-                                .insert(field.to_string(), FieldValue::Text(cell.to_string()));
-                        }
-                    }
-                }
-                f(line, record)?;
-            }
-        }
-        "jsonl" | "ndjson" => {
-            let reader = BufReader::new(progress.wrap_read(file));
-            for (i, line) in reader.lines().enumerate() {
-                let line_no = i + 1;
-                let line = line.with_context(|| format!("{}:{line_no}", path.display()))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let mut value: serde_json::Value = serde_json::from_str(&line)
-                    .with_context(|| format!("{}:{line_no}: not JSON", path.display()))?;
-                if let (Some(o), Some(map)) = (object, value.as_object_mut()) {
-                    map.entry("object").or_insert_with(|| o.into());
-                }
-                let record: Record = serde_json::from_value(value)
-                    .with_context(|| format!("{}:{line_no}: not a record", path.display()))?;
-                f(line_no, record)?;
-            }
-        }
-        other => bail!(
-            "{}: unknown format `{other}` (use .csv, .jsonl or .ndjson)",
-            path.display()
-        ),
-    }
-    Ok(())
-}
-
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -321,339 +233,256 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn import(cli: &Paths, path: &Path, object: Option<&str>) -> anyhow::Result<ExitCode> {
-    let store = open_store(cli)?;
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
+/// A spinner counting what arrived.
+fn counter(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
 
-    // Pass 1: check every row; nothing is written if any row is wrong.
-    let check = bar(size, "checking");
-    let mut ids = BTreeSet::new();
-    let mut rows = 0usize;
-    read_records(path, object, &check, |line, record| {
-        let key = (record.object.clone(), record.id.clone());
-        store
-            .check_record(record)
-            .with_context(|| format!("{}:{line}", path.display()))?;
-        if !ids.insert(key.clone()) {
-            bail!(
-                "{}:{line}: {}/{} appears twice",
-                path.display(),
-                key.0,
-                key.1
-            );
+/// Streams the file to the API while a bar shows how much is sent; the service checks
+/// every row, then writes them.
+fn import(client: &Client, path: &Path, object: Option<&str>) -> anyhow::Result<ExitCode> {
+    let format = RecordFormat::of_path(path)?;
+    if format == RecordFormat::Csv && object.is_none() {
+        bail!("CSV imports need --object");
+    }
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = file.metadata()?.len();
+    let progress = bar(size, "sending");
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let shown = progress.clone();
+    client.spawn_blocking(move || {
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let piece = match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    shown.inc(n as u64);
+                    Ok(hyper::body::Bytes::copy_from_slice(&buffer[..n]))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = piece.is_err();
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
         }
-        rows += 1;
-        Ok(())
-    })?;
-    check.finish_and_clear();
-
-    // Pass 2: write in batches, each batch one durable transaction.
-    let write = bar(size, "importing");
+        shown.set_message("checking and writing");
+    });
     let started = std::time::Instant::now();
-    let mut batch = Vec::with_capacity(5000);
-    let mut changed = 0usize;
-    read_records(path, object, &write, |_, record| {
-        batch.push(record);
-        if batch.len() == 5000 {
-            changed += store.import_records(std::mem::take(&mut batch), "import")?;
+    let format_name = match format {
+        RecordFormat::Csv => "csv",
+        RecordFormat::Jsonl => "jsonl",
+    };
+    let target = format!(
+        "/v1/imports/records{}",
+        query(&[("format", Some(format_name)), ("object", object)])
+    );
+    let response = client.send(
+        http::Method::POST,
+        &target,
+        format.media_type(),
+        axum::body::Body::new(Upload(rx)),
+    );
+    progress.finish_and_clear();
+    let response = response?;
+    let status = response.status().as_u16();
+    let answer = client.collect(response.into_body())?;
+    if !(200..300).contains(&status) {
+        let why = refused(status, &answer).detail;
+        // The service names the line; the file's name goes with it.
+        match why
+            .strip_prefix("line ")
+            .and_then(|rest| rest.split_once(": "))
+            .filter(|(n, _)| n.parse::<u64>().is_ok())
+        {
+            Some((n, rest)) => bail!("{}:{n}: {rest}", path.display()),
+            None => bail!("{}: {why}", path.display()),
         }
-        Ok(())
-    })?;
-    changed += store.import_records(batch, "import")?;
-    write.finish_and_clear();
+    }
+    let summary: ImportSummary = serde_json::from_slice(&answer)?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "imported {rows} records ({changed} new or changed) in {secs:.1} s ({:.0} records/s)",
-        rows as f64 / secs.max(1e-9)
+        "imported {} records ({} new or changed) in {secs:.1} s ({:.0} records/s)",
+        summary.rows,
+        summary.changed,
+        summary.rows as f64 / secs.max(1e-9)
     );
     Ok(ExitCode::SUCCESS)
 }
 
+/// Streams an object's records from the API to a file (or standard output) while a
+/// counter shows how many arrived.
 fn export(
-    cli: &Paths,
+    client: &Client,
     object: &str,
     format: &str,
     output: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_store(cli)?;
-    let def = store.schema().object(object)?.clone();
+    if format != "jsonl" && format != "csv" {
+        bail!("unknown format `{format}` (use jsonl or csv)");
+    }
+    let target = format!("/v1/exports/records/{}?format={format}", segment(object));
     let out: Box<dyn Write> = match output {
         Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
-    let mut count = 0usize;
-    let mut failure = None;
-    match format {
-        "jsonl" => {
-            store.for_each_record(object, |r| {
-                count += 1;
-                match serde_json::to_string(&r).map(|line| writeln!(out, "{line}")) {
-                    Ok(Ok(())) => true,
-                    Ok(Err(e)) => {
-                        failure = Some(anyhow::Error::from(e));
-                        false
-                    }
-                    Err(e) => {
-                        failure = Some(e.into());
-                        false
-                    }
-                }
-            })?;
-        }
-        "csv" => {
-            let fields: Vec<&String> = def.fields.keys().collect();
-            let mut writer = csv::Writer::from_writer(&mut out);
-            let mut header = vec!["id".to_string(), "owner".to_string()];
-            header.extend(fields.iter().map(|f| f.to_string()));
-            writer.write_record(&header)?;
-            store.for_each_record(object, |r| {
-                count += 1;
-                let mut row = vec![r.id.clone(), r.owner.clone().unwrap_or_default()];
-                row.extend(fields.iter().map(|f| cell(r.fields.get(*f))));
-                match writer.write_record(&row) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failure = Some(e.into());
-                        false
-                    }
-                }
-            })?;
-            writer.flush()?;
-        }
-        other => bail!("unknown format `{other}` (use jsonl or csv)"),
+    let progress = counter("exporting");
+    if output.is_none() {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    out.flush()?;
+    let lines = client.download(&target, &mut out, &progress)?;
+    let count = if format == "csv" {
+        lines.saturating_sub(1)
+    } else {
+        lines
+    };
     eprintln!("exported {count} {object} records");
     Ok(ExitCode::SUCCESS)
 }
 
-/// A CSV cell for a value (timestamps as RFC 3339, lists joined with `;`).
-fn cell(v: Option<&FieldValue>) -> String {
-    match v {
-        None | Some(FieldValue::Null) => String::new(),
-        Some(FieldValue::Text(t)) => t.clone(),
-        Some(FieldValue::Integer(n)) => n.to_string(),
-        Some(FieldValue::Number(n)) => n.to_string(),
-        Some(FieldValue::Boolean(b)) => b.to_string(),
-        Some(FieldValue::TextList(l)) => l.join(";"),
-        Some(FieldValue::Timestamp { timestamp }) => {
-            chrono::DateTime::from_timestamp_millis(*timestamp)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                .unwrap_or_default()
-        }
-    }
-}
-
 pub(super) fn workers(cli: &Paths, command: WorkersCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::open(cli)?;
+    let worker = |name: &str, what: &str| format!("/v1/workers/{}/{what}", segment(name));
     match command {
-        WorkersCommand::Pause { name, reason } => {
-            let body = serde_json::json!({ "reason": reason });
-            return super::remote::control(&cli.config, &format!("/v1/workers/{name}/pause"), body);
-        }
+        WorkersCommand::Pause { name, reason } => client.print_post(
+            &worker(&name, "pause"),
+            &serde_json::json!({ "reason": reason }),
+        ),
         WorkersCommand::Resume {
             name,
             reason,
             restore_grant,
-        } => {
-            let body = serde_json::json!({ "reason": reason, "restore_grant": restore_grant });
-            return super::remote::control(
-                &cli.config,
-                &format!("/v1/workers/{name}/resume"),
-                body,
-            );
-        }
-        WorkersCommand::Trust { name, remote } => {
-            return super::approvals::trust(cli, &name, remote);
-        }
+        } => client.print_post(
+            &worker(&name, "resume"),
+            &serde_json::json!({ "reason": reason, "restore_grant": restore_grant }),
+        ),
+        WorkersCommand::Trust { name } => client.print_get(&worker(&name, "trust")),
         WorkersCommand::DryRun {
             name,
             dataset,
             json,
-            remote,
-        } => return super::versions::dry_run(cli, &name, &dataset, json, remote),
-        WorkersCommand::Versions { name } => return super::versions::show(cli, &name, "versions"),
-        WorkersCommand::Shadow { name, remote } => {
-            return super::versions::shadow(cli, &name, remote);
-        }
-        WorkersCommand::Readiness { name } => {
-            return super::versions::show(cli, &name, "readiness");
-        }
-        WorkersCommand::Deploy { name, reason } => {
-            return super::versions::act(cli, &name, "deploy", &reason);
-        }
-        WorkersCommand::Rollback { name, reason } => {
-            return super::versions::act(cli, &name, "rollback", &reason);
-        }
-        WorkersCommand::Stage { name, to, reason } => {
-            return super::approvals::stage(cli, &name, &to, &reason);
-        }
+        } => super::versions::dry_run(&client, &name, &dataset, json),
+        WorkersCommand::Versions { name } => client.print_get(&worker(&name, "versions")),
+        WorkersCommand::Shadow { name } => client.print_get(&worker(&name, "shadow")),
+        WorkersCommand::Readiness { name } => client.print_get(&worker(&name, "readiness")),
+        WorkersCommand::Deploy { name, reason } => client.print_post(
+            &worker(&name, "deploy"),
+            &serde_json::json!({ "reason": reason }),
+        ),
+        WorkersCommand::Rollback { name, reason } => client.print_post(
+            &worker(&name, "rollback"),
+            &serde_json::json!({ "reason": reason }),
+        ),
+        WorkersCommand::Stage { name, to, reason } => client.print_post(
+            &worker(&name, "stage"),
+            &serde_json::json!({ "to": to, "reason": reason }),
+        ),
         WorkersCommand::Reverse {
             name,
             action,
             reason,
-        } => return super::approvals::reverse(cli, &name, &action, &reason),
+        } => client.print_post(
+            &worker(&name, "reversals"),
+            &serde_json::json!({ "action": action, "reason": reason }),
+        ),
         WorkersCommand::Inventory {
             domain,
             owner,
             status,
             json,
-            remote,
         } => {
-            let filter = crate::service::inventory::InventoryFilter {
-                domain,
-                owner,
-                status,
-            };
-            return inventory(cli, filter, json, remote);
+            let path = format!(
+                "/v1/inventory{}",
+                query(&[
+                    ("domain", domain.as_deref()),
+                    ("owner", owner.as_deref()),
+                    ("status", status.as_deref()),
+                ])
+            );
+            let entries = client.list(&path, "workers", usize::MAX)?;
+            inventory(&entries, json)
         }
-        _ => {}
-    }
-    let config = super::host_config(cli)?;
-    match command {
-        WorkersCommand::Pause { .. }
-        | WorkersCommand::Resume { .. }
-        | WorkersCommand::Trust { .. }
-        | WorkersCommand::DryRun { .. }
-        | WorkersCommand::Versions { .. }
-        | WorkersCommand::Shadow { .. }
-        | WorkersCommand::Readiness { .. }
-        | WorkersCommand::Deploy { .. }
-        | WorkersCommand::Rollback { .. }
-        | WorkersCommand::Stage { .. }
-        | WorkersCommand::Reverse { .. }
-        | WorkersCommand::Inventory { .. } => {}
         WorkersCommand::List => {
-            if config.workers.is_empty() {
+            let workers = client.list("/v1/workers", "workers", usize::MAX)?;
+            if workers.is_empty() {
                 println!("no workers installed (add them to `workers` in roster.toml)");
             }
-            for w in &config.workers {
-                let m = &w.manifest.plugin;
-                let triggers: Vec<&str> = w.triggers.iter().map(|t| t.label.as_str()).collect();
+            for w in &workers {
+                let text = |k: &str| w[k].as_str().unwrap_or_default().to_string();
                 println!(
-                    "{:<24} {} {} ({:?}) as {}{} — {}",
-                    w.name,
-                    m.id,
-                    m.version,
-                    m.domain,
-                    w.grant.grant.principal,
-                    if w.enabled { "" } else { " [disabled]" },
-                    triggers.join(", ")
+                    "{:<24} {} {} ({}) as {}{} — {}",
+                    text("name"),
+                    text("plugin"),
+                    text("version"),
+                    text("domain"),
+                    text("principal"),
+                    if w["enabled"] == true {
+                        ""
+                    } else {
+                        " [disabled]"
+                    },
+                    strings(&w["triggers"]).join(", ")
                 );
             }
+            Ok(ExitCode::SUCCESS)
         }
         WorkersCommand::Show { name } => {
-            let w = config
-                .workers
-                .iter()
-                .find(|w| w.name == name)
-                .with_context(|| format!("no worker named `{name}`"))?;
-            let m = &w.manifest;
-            println!("name        {}", w.name);
-            println!("plugin      {} {}", m.plugin.id, m.plugin.version);
-            println!("domain      {:?}", m.plugin.domain);
-            println!("purpose     {}", m.plugin.description);
+            let w = client.get(&format!("/v1/workers/{}", segment(&name)))?;
+            let text = |k: &str| w[k].as_str().unwrap_or_default().to_string();
+            println!("name        {}", text("name"));
+            println!("plugin      {} {}", text("plugin"), text("version"));
+            println!("domain      {}", text("domain"));
+            println!("purpose     {}", text("description"));
             println!(
                 "owners      business {}, technical {}",
-                m.owners.business, m.owners.technical
+                w["owners"]["business"].as_str().unwrap_or_default(),
+                w["owners"]["technical"].as_str().unwrap_or_default()
             );
-            println!("principal   {}", w.grant.grant.principal);
-            println!("enabled     {}", w.enabled);
-            println!("config      {}", w.path.display());
-            for t in &w.triggers {
-                println!("trigger     {}", t.label);
+            println!("principal   {}", text("principal"));
+            println!("enabled     {}", w["enabled"]);
+            println!("paused      {}", w["paused"]);
+            println!("config      {}", text("config"));
+            for t in strings(&w["triggers"]) {
+                println!("trigger     {t}");
             }
-            println!("conditions  {:?}", w.conditions);
-            let granted: Vec<&str> = crate::scope::CapabilityName::ALL
-                .iter()
-                .filter(|c| w.grant.capabilities.has(**c))
-                .map(|c| c.as_str())
-                .collect();
-            println!("granted     {}", granted.join(", "));
-            if let Ok(store) = open_store(cli) {
-                let recent: Vec<_> = store
-                    .executions_after(0, usize::MAX)?
-                    .into_iter()
-                    .filter(|e| e.worker == name)
-                    .collect();
-                println!("executions  {} recorded", recent.len());
-                for e in recent.iter().rev().take(10) {
-                    println!(
-                        "  #{} {} {} {}",
-                        e.seq,
-                        e.status,
-                        e.record.as_deref().unwrap_or("-"),
-                        e.detail.as_deref().unwrap_or("")
-                    );
-                }
+            println!("conditions  {}", text("conditions"));
+            println!("granted     {}", strings(&w["granted"]).join(", "));
+            let recent = w["recent"].as_array().cloned().unwrap_or_default();
+            println!("latest      {} execution(s), newest first", recent.len());
+            for e in &recent {
+                println!(
+                    "  #{} {} {} {}",
+                    e["seq"],
+                    e["status"].as_str().unwrap_or_default(),
+                    e["record"].as_str().unwrap_or("-"),
+                    e["detail"].as_str().unwrap_or("")
+                );
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn inventory(
-    cli: &Paths,
-    filter: crate::service::inventory::InventoryFilter,
-    json: bool,
-    remote: bool,
-) -> anyhow::Result<ExitCode> {
-    let entries: Vec<serde_json::Value> = if remote {
-        let mut query = Vec::new();
-        for (key, value) in [
-            ("domain", &filter.domain),
-            ("owner", &filter.owner),
-            ("status", &filter.status),
-        ] {
-            if let Some(v) = value {
-                query.push(format!(
-                    "{key}={}",
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                ));
-            }
-        }
-        let path = format!("/v1/inventory?{}", query.join("&"));
-        let (status, text) = super::remote::api(&cli.config, http::Method::GET, &path, Vec::new())?;
-        if status != 200 {
-            anyhow::bail!("the service answered {status}: {text}");
-        }
-        let value: serde_json::Value = serde_json::from_str(&text)?;
-        value["workers"].as_array().cloned().unwrap_or_default()
-    } else {
-        let config = super::host_config(cli)?;
-        let store = open_store(cli)?;
-        let now = crate::clock::Clock::now_ms(&SystemClock);
-        let since = now - crate::service::inventory::HISTORY_WEEKS * 7 * crate::clock::DAY_MS;
-        let recent = store.executions_since(since)?;
-        let controls = store.controls()?;
-        config
-            .workers
-            .iter()
-            .map(|w| {
-                let mine: Vec<_> = recent.iter().filter(|e| e.worker == w.name).collect();
-                let deployment = store.deployment(&w.name)?;
-                let stage =
-                    crate::governance::trust::current_stage(&store, &w.name, w.starting_stage())?;
-                Ok(crate::service::inventory::describe(
-                    w,
-                    controls.get(&w.name),
-                    deployment.as_ref(),
-                    stage,
-                    &mine,
-                    now,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?
-            .into_iter()
-            .filter(|e| filter.matches(e))
-            .map(|e| serde_json::to_value(e).unwrap_or_default())
-            .collect()
-    };
+/// The strings of a JSON array.
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn inventory(entries: &[serde_json::Value], json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
@@ -661,18 +490,8 @@ fn inventory(
     if entries.is_empty() {
         println!("no workers match");
     }
-    for e in &entries {
-        let list = |key: &str| {
-            e[key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default()
-        };
+    for e in entries {
+        let list = |key: &str| strings(&e[key]).join("; ");
         let weeks: Vec<String> = e["accuracy_history"]
             .as_array()
             .map(|a| {
@@ -718,8 +537,9 @@ fn inventory(
 /// `roster models`: the offline models, what they learnt from and how reviewers judged
 /// their predictions.
 pub(super) fn models(cli: &Paths, json: bool) -> anyhow::Result<ExitCode> {
-    let store = open_store(cli)?;
-    let models = store.models()?;
+    let answer = Client::open(cli)?.get("/v1/models")?;
+    let models: Vec<ModelSummary> = serde_json::from_value(answer["models"].clone())
+        .context("the models the service answered")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&models)?);
         return Ok(ExitCode::SUCCESS);

@@ -1,5 +1,5 @@
-//! Commands that talk to a running `roster serve` over its HTTP API: `events send` (a
-//! signed webhook call), `queue status` and `workers pause|resume` (with the API token).
+//! Commands only a running service answers: `events send` (a signed webhook call) and
+//! `queue status` (with the API token).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -135,72 +135,7 @@ pub(super) fn events(config_path: &Path, command: EventsCommand) -> anyhow::Resu
     }
 }
 
-/// The environment variable with a personal or service token; it takes precedence over
-/// the bootstrap token of `api-token-env`.
-pub const TOKEN_ENV: &str = "ROSTER_TOKEN";
-
-fn token(config: &HostConfig) -> anyhow::Result<String> {
-    std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| config.api_token.clone())
-        .with_context(|| {
-            format!(
-                "no API token: set {TOKEN_ENV}, or api-token-env in roster.toml and that variable"
-            )
-        })
-}
-
-/// Calls the running service's API with the token; returns the status and body.
-pub(super) fn api(
-    config_path: &Path,
-    method: http::Method,
-    path: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<(u16, String)> {
-    let config = config(config_path)?;
-    let token = token(&config)?;
-    request(
-        &config,
-        method,
-        path,
-        &[("authorization", format!("Bearer {token}"))],
-        body,
-    )
-}
-
-/// `roster workers pause|resume` and `roster kill`: POSTs a control request to the running
-/// service and prints its answer.
-pub(super) fn control(
-    config_path: &Path,
-    path: &str,
-    body: serde_json::Value,
-) -> anyhow::Result<ExitCode> {
-    print_api(
-        config_path,
-        http::Method::POST,
-        path,
-        serde_json::to_vec(&body)?,
-    )
-}
-
-pub(super) fn queue(config_path: &Path, command: QueueCommand) -> anyhow::Result<ExitCode> {
+pub(super) fn queue(paths: &super::Paths, command: QueueCommand) -> anyhow::Result<ExitCode> {
     let QueueCommand::Status = command;
-    print_api(config_path, http::Method::GET, "/v1/queue", Vec::new())
-}
-
-/// Calls the API and prints its JSON answer; anything but 2xx is an error.
-pub(super) fn print_api(
-    config_path: &Path,
-    method: http::Method,
-    path: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<ExitCode> {
-    let (status, text) = api(config_path, method, path, body)?;
-    if !(200..300).contains(&status) {
-        bail!("the service answered {status}: {text}");
-    }
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(ExitCode::SUCCESS)
+    super::client::Client::service(paths)?.print_get("/v1/queue")
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use super::client::Discovery;
 use crate::clock::SystemClock;
 use crate::config::HostConfig;
 use crate::service::Service;
@@ -18,14 +19,17 @@ pub(super) fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let config = HostConfig::load(config_path)?;
-    run(config, |_| Vec::new())
+    run(config, None, |_| Vec::new())
 }
 
 /// Runs the service and its API until Ctrl-C or SIGTERM. `companions` starts threads that
 /// run beside it (given the service and a flag set when it stops) and returns them to be
-/// joined before the service stops.
+/// joined before the service stops. While it runs, the discovery file in the data
+/// directory tells commands where it listens and where a token is (`token_file`, or the
+/// bootstrap token's variable).
 pub(super) fn run(
     config: HostConfig,
+    token_file: Option<std::path::PathBuf>,
     companions: impl FnOnce(&Companion) -> Vec<std::thread::JoinHandle<()>>,
 ) -> anyhow::Result<ExitCode> {
     let listen = config.listen;
@@ -38,13 +42,32 @@ pub(super) fn run(
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr().context("the API's address")?;
+    let data_dir = config.data_dir.clone();
+    let discovery = Discovery {
+        address: address.to_string(),
+        pid: std::process::id(),
+        started_at: chrono::DateTime::from_timestamp_millis(crate::clock::Clock::now_ms(
+            &SystemClock,
+        ))
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        token_file,
+        token_env: config.api_token_env.clone(),
+    };
     let service = Arc::new(Service::start(config, Arc::new(SystemClock))?);
+    let discovered = discovery.write(&data_dir)?;
     let c = service.config();
     println!(
         "roster serving on http://{listen} (plan {}, {} executors, data in {})",
         c.plan_name,
         c.executors,
         c.data_dir.display()
+    );
+    println!(
+        "  commands on this machine find it through {}",
+        discovered.display()
     );
     for (name, w) in service.workers() {
         let triggers: Vec<&str> = w.config.triggers.iter().map(|t| t.label.as_str()).collect();
@@ -69,6 +92,7 @@ pub(super) fn run(
             .await
     });
     println!("stopping: letting running executions finish; queued triggers stay queued");
+    Discovery::remove(&data_dir);
     companion
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);

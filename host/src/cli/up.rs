@@ -327,7 +327,7 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     let pace = Duration::from_millis(args.pace_ms.max(100));
     let summary = Duration::from_secs(args.summary_s.max(1));
     let activity = !args.no_activity;
-    super::serve::run(config, move |companion| {
+    super::serve::run(config, Some(home.join("api-token")), move |companion| {
         let mut threads = vec![console(companion.clone(), summary)];
         if activity {
             threads.push(business(companion.clone(), pace));

@@ -1,120 +1,73 @@
-//! The staging and version commands of `roster workers`: `dry-run` (on the data directory's
-//! configuration, or through the service), and `versions`, `readiness`, `deploy`,
-//! `rollback` (through the running service, as the `ROSTER_TOKEN` account).
+//! `roster workers dry-run`: a worker run on a staging dataset, every action checked and
+//! shown, none performed (the other version commands print the API's answer as it is).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::Paths;
-use super::remote::print_api;
-use crate::service::staging::{Dataset, StagingReport};
+use super::client::{Client, segment};
+use crate::service::staging::Dataset;
 
 /// `roster workers dry-run NAME --dataset FILE`.
 pub(super) fn dry_run(
-    paths: &Paths,
+    client: &Client,
     name: &str,
     dataset: &Path,
     json: bool,
-    remote: bool,
 ) -> anyhow::Result<ExitCode> {
     let data = Dataset::load(dataset)?;
-    if remote {
-        let body = serde_json::to_vec(&data)?;
-        let path = format!("/v1/workers/{name}/dry-run");
-        return print_api(&paths.config, http::Method::POST, &path, body);
-    }
-    let config = super::host_config(paths)?;
-    let worker = super::worker_config(&config, name)?;
-    // A runtime of its own: the live store is neither opened nor touched.
-    let scratch = tempfile_dir(&config.data_dir)?;
-    let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
-    let base = crate::store::Store::open_with(
-        &scratch.join("base.redb"),
-        config.schema.clone(),
-        clock.clone(),
-    )?;
-    let runtime = crate::sandbox::runtime::Runtime::with_store(config.runtime_config(clock), base)?;
-    let report =
-        crate::service::staging::dry_run(&runtime, &config, worker, &data, &scratch.join("run"));
-    drop(runtime);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let report = report?;
+    let path = format!("/v1/workers/{}/dry-run", segment(name));
+    let answer = client.post(&path, &serde_json::to_value(&data)?)?;
+    let report = &answer["staging"];
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_staging(&report);
+        print_staging(report);
     }
-    Ok(if report.summary.failed == 0 {
+    Ok(if report["summary"]["failed"] == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
 }
 
-fn tempfile_dir(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let dir = data_dir
-        .join("staging")
-        .join(uuid::Uuid::now_v7().to_string());
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn print_staging(r: &StagingReport) {
-    let s = &r.summary;
+fn print_staging(r: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let s = &r["summary"];
     println!(
         "worker {} {} ({}) — dry run: {} events, {} ran, {} skipped, {} failed, {} actions proposed, {} denied",
-        r.worker,
-        r.version,
-        r.component_digest,
-        s.events,
-        s.ran,
-        s.skipped,
-        s.failed,
-        s.proposed,
-        s.denied
+        text(&r["worker"]),
+        text(&r["version"]),
+        text(&r["component_digest"]),
+        s["events"],
+        s["ran"],
+        s["skipped"],
+        s["failed"],
+        s["proposed"],
+        s["denied"]
     );
-    for run in &r.runs {
-        let id = run.event.id.as_deref().unwrap_or("-");
-        match (&run.skipped, &run.report) {
-            (Some(why), _) => println!("  {id}: skipped — {why}"),
-            (None, Some(report)) => {
-                println!("  {id}: {}", report.status);
-                for a in &report.actions {
-                    let shown = a
-                        .proposal
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| a.input.to_string());
-                    println!("    {}.{} {} {shown}", a.capability, a.operation, a.target);
-                }
-            }
-            (None, None) => {}
+    for run in r["runs"].as_array().into_iter().flatten() {
+        let id = text(&run["event"]["id"]);
+        if !run["skipped"].is_null() {
+            println!("  {id}: skipped — {}", text(&run["skipped"]));
+            continue;
+        }
+        let report = &run["report"];
+        if report.is_null() {
+            continue;
+        }
+        println!("  {id}: {}", text(&report["status"]));
+        for a in report["actions"].as_array().into_iter().flatten() {
+            let shown = if a["proposal"].is_null() {
+                a["input"].to_string()
+            } else {
+                a["proposal"].to_string()
+            };
+            println!(
+                "    {}.{} {} {shown}",
+                text(&a["capability"]),
+                text(&a["operation"]),
+                text(&a["target"])
+            );
         }
     }
-}
-
-/// `roster workers versions|readiness NAME`.
-pub(super) fn show(paths: &Paths, name: &str, what: &str) -> anyhow::Result<ExitCode> {
-    let path = format!("/v1/workers/{name}/{what}");
-    print_api(&paths.config, http::Method::GET, &path, Vec::new())
-}
-
-/// `roster workers deploy|rollback NAME --reason ...`.
-pub(super) fn act(paths: &Paths, name: &str, what: &str, reason: &str) -> anyhow::Result<ExitCode> {
-    let path = format!("/v1/workers/{name}/{what}");
-    let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))?;
-    print_api(&paths.config, http::Method::POST, &path, body)
-}
-
-/// `roster workers shadow NAME`: where the shadow version proposed other actions.
-pub(super) fn shadow(paths: &Paths, name: &str, remote: bool) -> anyhow::Result<ExitCode> {
-    if remote {
-        return show(paths, name, "shadow");
-    }
-    let config = super::host_config(paths)?;
-    super::worker_config(&config, name)?;
-    let store = super::open_store(paths)?;
-    let report = crate::service::shadow::report(name, store.shadow_runs(name)?);
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(ExitCode::SUCCESS)
 }

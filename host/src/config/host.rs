@@ -31,6 +31,11 @@ pub struct HostConfig {
     pub capacity_alert: CapacityAlert,
     /// The bearer token of the HTTP API (from the environment), if set.
     pub api_token: Option<String>,
+    /// The environment variable `api_token` is read from, if any.
+    pub api_token_env: Option<String>,
+    /// Whom the bootstrap token acts as, when not `root`: the command line names the
+    /// local operator (`local:<user>`) when it answers requests on the data directory.
+    pub operator: Option<String>,
     /// The webhook signing secret (from the environment), if set.
     pub webhook_secret: Option<String>,
     /// How old a signed webhook may be, in seconds.
@@ -141,6 +146,8 @@ impl HostConfig {
             plan: builtin_plans()["professional"],
             capacity_alert: CapacityAlert::default(),
             api_token: None,
+            api_token_env: None,
+            operator: None,
             webhook_secret: None,
             webhook_tolerance_s: 300,
             failed_auth_burst: DEFAULT_FAILED_AUTH_BURST,
@@ -476,6 +483,8 @@ impl HostConfig {
             plan,
             capacity_alert,
             api_token: env(&file.api_token_env)?,
+            api_token_env: file.api_token_env.clone(),
+            operator: None,
             webhook_secret: env(&file.webhook_secret_env)?,
             webhook_tolerance_s: file.webhook_tolerance_s.unwrap_or(300),
             failed_auth_burst,

@@ -277,7 +277,9 @@ pub fn report(
 ) -> Result<TrustReport, StoreError> {
     let moved = store.trust(worker)?;
     let stage = current_stage(store, worker, starting)?;
-    let since = now - i64::from(settings.window_days) * crate::clock::DAY_MS;
+    // The window is whole days (UTC) and today so far, so a report reads the same all day.
+    let day = crate::clock::DAY_MS;
+    let since = (now.div_euclid(day) - i64::from(settings.window_days)) * day;
     let metrics = metrics(store, worker, since)?;
     let promotion = stage.and_then(|s| promotion(s, &metrics, settings));
     Ok(TrustReport {

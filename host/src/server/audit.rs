@@ -4,17 +4,17 @@
 
 use super::extract::Query;
 use axum::Json;
-use axum::body::Bytes;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, RequestBody, json};
 use super::page::{Listed, PageParams};
+use super::stream::{Sink, streamed};
 use crate::governance::access::Operation;
 use crate::store::{AuditProblem, AuditQuery, AuditSummary, Checkpoint};
+use std::io::Write as _;
 
 /// Audit search parameters; times are RFC 3339, `YYYY-MM-DD` or ms since the epoch.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -105,45 +105,6 @@ pub(super) async fn search(
     Ok(Json(Entries { entries, next }))
 }
 
-/// A piece of a streamed response.
-enum Piece {
-    /// More of the body.
-    Data(Bytes),
-    /// The body is complete.
-    End,
-    /// The body cannot be completed; why.
-    Failed(String),
-}
-
-/// A response body fed from a channel, so a long export streams as it is read. Unless
-/// the producer says the body is complete, the response ends without its last chunk (a
-/// failure, or a producer that stopped), so the client sees a cut transfer instead of a
-/// complete-looking export.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Piece>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        match self.0.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Piece::Data(b))) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
-            Poll::Ready(Some(Piece::End)) => Poll::Ready(None),
-            Poll::Ready(Some(Piece::Failed(why))) => {
-                Poll::Ready(Some(Err(std::io::Error::other(why))))
-            }
-            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
-                "the export stopped before it was complete",
-            )))),
-        }
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/v1/audit/export",
@@ -169,59 +130,45 @@ pub(super) async fn export(
             )));
         }
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
-    // The export streams while it is read: its producer outlives the handler.
-    let store = caller.service().store().clone();
-    tokio::task::spawn_blocking(move || produce(&store, &query, csv, &tx));
     let content_type = if csv {
         "text/csv"
     } else {
         "application/x-ndjson"
     };
-    Ok((
-        [(header::CONTENT_TYPE, content_type)],
-        axum::body::Body::new(ChannelBody(rx)),
-    )
-        .into_response())
+    let store = caller.service().store().clone();
+    Ok(streamed(content_type, move |out| {
+        produce(&store, &query, csv, out)
+    }))
 }
 
-/// Writes the export's pieces into the channel until the scan ends or the client leaves.
+/// Writes the export until the scan ends or the client leaves.
 fn produce(
     store: &crate::store::Store,
     query: &AuditQuery,
     csv: bool,
-    tx: &tokio::sync::mpsc::Sender<Piece>,
-) {
-    let line = |fields: Vec<String>| -> Bytes {
-        let mut w = ::csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record(&fields);
-        Bytes::from(w.into_inner().unwrap_or_default())
+    out: &mut Sink,
+) -> Result<(), String> {
+    let mut failure = None;
+    let scanned = if csv {
+        let mut w = ::csv::Writer::from_writer(out);
+        w.write_record(crate::store::CSV_COLUMNS)
+            .map_err(|e| e.to_string())?;
+        let scanned = store.audit_scan(query, |e, _, hash| {
+            w.write_record(crate::store::csv_row(e, hash))
+                .map_err(|e| failure = Some(e.to_string()))
+                .is_ok()
+        });
+        w.flush().map_err(|e| e.to_string())?;
+        scanned
+    } else {
+        store.audit_scan(query, |e, raw, hash| {
+            writeln!(out, "{}", crate::store::export_item(e.seq, raw, hash))
+                .map_err(|e| failure = Some(e.to_string()))
+                .is_ok()
+        })
     };
-    if csv {
-        let header = crate::store::CSV_COLUMNS
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        if tx.blocking_send(Piece::Data(line(header))).is_err() {
-            return;
-        }
-    }
-    let result = store.audit_scan(query, |e, raw, hash| {
-        let chunk = if csv {
-            line(crate::store::csv_row(e, hash))
-        } else {
-            Bytes::from(format!("{}\n", crate::store::export_item(e.seq, raw, hash)))
-        };
-        tx.blocking_send(Piece::Data(chunk)).is_ok()
-    });
-    let last = match result {
-        Ok(()) => Piece::End,
-        Err(e) => {
-            tracing::error!("exporting the audit trail: {e}");
-            Piece::Failed(format!("the export stopped: {e}"))
-        }
-    };
-    let _ = tx.blocking_send(last);
+    scanned.map_err(|e| format!("the export stopped: {e}"))?;
+    failure.map_or(Ok(()), Err)
 }
 
 /// Checkpoints held elsewhere to verify the chain against.
@@ -331,44 +278,4 @@ pub(super) async fn checkpoints(caller: Caller) -> ApiResult<Json<Checkpoints>> 
         public_key,
         checkpoints,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use http_body_util::BodyExt;
-
-    use super::*;
-
-    fn collect(pieces: Vec<Piece>) -> Result<Bytes, std::io::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel(8);
-            for piece in pieces {
-                tx.send(piece).await.unwrap();
-            }
-            drop(tx);
-            ChannelBody(rx).collect().await.map(|c| c.to_bytes())
-        })
-    }
-
-    #[test]
-    fn a_streamed_export_is_complete_only_when_its_producer_says_so() {
-        let line = || Piece::Data(Bytes::from_static(b"{\"seq\":1}\n"));
-        assert_eq!(
-            collect(vec![line(), Piece::End]).unwrap(),
-            Bytes::from_static(b"{\"seq\":1}\n")
-        );
-        let failed = collect(vec![line(), Piece::Failed("the store failed".into())]);
-        assert_eq!(failed.unwrap_err().to_string(), "the store failed");
-        // A producer that stopped without a word (it panicked) cuts the transfer too.
-        let stopped = collect(vec![line()]);
-        assert!(
-            stopped
-                .unwrap_err()
-                .to_string()
-                .contains("before it was complete")
-        );
-    }
 }

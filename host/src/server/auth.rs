@@ -53,7 +53,12 @@ fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
     if let Some(token) = &api.service.config().api_token {
         // Compare digests so the comparison takes the same time wherever the tokens differ.
         if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
-            return Ok(crate::governance::access::bootstrap_account());
+            let mut account = crate::governance::access::bootstrap_account();
+            if let Some(operator) = &api.service.config().operator {
+                account.id.clone_from(operator);
+                account.name = "the operator holding the data directory".into();
+            }
+            return Ok(account);
         }
     }
     match api.service.store().authenticate(given) {

@@ -80,10 +80,16 @@ pub async fn bound(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    // Imports stream their bodies to a file and bound them themselves.
+    let most = if request.uri().path() == super::transfer::IMPORT_PATH {
+        super::transfer::MAX_IMPORT
+    } else {
+        MAX_BODY as u64
+    };
+    if declared.is_some_and(|n| n > most) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
+            format!("the body is larger than {most} bytes"),
         )
         .into_response();
     }

@@ -15,7 +15,7 @@ use crate::governance::access::{Operation, Resource};
 use crate::sandbox::limits::Limits;
 use crate::sandbox::manifest::{Domain, Owners};
 use crate::service::inventory::{InventoryEntry, InventoryFilter};
-use crate::service::{KillReport, KillScope, QueueStatus};
+use crate::service::{Installed, KillReport, KillScope, QueueStatus};
 use crate::store::{Alert, AuditQuery, ExecutionEntry, ModelSummary, WorkerControl};
 
 /// One installed worker as `GET /v1/workers` lists it.
@@ -76,31 +76,88 @@ pub(super) async fn list(
     })?;
     let workers = names
         .into_iter()
-        .map(|(name, w)| {
-            let m = &w.config.manifest;
-            let control = controls.get(name).cloned();
-            WorkerSummary {
-                paused: control.as_ref().is_some_and(|c| c.paused),
-                control,
-                alert_owners: w.config.owners.clone(),
-                retry: w.config.retry.clone(),
-                escalation: w.config.escalation.clone(),
-                circuit_breaker: w.config.breaker.clone(),
-                name: name.clone(),
-                plugin: m.plugin.id.clone(),
-                version: m.plugin.version.clone(),
-                domain: m.plugin.domain,
-                description: m.plugin.description.clone(),
-                owners: m.owners.clone(),
-                principal: w.config.grant.grant.principal.clone(),
-                enabled: w.config.enabled,
-                triggers: w.config.triggers.iter().map(|t| t.label.clone()).collect(),
-                limits: w.loaded().limits(),
-                component_digest: w.loaded().component_digest().to_string(),
-            }
-        })
+        .map(|(name, w)| summary(name, w, controls.get(name).cloned()))
         .collect();
     Ok(Json(Workers { workers, next }))
+}
+
+/// How `GET /v1/workers` and `GET /v1/workers/{name}` describe a worker.
+fn summary(name: &str, w: &Installed, control: Option<WorkerControl>) -> WorkerSummary {
+    let m = &w.config.manifest;
+    let loaded = w.loaded();
+    WorkerSummary {
+        paused: control.as_ref().is_some_and(|c| c.paused),
+        control,
+        alert_owners: w.config.owners.clone(),
+        retry: w.config.retry.clone(),
+        escalation: w.config.escalation.clone(),
+        circuit_breaker: w.config.breaker.clone(),
+        name: name.to_string(),
+        plugin: m.plugin.id.clone(),
+        version: m.plugin.version.clone(),
+        domain: m.plugin.domain,
+        description: m.plugin.description.clone(),
+        owners: m.owners.clone(),
+        principal: w.config.grant.grant.principal.clone(),
+        enabled: w.config.enabled,
+        triggers: w.config.triggers.iter().map(|t| t.label.clone()).collect(),
+        limits: loaded.limits(),
+        component_digest: loaded.component_digest().to_string(),
+    }
+}
+
+/// One worker: what the list says, and its conditions, grant and latest executions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(super) struct WorkerDetail {
+    #[serde(flatten)]
+    summary: WorkerSummary,
+    /// Its configuration file.
+    config: String,
+    /// Its conditions, as written.
+    conditions: String,
+    /// The capabilities its grant gives.
+    granted: Vec<String>,
+    /// Its ten latest executions, newest first.
+    recent: Vec<ExecutionEntry>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{name}",
+    tag = "workers",
+    operation_id = "workers_show",
+    params(("name" = String, Path, description = "the installed worker")),
+    responses((status = 200, description = "the worker", body = WorkerDetail)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("worker.view")))
+)]
+pub(super) async fn show(
+    Path(name): Path<String>,
+    caller: Caller,
+) -> ApiResult<Json<WorkerDetail>> {
+    caller.may_on_worker(Operation::WorkerView, &name)?;
+    let detail = caller
+        .run(move |service, _| {
+            let w = service
+                .workers()
+                .get(&name)
+                .ok_or_else(|| crate::error::Error::UnknownWorker(name.clone()))?;
+            let granted = crate::scope::CapabilityName::ALL
+                .iter()
+                .filter(|c| w.config.grant.capabilities.has(**c))
+                .map(|c| c.as_str().to_string())
+                .collect();
+            Ok(WorkerDetail {
+                summary: summary(&name, w, service.controls().get(&name).cloned()),
+                config: w.config.path.display().to_string(),
+                conditions: format!("{:?}", w.config.conditions),
+                granted,
+                recent: service.store().recent_executions(&name, 10)?,
+            })
+        })
+        .await?;
+    Ok(Json(detail))
 }
 
 /// The worker inventory.

@@ -102,6 +102,19 @@ fn modified(path: &std::path::Path) -> Option<i64> {
     Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
+/// The start (Monday, 00:00 UTC) of the week holding `at`.
+pub fn week_start(at: i64) -> i64 {
+    let day = at.div_euclid(DAY_MS);
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    (day - (day + 3).rem_euclid(7)) * DAY_MS
+}
+
+/// Where the history of the inventory starts: the Monday [`HISTORY_WEEKS`] - 1 weeks
+/// before this week's.
+pub fn history_start(now: i64) -> i64 {
+    week_start(now) - (HISTORY_WEEKS - 1) * 7 * DAY_MS
+}
+
 /// Describes one worker; `recent` holds its executions of the last [`HISTORY_WEEKS`] weeks.
 pub fn describe(
     config: &WorkerConfig,
@@ -216,9 +229,10 @@ pub fn describe(
         "live"
     };
     let week = 7 * DAY_MS;
+    let this_week = week_start(now);
     let mut history: Vec<WeekStats> = (0..HISTORY_WEEKS)
         .map(|i| WeekStats {
-            from: now - (HISTORY_WEEKS - i) * week,
+            from: this_week - (HISTORY_WEEKS - 1 - i) * week,
             ..WeekStats::default()
         })
         .collect();
@@ -226,8 +240,8 @@ pub fn describe(
         if e.report.is_none() && e.failure.is_none() {
             continue;
         }
-        // Weeks count back from now: the last one ends now, inclusive.
-        let back = (now - e.started_at).div_euclid(week);
+        // Calendar weeks: the last one is this week, so far.
+        let back = (this_week - week_start(e.started_at)).div_euclid(week);
         let index = HISTORY_WEEKS - 1 - back;
         if let Some(w) = usize::try_from(index).ok().and_then(|i| history.get_mut(i)) {
             w.executions += 1;

@@ -72,7 +72,7 @@ impl PredictionRecord {
 }
 
 /// A model as `roster models` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ModelSummary {
     /// The plugin it belongs to.
     pub plugin: String,

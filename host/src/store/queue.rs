@@ -389,6 +389,29 @@ impl Store {
         Ok(entries)
     }
 
+    /// A worker's newest `most` executions, newest first (reading the log backwards until
+    /// they are found).
+    pub fn recent_executions(
+        &self,
+        worker: &str,
+        most: usize,
+    ) -> Result<Vec<ExecutionEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(EXECUTIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()?.rev() {
+            if out.len() >= most {
+                break;
+            }
+            let (k, v) = entry?;
+            let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;
+            if e.worker == worker && !e.is_governance() {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
     /// The newest executions that started at or after `since`, newest first.
     pub fn executions_since(&self, since: i64) -> Result<Vec<ExecutionEntry>, StoreError> {
         let tx = self.db.begin_read()?;

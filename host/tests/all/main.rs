@@ -13,6 +13,7 @@ mod approvals;
 mod attacks;
 mod audit;
 mod cli;
+mod cli_live;
 mod common;
 mod connector;
 mod crash;

@@ -9,19 +9,25 @@ use std::time::{Duration, Instant};
 
 use crate::serve_process::{free_port, http};
 
-struct Up {
-    child: Child,
+pub(crate) struct Up {
+    pub(crate) child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Up {
-    fn start(data: &std::path::Path, port: u16) -> Up {
+    pub(crate) fn start(data: &std::path::Path, port: u16) -> Up {
+        Up::start_with(data, port, &[])
+    }
+
+    /// `roster up` with more arguments.
+    pub(crate) fn start_with(data: &std::path::Path, port: u16, more: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .arg("--data-dir")
             .arg(data)
             .args(["up", "--pace-ms", "100", "--summary-s", "1", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(more)
             // The plugins are built with the test programs' compiled dependencies.
             .env(
                 "CARGO_TARGET_DIR",
@@ -49,7 +55,7 @@ impl Up {
 
     /// Reads output until a line satisfies `wanted`; panics with the output so far after
     /// `limit`.
-    fn until(&mut self, limit: Duration, wanted: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn until(&mut self, limit: Duration, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -71,7 +77,7 @@ impl Up {
     }
 
     /// Ctrl-C, and the exit status.
-    fn interrupt(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(crate) fn interrupt(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
