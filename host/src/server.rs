@@ -34,6 +34,7 @@ mod current;
 mod error;
 mod events;
 mod extract;
+mod installs;
 mod metrics;
 mod page;
 pub mod people;
@@ -108,6 +109,8 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(workers::queue))
         .routes(routes!(workers::list))
         .routes(routes!(workers::show))
+        .routes(routes!(installs::list, installs::create))
+        .routes(routes!(installs::remove))
         .routes(routes!(workers::inventory))
         .routes(routes!(workers::models))
         .routes(routes!(workers::pause))

@@ -54,6 +54,7 @@ mod control;
 mod derive;
 mod dispatch;
 mod execute;
+mod installs;
 pub mod inventory;
 pub mod shadow;
 pub mod staging;
@@ -63,6 +64,7 @@ pub use approvals::DecisionRequest;
 pub use control::{KillReport, KillScope};
 use dispatch::Dispatcher;
 use execute::executor;
+pub use installs::{Installation, Removal};
 pub use versions::{Readiness, ReadinessItem};
 
 /// Whether a worker is live and where it is on the trust curve.
@@ -82,6 +84,9 @@ pub struct Installed {
     pub halt: Arc<AtomicBool>,
     /// A new version running in dry-run beside it, if its file has `[shadow]`.
     pub shadow: Option<LoadedWorker>,
+    /// Set while it is being removed: its triggers take nothing new, what is queued for
+    /// it drains.
+    removing: AtomicBool,
 }
 
 impl Installed {
@@ -91,6 +96,11 @@ impl Installed {
             Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Whether it is being removed (its triggers take nothing new).
+    pub fn removing(&self) -> bool {
+        self.removing.load(Ordering::SeqCst)
     }
 
     /// Runs `loaded` from now on; executions already running finish on the old version.
@@ -108,7 +118,13 @@ struct Shared {
     store: Store,
     runtime: Runtime,
     clock: SharedClock,
-    workers: BTreeMap<String, Arc<Installed>>,
+    /// The installed workers; replaced whole when one is installed, upgraded or removed,
+    /// so that whoever holds a snapshot keeps the versions it started with.
+    workers: std::sync::RwLock<Arc<Workers>>,
+    /// Every configured worker (disabled ones too), as installed now.
+    worker_configs: Mutex<Vec<WorkerConfig>>,
+    /// Held while an installation or removal changes what is installed.
+    installing: Mutex<()>,
     stop: AtomicBool,
     running: AtomicUsize,
     ticks: AtomicU64,
@@ -122,7 +138,27 @@ struct Shared {
     standing: Mutex<BTreeMap<String, Standing>>,
 }
 
+/// The installed, loaded workers by name.
+pub type Workers = BTreeMap<String, Arc<Installed>>;
+
 impl Shared {
+    /// The installed workers now.
+    fn workers(&self) -> Arc<Workers> {
+        match self.workers.read() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the installed workers.
+    fn set_workers(&self, workers: Workers) {
+        let workers = Arc::new(workers);
+        match self.workers.write() {
+            Ok(mut w) => *w = workers,
+            Err(poisoned) => *poisoned.into_inner() = workers,
+        }
+    }
+
     fn is_paused(&self, worker: &str) -> bool {
         self.controls
             .lock()
@@ -269,15 +305,18 @@ impl Service {
                     loaded: std::sync::RwLock::new(Arc::new(loaded)),
                     halt,
                     shadow,
+                    removing: AtomicBool::new(false),
                 }),
             );
         }
         let shared = Arc::new(Shared {
             store: runtime.store().clone(),
+            worker_configs: Mutex::new(config.workers.clone()),
+            installing: Mutex::new(()),
             config,
             runtime,
             clock,
-            workers,
+            workers: std::sync::RwLock::new(Arc::new(workers)),
             stop: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             ticks: AtomicU64::new(0),
@@ -287,8 +326,9 @@ impl Service {
             standing: Mutex::new(BTreeMap::new()),
         });
         let controls = shared.store.controls()?;
+        let installed = shared.workers();
         for (name, control) in &controls {
-            if let Some(w) = shared.workers.get(name) {
+            if let Some(w) = installed.get(name) {
                 w.halt.store(control.paused, Ordering::SeqCst);
             }
         }
@@ -349,9 +389,9 @@ impl Service {
         &self.shared.config
     }
 
-    /// The installed workers.
-    pub fn workers(&self) -> &BTreeMap<String, Arc<Installed>> {
-        &self.shared.workers
+    /// The installed workers now (a snapshot: installs and removals replace it).
+    pub fn workers(&self) -> Arc<Workers> {
+        self.shared.workers()
     }
 
     /// The runtime.
@@ -401,7 +441,7 @@ impl Service {
         let recent = self.shared.store.executions_since(since)?;
         let controls = self.controls();
         let mut out = Vec::new();
-        for (name, w) in &self.shared.workers {
+        for (name, w) in self.shared.workers().iter() {
             let mine: Vec<&ExecutionEntry> = recent.iter().filter(|e| &e.worker == name).collect();
             let deployment = self.shared.store.deployment(name)?;
             let stage = self.shared.stage(&w.config);
@@ -420,10 +460,11 @@ impl Service {
         Ok(out)
     }
 
-    fn installed(&self, worker: &str) -> Result<&Arc<Installed>, Error> {
+    fn installed(&self, worker: &str) -> Result<Arc<Installed>, Error> {
         self.shared
-            .workers
+            .workers()
             .get(worker)
+            .cloned()
             .ok_or_else(|| Error::UnknownWorker(worker.to_string()))
     }
 
@@ -456,7 +497,10 @@ impl Service {
         }
         let now = self.shared.clock.now_ms();
         let mut items = Vec::new();
-        for (wname, w) in &self.shared.workers {
+        for (wname, w) in self.shared.workers().iter() {
+            if w.removing() {
+                continue;
+            }
             for (i, t) in w.config.triggers.iter().enumerate() {
                 if let TriggerKind::Event { name: n } = &t.kind
                     && n == name

@@ -132,6 +132,36 @@ enum Target {
     Local { router: axum::Router, token: String },
 }
 
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")
+}
+
+/// The service `--remote` names, or the one running on the data directory.
+fn service_target(paths: &Paths) -> anyhow::Result<Option<Target>> {
+    if let Some(url) = &paths.remote {
+        let address = remote_address(url)?;
+        let token = env_token().or_else(|| {
+            super::host_config(paths)
+                .ok()
+                .and_then(|c| c.api_token.clone())
+        });
+        return Ok(Some(Target::Remote { address, token }));
+    }
+    let config = super::host_config(paths)?;
+    Ok(Discovery::read(&config.data_dir)
+        .filter(Discovery::alive)
+        .map(|found| {
+            let token = found.token().or_else(|| config.api_token.clone());
+            Target::Remote {
+                address: found.address,
+                token,
+            }
+        }))
+}
+
 /// A connection to the API, whichever answers it.
 pub(super) struct Client {
     target: Target,
@@ -159,50 +189,30 @@ impl Client {
     /// The service `--remote` names or the discovery file describes, or else the data
     /// directory itself.
     pub fn open(paths: &Paths) -> anyhow::Result<Client> {
-        Client::connect(paths, false)
+        let runtime = client_runtime()?;
+        match service_target(paths)? {
+            Some(target) => Ok(Client { target, runtime }),
+            None => Client::local(super::host_config(paths)?, runtime),
+        }
     }
 
     /// A running service only (for what only a running service knows, like its queue).
     pub fn service(paths: &Paths) -> anyhow::Result<Client> {
-        Client::connect(paths, true)
+        Client::running(paths)?.ok_or_else(|| {
+            let dir = super::host_config(paths)
+                .map(|c| c.data_dir.display().to_string())
+                .unwrap_or_else(|_| paths.data_dir.display().to_string());
+            anyhow::anyhow!(
+                "no service runs on {dir} (start `roster serve` or `roster up`, or name one \
+                 with --remote URL)"
+            )
+        })
     }
 
-    fn connect(paths: &Paths, service_only: bool) -> anyhow::Result<Client> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the client runtime")?;
-        if let Some(url) = &paths.remote {
-            let address = remote_address(url)?;
-            let token = env_token().or_else(|| {
-                super::host_config(paths)
-                    .ok()
-                    .and_then(|c| c.api_token.clone())
-            });
-            return Ok(Client {
-                target: Target::Remote { address, token },
-                runtime,
-            });
-        }
-        let config = super::host_config(paths)?;
-        if let Some(found) = Discovery::read(&config.data_dir).filter(Discovery::alive) {
-            let token = found.token().or_else(|| config.api_token.clone());
-            return Ok(Client {
-                target: Target::Remote {
-                    address: found.address,
-                    token,
-                },
-                runtime,
-            });
-        }
-        if service_only {
-            bail!(
-                "no service runs on {} (start `roster serve` or `roster up`, or name one with \
-                 --remote URL)",
-                config.data_dir.display()
-            );
-        }
-        Client::local(config, runtime)
+    /// The running service (`--remote`, or the one the discovery file names), if any.
+    pub fn running(paths: &Paths) -> anyhow::Result<Option<Client>> {
+        let runtime = client_runtime()?;
+        Ok(service_target(paths)?.map(|target| Client { target, runtime }))
     }
 
     /// The API over the data directory, in this process, as the local operator with the

@@ -151,7 +151,79 @@ pub(super) fn pull(reference: &str, token: Option<String>) -> anyhow::Result<oci
     })
 }
 
+/// `roster install` through a running service: the review, then the installation, each
+/// a request to `POST /v1/installations`; the service loads the worker at once.
+fn install_through(
+    client: &super::client::Client,
+    args: &InstallArgs,
+    settings: toml::Table,
+) -> anyhow::Result<ExitCode> {
+    if args.allow_unsigned || !args.trust_keys.is_empty() || args.token_env.is_some() {
+        anyhow::bail!(
+            "--allow-unsigned, --trust-key and --token-env apply to installs on the data \
+             directory; a running service installs signed artifacts by the keys it trusts, \
+             from the registries of its [registry] sources"
+        );
+    }
+    let grant = args
+        .grant
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()?;
+    let mut body = serde_json::json!({
+        "reference": args.reference,
+        "name": args.name,
+        "grant": grant,
+        "grant_requested": args.grant_requested,
+        "principal": args.principal,
+        "settings": settings,
+        "allow_downgrade": args.allow_downgrade,
+        "apply": false,
+    });
+    let answer = client.post("/v1/installations", &body)?;
+    let review: Review =
+        serde_json::from_value(answer["review"].clone()).context("the service's review")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&review)?);
+    } else {
+        print_review(&review);
+    }
+    if let Some(reason) = answer["blocker"].as_str() {
+        return Err(crate::error::Error::InstallRefused(reason.to_string()).into());
+    }
+    body["apply"] = serde_json::Value::Bool(true);
+    let answer = client.post("/v1/installations", &body)?;
+    eprintln!(
+        "{} `{}` {}: running in the service now",
+        match answer["change"].as_str().unwrap_or_default() {
+            "upgrade" => "upgraded",
+            "downgrade" => "downgraded",
+            "regrant" => "re-granted",
+            _ => "installed",
+        },
+        review.worker,
+        review.version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = toml::Table::new();
+    for pair in &args.settings {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--setting `{pair}`: use KEY=VALUE"))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        settings.insert(key.trim().to_string(), value);
+    }
+    if let Some(client) = super::client::Client::running(paths)? {
+        return install_through(&client, &args, settings);
+    }
     let config = super::host_config(paths)?;
     let token = match &args.token_env {
         Some(var) => Some(
@@ -178,17 +250,6 @@ pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCo
         (None, true) => Some(GrantChoice::Requested),
         (None, false) => None,
     };
-    let mut settings = toml::Table::new();
-    for pair in &args.settings {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--setting `{pair}`: use KEY=VALUE"))?;
-        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        settings.insert(key.trim().to_string(), value);
-    }
     let options = InstallOptions {
         settings,
         name: args.name.clone(),

@@ -69,7 +69,7 @@ pub(super) fn run(
         "  commands on this machine find it through {}",
         discovered.display()
     );
-    for (name, w) in service.workers() {
+    for (name, w) in service.workers().iter() {
         let triggers: Vec<&str> = w.config.triggers.iter().map(|t| t.label.as_str()).collect();
         println!(
             "  worker {name}: {} {} as {} on {}",

@@ -315,7 +315,8 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
         home.join("api-token").display()
     );
 
-    // 5. Run.
+    // 5. Run, installing from the embedded registry through the API too.
+    config.registry_sources.push(registry.to_string());
     config.listen = args
         .listen
         .parse()

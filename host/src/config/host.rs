@@ -74,6 +74,8 @@ pub struct HostConfig {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// The token sent to registries that ask for one.
     pub registry_token: Option<String>,
+    /// The registries (`host[:port]`) the API installs from.
+    pub registry_sources: Vec<String>,
     /// The secrets file's entries (connectors' and providers' keys).
     pub secrets: crate::secrets::Secrets,
     /// The inference providers.
@@ -167,6 +169,7 @@ impl HostConfig {
             trust: crate::governance::trust::TrustSettings::default(),
             trusted_keys: Vec::new(),
             registry_token: None,
+            registry_sources: Vec::new(),
             secrets: crate::secrets::Secrets::none(),
             inference: crate::inference::InferenceConfig::default(),
             escalation_paths: Vec::new(),
@@ -467,6 +470,7 @@ impl HostConfig {
             inference,
             trusted_keys,
             registry_token: env(&file.registry.token_env)?,
+            registry_sources: file.registry.sources.clone(),
             review_rules: file.review_rules.clone(),
             trust: file.trust.clone(),
             access: std::sync::Arc::new(access),

@@ -146,6 +146,10 @@ pub struct RegistrySettings {
     /// The environment variable holding the token sent to registries that ask for one.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The registries (`host[:port]`) the API installs from; `roster install` on the data
+    /// directory takes any reference.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// `roster.toml` as written.

@@ -230,6 +230,8 @@ pub fn report(config: &HostConfig, store: &Store, window_days: u32) -> Result<Gr
             problem,
         });
     }
+    // By name, as the report says, however the workers were configured or installed.
+    workers.sort_by(|a, b| a.worker.cmp(&b.worker));
     Ok(GrantReport {
         window_days,
         workers,

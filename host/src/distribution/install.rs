@@ -242,7 +242,7 @@ impl Change {
 }
 
 /// One capability in the review.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReviewLine {
     /// The capability.
     pub capability: CapabilityName,
@@ -257,7 +257,7 @@ pub struct ReviewLine {
 }
 
 /// The capability review an admin reads before granting.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Review {
     /// The installation's name.
     pub worker: String,

@@ -156,6 +156,11 @@ impl LoadedWorker {
         self.context.limits
     }
 
+    /// The plugin version it is.
+    pub fn version(&self) -> &str {
+        &self.context.version
+    }
+
     /// The component's digest.
     pub fn component_digest(&self) -> &str {
         &self.context.component_digest

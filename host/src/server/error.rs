@@ -145,6 +145,9 @@ impl From<Error> for ApiError {
             }
             Error::InvalidRequest(_) | Error::Config { .. } => ApiError::bad_request(e.to_string()),
             Error::UnknownWorker(_) | Error::NotFound(_) => ApiError::not_found(e.to_string()),
+            Error::InstallRefused(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string()).with_code("install-refused")
+            }
             Error::Store(s) => s.into(),
             other => ApiError::internal(other),
         }

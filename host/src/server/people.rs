@@ -374,9 +374,13 @@ pub(super) async fn audit_grants(
     }
     caller
         .run(move |service, _| {
-            crate::distribution::grant_audit::report(service.config(), service.store(), days)
-                .map(Json)
-                .map_err(ApiError::from)
+            crate::distribution::grant_audit::report(
+                &service.current_config(),
+                service.store(),
+                days,
+            )
+            .map(Json)
+            .map_err(ApiError::from)
         })
         .await
 }

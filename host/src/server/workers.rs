@@ -139,8 +139,8 @@ pub(super) async fn show(
     caller.may_on_worker(Operation::WorkerView, &name)?;
     let detail = caller
         .run(move |service, _| {
-            let w = service
-                .workers()
+            let installed = service.workers();
+            let w = installed
                 .get(&name)
                 .ok_or_else(|| crate::error::Error::UnknownWorker(name.clone()))?;
             let granted = crate::scope::CapabilityName::ALL

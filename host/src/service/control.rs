@@ -58,14 +58,15 @@ impl Service {
         if reason.trim().is_empty() {
             return Err(Error::InvalidRequest("give a reason for the pause".into()));
         }
-        let targets: Vec<&Arc<Installed>> = match scope {
+        let targets: Vec<Arc<Installed>> = match scope {
             KillScope::Worker(name) => vec![self.installed(name)?],
             KillScope::Domain(domain) => {
-                let found: Vec<&Arc<Installed>> = self
+                let found: Vec<Arc<Installed>> = self
                     .shared
-                    .workers
+                    .workers()
                     .values()
                     .filter(|w| w.config.manifest.plugin.domain.as_str() == domain)
+                    .cloned()
                     .collect();
                 if found.is_empty() {
                     return Err(Error::InvalidRequest(format!(
@@ -74,7 +75,7 @@ impl Service {
                 }
                 found
             }
-            KillScope::All => self.shared.workers.values().collect(),
+            KillScope::All => self.shared.workers().values().cloned().collect(),
         };
         // Stop them first: from here no host call of theirs succeeds.
         for w in &targets {

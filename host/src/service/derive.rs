@@ -24,7 +24,7 @@ pub(super) fn item(
 
 /// The records of a scan: those the worker's principal may see, up to the limit.
 pub(super) fn scan_ids(shared: &Shared, worker: &str, object: &str, limit: usize) -> Vec<String> {
-    let Some(w) = shared.workers.get(worker) else {
+    let Some(w) = shared.workers().get(worker).cloned() else {
         return Vec::new();
     };
     let query = RecordQuery {
@@ -67,7 +67,10 @@ pub(super) fn change_items(
     change: &Change,
 ) -> Result<Vec<QueueItem>, StoreError> {
     let mut items = Vec::new();
-    for (name, w) in &shared.workers {
+    for (name, w) in shared.workers().iter() {
+        if w.removing() {
+            continue;
+        }
         if change.actor == format!("worker:{}", w.config.manifest.plugin.id) {
             // A worker's own writes do not trigger it again.
             continue;

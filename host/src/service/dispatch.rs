@@ -52,7 +52,7 @@ impl Dispatcher {
         // So do recent outcomes for the circuit breaker (since the worker's last resume).
         let mut breaker: HashMap<String, VecDeque<(i64, bool)>> = HashMap::new();
         let longest = shared
-            .workers
+            .workers()
             .values()
             .map(|w| w.config.breaker.window_ms)
             .max()
@@ -147,7 +147,7 @@ impl Dispatcher {
     /// Opens a worker's circuit breaker when too many of its recent executions failed:
     /// the worker is paused (its triggers held) and its owners alerted.
     fn check_breaker(&mut self, worker: &str, now: i64) {
-        let Some(w) = self.shared.workers.get(worker) else {
+        let Some(w) = self.shared.workers().get(worker).cloned() else {
             return;
         };
         let policy = &w.config.breaker;
@@ -269,7 +269,10 @@ impl Dispatcher {
             })?;
         }
         // Schedules.
-        for (name, w) in &self.shared.workers {
+        for (name, w) in self.shared.workers().iter() {
+            if w.removing() {
+                continue;
+            }
             for (i, t) in w.config.triggers.iter().enumerate() {
                 let TriggerKind::Schedule {
                     schedule,
@@ -365,9 +368,9 @@ impl Dispatcher {
         use crate::store::Cause;
         let mut items = Vec::new();
         let mut refused = Vec::new();
+        let installed = self.shared.workers();
         let plugin_of = |name: &str| {
-            self.shared
-                .workers
+            installed
                 .get(name)
                 .map(|w| w.config.manifest.plugin.id.clone())
         };
@@ -409,9 +412,7 @@ impl Dispatcher {
             };
             // The worker that emitted it, by installed name (its plugin id may be shared by
             // several installations; any of them is the sender).
-            let senders: Vec<&str> = self
-                .shared
-                .workers
+            let senders: Vec<&str> = installed
                 .iter()
                 .filter(|(_, w)| w.config.manifest.plugin.id == s.worker)
                 .map(|(n, _)| n.as_str())
@@ -425,7 +426,7 @@ impl Dispatcher {
                 .collect();
             let mut receivers: Vec<(String, Option<&str>)> = Vec::new();
             if paths.is_empty() {
-                for name in self.shared.workers.keys() {
+                for name in installed.keys() {
                     receivers.push((name.clone(), None));
                 }
             } else {
@@ -442,7 +443,7 @@ impl Dispatcher {
                 }
             }
             for (name, path) in receivers {
-                let Some(w) = self.shared.workers.get(&name) else {
+                let Some(w) = installed.get(&name).filter(|w| !w.removing()) else {
                     continue;
                 };
                 let plugin = &w.config.manifest.plugin.id;
@@ -486,7 +487,10 @@ impl Dispatcher {
     }
 
     fn sweep_dates(&self, now: i64) -> Result<(), StoreError> {
-        for (name, w) in &self.shared.workers {
+        for (name, w) in self.shared.workers().iter() {
+            if w.removing() {
+                continue;
+            }
             for (i, t) in w.config.triggers.iter().enumerate() {
                 let TriggerKind::DateWithin {
                     object,

@@ -29,7 +29,7 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
         let lane = item.lane();
         let seq = item.seq;
         if shared
-            .workers
+            .workers()
             .get(&item.worker)
             .is_some_and(|w| !shared.is_live(&w.config))
         {
@@ -72,7 +72,7 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
             Ok(_) => {
                 if let Some((worker, control)) = pause {
                     tracing::warn!("worker `{worker}` paused: {}", control.reason);
-                    if let Some(w) = shared.workers.get(&worker) {
+                    if let Some(w) = shared.workers().get(&worker).cloned() {
                         w.halt.store(true, Ordering::SeqCst);
                     }
                     if let Ok(mut controls) = shared.controls.lock() {
@@ -126,7 +126,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         request_id: None,
         prev_hash: String::new(),
     };
-    let Some(w) = shared.workers.get(&item.worker) else {
+    let Some(w) = shared.workers().get(&item.worker).cloned() else {
         entry.status = "failed".into();
         entry.detail = Some(format!("worker `{}` is not installed", item.worker));
         return (entry, Some(FailureClass::Validation));
@@ -220,7 +220,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
     };
     let review = review_context(
         shared,
-        w,
+        &w,
         &entry,
         record.as_ref(),
         &item.event,
@@ -417,7 +417,7 @@ fn settle(
         queue_seq: item.seq,
         ..Finish::default()
     };
-    let (Some(class), Some(w)) = (class, shared.workers.get(&item.worker)) else {
+    let (Some(class), Some(w)) = (class, shared.workers().get(&item.worker).cloned()) else {
         finish.entry = Some(entry);
         return finish;
     };

@@ -262,7 +262,21 @@ impl Store {
         self.log_after(QUEUE, after, limit)
     }
 
-    /// How many items are queued.
+    /// How many items are queued for `worker`.
+    pub fn queued_for(&self, worker: &str) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut count = 0;
+        for entry in tx.open_table(QUEUE)?.iter()? {
+            let (k, v) = entry?;
+            let item: QueueItem = decode(&k.value().to_string(), v.value())?;
+            if item.worker == worker {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// How many items the queue holds.
     pub fn queue_len(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         Ok(tx.open_table(QUEUE)?.len()?)

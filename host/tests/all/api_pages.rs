@@ -107,6 +107,7 @@ fn every_list_pages_with_a_cursor() {
         ("/v1/people", "accounts"),
         ("/v1/workers", "workers"),
         ("/v1/inventory", "workers"),
+        ("/v1/installations", "installations"),
     ];
     for (path, key) in lists {
         let all = walk(&api, &admin, path, key, 1000);

@@ -107,6 +107,15 @@ fn every_command_works_against_the_running_service_and_prints_what_it_prints_off
 
     // Again without the activity, so that nothing changes but what the commands do.
     let mut up = Up::start_with(data, port, &["--no-activity"]);
+    let registry = up.until(Duration::from_secs(300), |l| {
+        l.starts_with("[2/5] registry on")
+    });
+    let registry = registry
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
     up.until(Duration::from_secs(300), |l| {
         l.starts_with("roster serving on")
     });
@@ -238,6 +247,26 @@ fn every_command_works_against_the_running_service_and_prints_what_it_prints_off
     );
     assert!(code == 0 || code == 3, "{out}\n{err}");
     assert!(out.starts_with("worker new-lead-enricher"), "{out}\n{err}");
+    // A second installation of a plugin, into the running service, from its registry.
+    let reference = format!("{registry}/roster/new-lead-enricher:0.1.0");
+    let (code, out, err) = roster(
+        cwd,
+        data,
+        &[
+            "install",
+            &reference,
+            "--name",
+            "second-enricher",
+            "--grant-requested",
+            "--principal",
+            "svc-revenue",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("→ worker `second-enricher`"), "{out}");
+    assert!(err.contains("running in the service now"), "{err}");
+    assert!(ok(cwd, data, &["workers", "list"]).contains("second-enricher"));
     let checkpoint = ok(cwd, data, &["audit", "checkpoint"]);
     assert!(!checkpoint.trim().is_empty());
 

@@ -19,6 +19,7 @@ mod connector;
 mod crash;
 mod domains;
 mod failures;
+mod hot_install;
 mod http;
 mod install;
 mod inventory;
