@@ -217,14 +217,21 @@ pub struct InspectArgs {
 /// Runs the command line; the process exit code is 0 on success, 1 on an error, 3 when the
 /// worker's execution did not succeed.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The service exports its spans when its configuration says where.
+    let configured = match &cli.command {
+        Command::Serve => Some(cli.config.clone()),
+        Command::Up(_) => Some(cli.data_dir.join("up").join("roster.toml")),
+        _ => None,
+    };
+    let endpoint = configured.as_deref().and_then(otlp_endpoint);
+    let _telemetry = match crate::telemetry::Telemetry::init(endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     match run_cli(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -232,6 +239,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `[telemetry] otlp-endpoint` of a configuration file, if it has one (the file is read in
+/// full, and its errors reported, when the command loads it).
+fn otlp_endpoint(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table
+        .get("telemetry")?
+        .get("otlp-endpoint")?
+        .as_str()
+        .map(str::to_string)
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {

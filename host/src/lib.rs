@@ -47,6 +47,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod trigger;
 pub mod value;
 pub mod webhook;

@@ -387,6 +387,7 @@ impl Store {
         &self,
         job: impl FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        let _span = tracing::info_span!("roster.store.commit").entered();
         self.writer.write(job)
     }
 

@@ -76,6 +76,8 @@ pub struct HostConfig {
     pub registry_token: Option<String>,
     /// The registries (`host[:port]`) the API installs from.
     pub registry_sources: Vec<String>,
+    /// Where spans are exported (OTLP/HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
     /// The secrets file's entries (connectors' and providers' keys).
     pub secrets: crate::secrets::Secrets,
     /// The inference providers.
@@ -170,6 +172,7 @@ impl HostConfig {
             trusted_keys: Vec::new(),
             registry_token: None,
             registry_sources: Vec::new(),
+            otlp_endpoint: None,
             secrets: crate::secrets::Secrets::none(),
             inference: crate::inference::InferenceConfig::default(),
             escalation_paths: Vec::new(),
@@ -471,6 +474,13 @@ impl HostConfig {
             trusted_keys,
             registry_token: env(&file.registry.token_env)?,
             registry_sources: file.registry.sources.clone(),
+            otlp_endpoint: file
+                .telemetry
+                .otlp_endpoint
+                .as_deref()
+                .map(|e| crate::telemetry::traces_url(e).map(|_| e.to_string()))
+                .transpose()
+                .map_err(bad)?,
             review_rules: file.review_rules.clone(),
             trust: file.trust.clone(),
             access: std::sync::Arc::new(access),

@@ -134,6 +134,16 @@ pub struct AccessSettings {
     pub policies: Option<PathBuf>,
 }
 
+/// `[telemetry]`: where the host's spans go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TelemetrySettings {
+    /// An OpenTelemetry collector's OTLP/HTTP receiver (`http://host:4318`); spans are
+    /// exported only when it is set.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
 /// `[registry]`: where workers are installed from and whose signatures are trusted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -192,6 +202,8 @@ pub(super) struct HostFile {
     pub(super) access: AccessSettings,
     #[serde(default)]
     pub(super) registry: RegistrySettings,
+    #[serde(default)]
+    pub(super) telemetry: TelemetrySettings,
     #[serde(default)]
     pub(super) review_rules: Vec<crate::governance::review::Rule>,
     #[serde(default)]

@@ -9,5 +9,6 @@
 wasmtime::component::bindgen!({
     path: "../wit/worker",
     world: "roster:worker/worker",
-    imports: { default: trappable },
+    // Each host call is a span (`wit-bindgen import`), exported when telemetry is on.
+    imports: { default: trappable | tracing },
 });

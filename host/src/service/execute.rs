@@ -58,7 +58,21 @@ pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done:
         if let Ok(mut f) = shared.in_flight.lock() {
             f.insert(seq, item.worker.clone());
         }
-        let (entry, class) = run_item(shared, &item);
+        let span = tracing::info_span!(
+            "roster.execution",
+            worker = %item.worker,
+            queue_seq = seq,
+            attempt = item.attempt + 1,
+            version = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        let _execution = span.enter();
+        let (mut entry, class) = run_item(shared, &item);
+        entry.trace_id = crate::telemetry::trace_id(&span);
+        if let Some(version) = entry.report.as_ref().and_then(|r| r["version"].as_str()) {
+            span.record("version", version);
+        }
+        span.record("status", entry.status.as_str());
         if let Ok(mut f) = shared.in_flight.lock() {
             f.remove(&seq);
         }
@@ -124,6 +138,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
         escalation: None,
         cause: item.cause.clone(),
         request_id: None,
+        trace_id: None,
         prev_hash: String::new(),
     };
     let Some(w) = shared.workers().get(&item.worker).cloned() else {

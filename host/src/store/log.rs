@@ -93,6 +93,9 @@ pub struct ExecutionEntry {
     /// The API request that caused it (`x-request-id`), when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The OpenTelemetry trace of the execution, when spans are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The hash of the entry before it in the audit chain (set when recorded).
     #[serde(default)]
     pub prev_hash: String,
@@ -154,6 +157,7 @@ impl GovernanceEvent {
             escalation: None,
             cause: None,
             request_id: current_request(),
+            trace_id: None,
             prev_hash: String::new(),
         }
     }

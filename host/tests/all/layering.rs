@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "webhook",
         "classifier",
         "metrics",
+        "telemetry",
     ],
     &["store"],
     &["error", "config_file"],

@@ -32,6 +32,7 @@ mod plugins;
 mod scopes;
 mod serve;
 mod serve_process;
+mod telemetry;
 mod up;
 mod versions;
 
