@@ -109,7 +109,14 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(workers::queue))
         .routes(routes!(workers::list))
         .routes(routes!(workers::show))
-        .routes(routes!(installs::list, installs::create))
+        // An installation may carry its artifact: a larger body than elsewhere.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(installs::list, installs::create))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    installs::MAX_INSTALL_BODY,
+                )),
+        )
         .routes(routes!(installs::remove))
         .routes(routes!(workers::inventory))
         .routes(routes!(workers::models))

@@ -64,7 +64,7 @@ pub use approvals::DecisionRequest;
 pub use control::{KillReport, KillScope};
 use dispatch::Dispatcher;
 use execute::executor;
-pub use installs::{Installation, Removal};
+pub use installs::{InstallSource, Installation, Removal};
 pub use versions::{Readiness, ReadinessItem};
 
 /// Whether a worker is live and where it is on the trust curve.

@@ -161,10 +161,25 @@ fn install_through(
     if args.allow_unsigned || !args.trust_keys.is_empty() || args.token_env.is_some() {
         anyhow::bail!(
             "--allow-unsigned, --trust-key and --token-env apply to installs on the data \
-             directory; a running service installs signed artifacts by the keys it trusts, \
-             from the registries of its [registry] sources"
+             directory; a running service installs artifacts signed by the keys it trusts, \
+             from the registries of its [registry] sources or uploaded from a layout"
         );
     }
+    // A layout is read here and uploaded; a registry's artifact the service pulls.
+    let (reference, artifact) = match Source::parse(&args.reference)? {
+        Source::Layout(dir, tag) => {
+            use base64::Engine as _;
+            let pulled = oci::read_layout(&dir, tag.as_deref())?;
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+            let artifact = serde_json::json!({
+                "manifest": b64(&pulled.manifest),
+                "config": b64(&pulled.config),
+                "layer": b64(&pulled.layer),
+            });
+            (None, Some(artifact))
+        }
+        Source::Registry(_) => (Some(args.reference.clone()), None),
+    };
     let grant = args
         .grant
         .as_ref()
@@ -173,7 +188,8 @@ fn install_through(
         })
         .transpose()?;
     let mut body = serde_json::json!({
-        "reference": args.reference,
+        "reference": reference,
+        "artifact": artifact,
         "name": args.name,
         "grant": grant,
         "grant_requested": args.grant_requested,

@@ -13,7 +13,7 @@ use super::extract::{Body, Path, Query, json_requests};
 use super::page::{Listed, NoFilter, PageParams};
 use crate::distribution::install::{GrantChoice, InstallOptions, Review};
 use crate::governance::access::Operation;
-use crate::service::{Installation, Removal};
+use crate::service::{InstallSource, Installation, Removal};
 use crate::store::GovernanceEvent;
 
 /// The installations, by name.
@@ -49,13 +49,56 @@ pub(super) async fn list(
     }))
 }
 
+/// The largest installation request (an uploaded artifact travels in it).
+pub const MAX_INSTALL_BODY: usize = 64 << 20;
+
+/// The path installations are posted to (its bodies are bounded by [`MAX_INSTALL_BODY`]).
+pub const INSTALL_PATH: &str = "/v1/installations";
+
+/// An artifact uploaded with the request: the blobs of an OCI image layout, base64.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UploadedArtifact {
+    /// The OCI image manifest.
+    manifest: String,
+    /// Its config blob.
+    config: String,
+    /// The component layer.
+    layer: String,
+}
+
+impl UploadedArtifact {
+    fn pulled(&self) -> ApiResult<crate::distribution::oci::Pulled> {
+        use base64::Engine as _;
+        let decode = |what: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("artifact.{what}: not base64: {e}"))
+                        .with_code("invalid-body")
+                })
+        };
+        let manifest = decode("manifest", &self.manifest)?;
+        Ok(crate::distribution::oci::Pulled {
+            digest: roster_registry::storage::digest_of(&manifest),
+            manifest,
+            config: decode("config", &self.config)?,
+            layer: decode("layer", &self.layer)?,
+        })
+    }
+}
+
 /// An installation to review, or to apply.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InstallRequest {
-    /// The artifact: `host[:port]/repository:tag` (or `@sha256:...`) on a registry of the
-    /// host's `[registry] sources`.
-    reference: String,
+    /// The artifact on a registry of the host's `[registry] sources`:
+    /// `host[:port]/repository:tag` (or `@sha256:...`).
+    #[serde(default)]
+    reference: Option<String>,
+    /// Or the artifact itself, uploaded (from an OCI image layout).
+    #[serde(default)]
+    artifact: Option<UploadedArtifact>,
     /// The installation's name (the plugin id's last part when absent).
     #[serde(default)]
     name: Option<String>,
@@ -137,7 +180,20 @@ pub(super) async fn create(
                 settings,
                 by: account.id.clone(),
             };
-            let plan = service.plan_install(&request.reference, &options)?;
+            let source = match (request.reference, &request.artifact) {
+                (Some(reference), None) => InstallSource::Registry(reference),
+                (None, Some(artifact)) => InstallSource::Uploaded(artifact.pulled()?),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "give `reference` (a registry's artifact) or `artifact` (an upload)",
+                    ));
+                }
+            };
+            let subject = match &source {
+                InstallSource::Registry(reference) => reference.clone(),
+                InstallSource::Uploaded(pulled) => pulled.digest.clone(),
+            };
+            let plan = service.plan_install(source, &options)?;
             let blocker = plan.blocker();
             let review = plan.review.clone();
             let change = plan.change.as_str().to_string();
@@ -146,7 +202,7 @@ pub(super) async fn create(
                     action: "worker.review".into(),
                     by: account.id.clone(),
                     worker: Some(review.worker.clone()),
-                    subject: Some(request.reference.clone()),
+                    subject: Some(subject),
                     reason: None,
                     data: serde_json::json!({
                         "version": review.version,

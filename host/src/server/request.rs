@@ -81,10 +81,10 @@ pub async fn bound(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     // Imports stream their bodies to a file and bound them themselves.
-    let most = if request.uri().path() == super::transfer::IMPORT_PATH {
-        super::transfer::MAX_IMPORT
-    } else {
-        MAX_BODY as u64
+    let most = match request.uri().path() {
+        super::transfer::IMPORT_PATH => super::transfer::MAX_IMPORT,
+        super::installs::INSTALL_PATH => super::installs::MAX_INSTALL_BODY as u64,
+        _ => MAX_BODY as u64,
     };
     if declared.is_some_and(|n| n > most) {
         return ApiError::new(

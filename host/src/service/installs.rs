@@ -25,6 +25,16 @@ use crate::store::GovernanceEvent;
 /// How long a removal waits for what is queued for the worker to run.
 const DRAIN: Duration = Duration::from_secs(60);
 
+/// Where an installation comes from.
+#[derive(Debug)]
+pub enum InstallSource {
+    /// A reference on a registry of `[registry] sources`, pulled by the host.
+    Registry(String),
+    /// An artifact an admin uploaded (an OCI image layout's manifest, config and
+    /// component), verified exactly like a pulled one.
+    Uploaded(oci::Pulled),
+}
+
 /// An installed worker, as the installations list shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -89,12 +99,30 @@ impl Service {
             .collect()
     }
 
-    /// Pulls and verifies an artifact and plans its installation: the review, and why it
-    /// cannot be applied yet, if it cannot. Nothing changes.
-    pub fn plan_install(&self, reference: &str, options: &InstallOptions) -> Result<Plan, Error> {
+    /// Pulls (or takes) and verifies an artifact and plans its installation: the review,
+    /// and why it cannot be applied yet, if it cannot. Nothing changes.
+    pub fn plan_install(
+        &self,
+        source: InstallSource,
+        options: &InstallOptions,
+    ) -> Result<Plan, Error> {
+        let config = self.current_config();
+        let trusted = install::trusted_keys(&config);
+        let (reference, pulled) = match source {
+            InstallSource::Registry(reference) => {
+                let pulled = self.pull(&config, &reference)?;
+                (reference, pulled)
+            }
+            InstallSource::Uploaded(pulled) => ("an uploaded artifact".to_string(), pulled),
+        };
+        let verified = install::verify(&reference, &pulled, &trusted, false)?;
+        install::plan(&config, verified, options)
+    }
+
+    /// Pulls an artifact from a registry of `[registry] sources`.
+    fn pull(&self, config: &HostConfig, reference: &str) -> Result<oci::Pulled, Error> {
         let refused = |why: String| Error::InstallRefused(why);
         let parsed = oci::Reference::parse(reference).map_err(|e| refused(e.to_string()))?;
-        let config = self.current_config();
         if !config
             .registry_sources
             .iter()
@@ -105,13 +133,10 @@ impl Service {
                 parsed.registry
             )));
         }
-        let pulled = oci::Client::new(config.registry_token.clone())
+        oci::Client::new(config.registry_token.clone())
             .map_err(|e| refused(format!("pulling {reference}: {e}")))?
             .pull(&parsed)
-            .map_err(|e| refused(format!("pulling {reference}: {e}")))?;
-        let trusted = install::trusted_keys(&config);
-        let verified = install::verify(reference, &pulled, &trusted, false)?;
-        install::plan(&config, verified, options)
+            .map_err(|e| refused(format!("pulling {reference}: {e}")))
     }
 
     /// Applies a planned installation and puts the worker to work: live (or staged, as

@@ -277,7 +277,7 @@ fn every_command_works_against_the_running_service_and_prints_what_it_prints_off
         .filter_map(|l| l.split_whitespace().next())
         .filter(|id| id.starts_with("apr-"))
         .collect();
-    assert!(ids.len() >= 2, "{pending}");
+    assert!(ids.len() >= 3, "{pending}");
     ok(
         cwd,
         data,
@@ -301,6 +301,39 @@ fn every_command_works_against_the_running_service_and_prints_what_it_prints_off
         &[],
     );
     assert_eq!(code, 0, "{out}\n{err}");
+    let approved = ok(
+        cwd,
+        data,
+        &["approvals", "approve", ids[2], "--reason", "fine"],
+    );
+    assert!(approved.contains(ids[2]), "{approved}");
+    // The trust curve: one stage down needs no readiness.
+    ok(
+        cwd,
+        data,
+        &[
+            "workers",
+            "stage",
+            "new-lead-enricher",
+            "--to",
+            "assistive",
+            "--reason",
+            "closer review",
+        ],
+    );
+    // A deploy needs a staged version and a rollback an earlier one: refused, in words.
+    for what in ["deploy", "rollback"] {
+        let (code, out, err) = roster(
+            cwd,
+            data,
+            &["workers", what, "new-lead-enricher", "--reason", "test"],
+            &[],
+        );
+        assert!(
+            code == 0 || (code == 1 && err.starts_with("error: ") && err.contains(")\n")),
+            "{what}: {out}\n{err}"
+        );
+    }
     quiet(port, &token);
 
     // Another host's view: --remote with a token of one's own.

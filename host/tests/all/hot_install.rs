@@ -281,6 +281,16 @@ fn a_worker_is_installed_upgraded_and_removed_while_events_flow() {
         );
     }
 
+    let count = |v: &str| versions.iter().filter(|x| *x == v).count();
+    eprintln!(
+        "accepted {} triggers, ran {} once each: 1.0.0 {}, 1.1.0 {}, 1.2.0 {}",
+        accepted.len(),
+        ran.len(),
+        count("1.0.0"),
+        count("1.1.0"),
+        count("1.2.0")
+    );
+
     // Each step is an audit entry.
     let trail: Vec<String> = service
         .store()
@@ -299,5 +309,39 @@ fn a_worker_is_installed_upgraded_and_removed_while_events_flow() {
     ] {
         assert!(trail.iter().any(|t| t == step), "{step} not in {trail:?}");
     }
+
+    // An artifact uploaded (an OCI layout's blobs) instead of pulled, verified the same way.
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let pulled = roster_host::distribution::oci::Client::new(None)
+        .unwrap()
+        .pull(&roster_host::distribution::oci::Reference::parse(&v1).unwrap())
+        .unwrap();
+    let artifact = serde_json::json!({
+        "manifest": b64(&pulled.manifest),
+        "config": b64(&pulled.config),
+        "layer": b64(&pulled.layer),
+    });
+    let mut tampered = artifact.clone();
+    tampered["layer"] = b64(b"not the component that was signed").into();
+    let upload = |artifact: &serde_json::Value| {
+        post(
+            &admin,
+            serde_json::json!({
+                "artifact": artifact,
+                "name": "uploaded",
+                "grant_requested": true,
+                "principal": "svc",
+                "apply": true,
+            }),
+        )
+    };
+    let (status, body) = upload(&tampered);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = upload(&artifact);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied"], true);
+    let (_, listed) = api.call(Some(&admin), "GET", "/v1/installations", "");
+    assert_eq!(listed["installations"][0]["name"], "uploaded", "{listed}");
     drop(api);
 }
