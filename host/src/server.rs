@@ -41,7 +41,7 @@ pub mod people;
 mod records;
 mod request;
 mod spec;
-mod stream;
+pub(crate) mod stream;
 pub mod throttle;
 mod transfer;
 mod versions;

@@ -453,24 +453,6 @@ pub(super) fn segment(text: &str) -> String {
     out
 }
 
-/// A request body fed, piece by piece, from another thread; a piece that is an error
-/// cuts the request, so the service never takes a partial body for a whole one.
-pub(super) struct Upload(pub tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
-
-impl hyper::body::Body for Upload {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|piece| piece.map(|b| b.map(hyper::body::Frame::data)))
-    }
-}
-
 /// The error a refused answer's body describes.
 pub(super) fn refused(status: u16, body: &[u8]) -> Refused {
     let problem: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();

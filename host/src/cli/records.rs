@@ -11,7 +11,8 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Paths;
-use super::client::{Client, Refused, Upload, print_json, query, refused, segment};
+use super::client::{Client, Refused, print_json, query, refused, segment};
+use crate::server::stream::{Piece, channel_body};
 use crate::store::{ImportSummary, ModelSummary, RecordFormat};
 
 /// `roster records` subcommands.
@@ -254,24 +255,25 @@ fn import(client: &Client, path: &Path, object: Option<&str>) -> anyhow::Result<
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata()?.len();
     let progress = bar(size, "sending");
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    // The body is complete only when the whole file was read: a read that fails (or a
+    // reader that stops) cuts the request, and the service imports nothing.
+    let (tx, body) = channel_body(8);
     let shown = progress.clone();
     client.spawn_blocking(move || {
         let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let piece = match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => {
-                    shown.inc(n as u64);
-                    Ok(hyper::body::Bytes::copy_from_slice(&buffer[..n]))
-                }
-                Err(e) => Err(e),
+        let last = loop {
+            let n = match file.read(&mut buffer) {
+                Ok(0) => break Piece::End,
+                Ok(n) => n,
+                Err(e) => break Piece::Failed(format!("reading the file: {e}")),
             };
-            let failed = piece.is_err();
-            if tx.blocking_send(piece).is_err() || failed {
+            let piece = Piece::Data(hyper::body::Bytes::copy_from_slice(&buffer[..n]));
+            if tx.blocking_send(piece).is_err() {
                 return;
             }
-        }
+            shown.inc(n as u64);
+        };
+        let _ = tx.blocking_send(last);
         shown.set_message("checking and writing");
     });
     let started = std::time::Instant::now();
@@ -283,12 +285,7 @@ fn import(client: &Client, path: &Path, object: Option<&str>) -> anyhow::Result<
         "/v1/imports/records{}",
         query(&[("format", Some(format_name)), ("object", object)])
     );
-    let response = client.send(
-        http::Method::POST,
-        &target,
-        format.media_type(),
-        axum::body::Body::new(Upload(rx)),
-    );
+    let response = client.send(http::Method::POST, &target, format.media_type(), body);
     progress.finish_and_clear();
     let response = response?;
     let status = response.status().as_u16();

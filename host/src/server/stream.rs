@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 /// How much a sink gathers before it sends a chunk.
 const CHUNK: usize = 64 * 1024;
 
-/// A piece of a streamed answer.
-enum Piece {
+/// A piece of a streamed body.
+pub(crate) enum Piece {
     /// More of the body.
     Data(Bytes),
     /// The body is complete.
@@ -22,8 +22,17 @@ enum Piece {
     Failed(String),
 }
 
-/// An answer body fed from a channel.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Piece>);
+/// A body fed from a channel: complete only when its producer sends [`Piece::End`]; a
+/// producer that stops without it (or fails) cuts the body.
+pub(crate) struct ChannelBody(tokio::sync::mpsc::Receiver<Piece>);
+
+/// A body, and the channel its producer feeds it through.
+pub(crate) fn channel_body(
+    capacity: usize,
+) -> (tokio::sync::mpsc::Sender<Piece>, axum::body::Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (tx, axum::body::Body::new(ChannelBody(rx)))
+}
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -42,7 +51,7 @@ impl hyper::body::Body for ChannelBody {
                 Poll::Ready(Some(Err(std::io::Error::other(why))))
             }
             Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
-                "the export stopped before it was complete",
+                "the body stopped before it was complete",
             )))),
         }
     }
@@ -86,7 +95,7 @@ pub(super) fn streamed(
     content_type: &'static str,
     produce: impl FnOnce(&mut Sink) -> Result<(), String> + Send + 'static,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(16);
+    let (tx, body) = channel_body(16);
     // The producer outlives the handler: it runs while the answer is read.
     tokio::task::spawn_blocking(move || {
         let mut sink = Sink {
@@ -102,11 +111,7 @@ pub(super) fn streamed(
         };
         let _ = tx.blocking_send(last);
     });
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        axum::body::Body::new(ChannelBody(rx)),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[cfg(test)]
