@@ -30,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod console;
 pub mod delivery;
 pub mod distribution;
 pub mod enrichment;

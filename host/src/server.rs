@@ -12,7 +12,8 @@
 //!   create, update, delete), `workers.rs` (workers, inventory, models, queue, executions,
 //!   alerts, pause, resume, the kill switch), `audit.rs` (search, export, verify,
 //!   checkpoints), `people.rs` (accounts, tokens, grants), `approvals.rs` (held actions,
-//!   the trust curve), `versions.rs` (dry runs, versions, readiness, deploy, rollback).
+//!   the trust curve), `versions.rs` (dry runs, versions, readiness, deploy, rollback),
+//!   `stats.rs` (the dashboard's activity and the value page's worth).
 //!
 //! `auth.rs` holds the caller, `extract.rs` the body, query and path extractors, `error.rs`
 //! the one error shape (RFC 9457 problems), `request.rs` the request id and the bounds
@@ -41,12 +42,14 @@ pub mod people;
 mod records;
 mod request;
 mod spec;
+mod stats;
 pub(crate) mod stream;
 pub mod throttle;
 mod transfer;
 mod versions;
 mod workers;
 
+pub use auth::{ActingAs, bootstrap_account};
 pub use error::{ApiError, ApiResult, PROBLEM_JSON, Problem};
 pub use records::parse_where;
 pub use request::REQUEST_ID;
@@ -93,6 +96,7 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(people::change))
         .routes(routes!(people::issue_token))
         .routes(routes!(people::revoke_token))
+        .routes(routes!(people::login_link))
         .routes(routes!(people::grants))
         .routes(routes!(approvals::list))
         .routes(routes!(approvals::show))
@@ -118,6 +122,7 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
                 )),
         )
         .routes(routes!(installs::remove))
+        .routes(routes!(installs::catalogue))
         .routes(routes!(workers::inventory))
         .routes(routes!(workers::models))
         .routes(routes!(workers::pause))
@@ -125,6 +130,8 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(workers::kill))
         .routes(routes!(workers::executions))
         .routes(routes!(workers::alerts))
+        .routes(routes!(stats::activity))
+        .routes(routes!(stats::value))
         .routes(routes!(audit::search))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))

@@ -58,13 +58,14 @@ mod installs;
 pub mod inventory;
 pub mod shadow;
 pub mod staging;
+pub mod stats;
 mod versions;
 
 pub use approvals::DecisionRequest;
 pub use control::{KillReport, KillScope};
 use dispatch::Dispatcher;
 use execute::executor;
-pub use installs::{InstallSource, Installation, Removal};
+pub use installs::{CatalogueEntry, CatalogueSource, InstallSource, Installation, Removal};
 pub use versions::{Readiness, ReadinessItem};
 
 /// Whether a worker is live and where it is on the trust curve.

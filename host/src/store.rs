@@ -23,7 +23,9 @@ pub mod models;
 mod query;
 mod queue;
 mod records;
+mod sessions;
 mod shadow;
+mod stats;
 mod trust;
 mod versions;
 mod writer;
@@ -52,7 +54,9 @@ pub(crate) use records::{create_record_in, delete_record_in, update_record_in};
 pub use models::{ModelSummary, PredictionRecord};
 pub use query::{MAX_QUERY, RecordPage, RecordQuery};
 pub use records::{Change, ChangeKind, FieldChange};
+pub use sessions::{LOGIN_CODE_PREFIX, SESSION_PREFIX, Session};
 pub use shadow::{ProposedAction, ShadowRun};
+pub use stats::{StatsRow, Tally};
 pub use trust::{Stage, TrustState};
 pub use versions::{DeployStatus, Deployment, InstallRecord, VersionEntry};
 
@@ -367,6 +371,10 @@ impl Store {
             tx.open_table(models::MODELS)?;
             tx.open_table(models::PREDICTIONS)?;
             Store::create_queue_tables(tx)?;
+            tx.open_table(stats::STATS)?;
+            tx.open_table(sessions::SESSIONS)?;
+            tx.open_table(sessions::LOGIN_CODES)?;
+            stats::backfill_in(tx)?;
             Ok(())
         })?;
         Ok(store)

@@ -84,7 +84,7 @@ pub(super) fn run(
         stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let threads = companions(&companion);
-    let app = crate::server::router(service.clone())
+    let app = crate::console::app(service.clone())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = runtime.block_on(async move {
         axum::serve(listener, app)

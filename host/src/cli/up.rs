@@ -65,6 +65,19 @@ executors = 2
 [registry]
 trusted-keys = ["publisher/roster-demo.pub"]
 
+# What the console's value page counts: minutes of a person's work one performed action
+# saves, and the price of the sandbox's fuel and time.
+[value]
+currency = "USD"
+fuel-price = 0.02
+hour-price = 1.50
+
+[value.minutes-saved]
+"records.create" = 4
+"records.update" = 2
+"notify.send" = 3
+"signals.emit" = 1
+
 # People: account executives, a reviewer, and one service account per domain that the
 # workers of that domain act as.
 [[principals]]
@@ -309,6 +322,9 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("[4/5] the demo business is loaded (resuming)");
     }
+    // A one-time sign-in link to the console for the demo admin, fresh every run.
+    let (code, _) =
+        store.issue_login_code("demo-admin", 24 * crate::clock::HOUR_MS, "roster up")?;
     drop(runtime);
     println!(
         "      API token of the demo admin: {} (use it as `Authorization: Bearer ...`)",
@@ -322,8 +338,13 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .with_context(|| format!("--listen `{}`", args.listen))?;
     println!(
-        "[5/5] starting the service ({:.0} s after `roster up`); Ctrl-C stops it, `roster up` again resumes\n",
+        "[5/5] starting the service ({:.0} s after `roster up`); Ctrl-C stops it, `roster up` again resumes",
         started.elapsed().as_secs_f64()
+    );
+    println!("      console: http://{}/", config.listen);
+    println!(
+        "      sign in as the demo admin (once, within 24 h): http://{}/login?code={code}\n",
+        config.listen
     );
     let pace = Duration::from_millis(args.pace_ms.max(100));
     let summary = Duration::from_secs(args.summary_s.max(1));

@@ -78,6 +78,8 @@ pub struct HostConfig {
     pub registry_sources: Vec<String>,
     /// Where spans are exported (OTLP/HTTP), if anywhere.
     pub otlp_endpoint: Option<String>,
+    /// `[value]`: minutes saved per side effect, prices of fuel and time.
+    pub value: ValueSettings,
     /// The secrets file's entries (connectors' and providers' keys).
     pub secrets: crate::secrets::Secrets,
     /// The inference providers.
@@ -173,6 +175,7 @@ impl HostConfig {
             registry_token: None,
             registry_sources: Vec::new(),
             otlp_endpoint: None,
+            value: Default::default(),
             secrets: crate::secrets::Secrets::none(),
             inference: crate::inference::InferenceConfig::default(),
             escalation_paths: Vec::new(),
@@ -440,6 +443,7 @@ impl HostConfig {
             .map(|p| format!("review-rules: {p}"))
             .collect();
         problems.extend(file.trust.validate());
+        problems.extend(file.value.validate());
         problems.extend(file.escalation_paths.iter().flat_map(|p| p.validate()));
         let secrets = match &file.secrets_file {
             Some(f) => crate::secrets::Secrets::load(&base.join(f)).map_err(&bad)?,
@@ -482,6 +486,7 @@ impl HostConfig {
                 .transpose()
                 .map_err(bad)?,
             review_rules: file.review_rules.clone(),
+            value: file.value.clone(),
             trust: file.trust.clone(),
             access: std::sync::Arc::new(access),
             path: Some(path.to_path_buf()),

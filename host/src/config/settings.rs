@@ -144,6 +144,101 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
 }
 
+/// Minutes of a person's work that one performed side effect saves, by
+/// `capability.operation` (`records.update`, `notify.send`, ...): `[value] minutes-saved` in
+/// `roster.toml` for every worker, and in a worker's file for that worker.
+pub type MinutesSaved = BTreeMap<String, f64>;
+
+/// The most minutes one side effect may be counted as saving.
+pub const MAX_MINUTES_SAVED: f64 = 10_000.0;
+
+/// Checks a minutes-saved table: keys `capability.operation`, values finite and in range.
+pub fn check_minutes_saved(table: &MinutesSaved) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (kind, minutes) in table {
+        let well_formed = kind.split_once('.').is_some_and(|(c, o)| {
+            let word = |w: &str| {
+                !w.is_empty()
+                    && w.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
+            };
+            word(c) && word(o)
+        });
+        if !well_formed {
+            problems.push(format!(
+                "value: minutes-saved `{kind}` is not `capability.operation` (like `records.update`)"
+            ));
+        }
+        if !minutes.is_finite() || *minutes < 0.0 || *minutes > MAX_MINUTES_SAVED {
+            problems.push(format!(
+                "value: minutes-saved `{kind}` = {minutes} is not between 0 and {MAX_MINUTES_SAVED}"
+            ));
+        }
+    }
+    problems
+}
+
+/// `[value]`: what the value page counts the work of workers as worth and as costing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValueSettings {
+    /// Minutes saved per performed side effect, by kind; a worker's file may override
+    /// each kind for that worker.
+    #[serde(default)]
+    pub minutes_saved: MinutesSaved,
+    /// The price of a million units of fuel.
+    #[serde(default)]
+    pub fuel_price: f64,
+    /// The price of an hour of execution (wall) time.
+    #[serde(default)]
+    pub hour_price: f64,
+    /// The currency both prices are in.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+impl Default for ValueSettings {
+    fn default() -> ValueSettings {
+        ValueSettings {
+            minutes_saved: MinutesSaved::new(),
+            fuel_price: 0.0,
+            hour_price: 0.0,
+            currency: default_currency(),
+        }
+    }
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+impl ValueSettings {
+    /// What is wrong with the settings, if anything.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = check_minutes_saved(&self.minutes_saved);
+        for (name, price) in [
+            ("fuel-price", self.fuel_price),
+            ("hour-price", self.hour_price),
+        ] {
+            if !price.is_finite() || !(0.0..=1e9).contains(&price) {
+                problems.push(format!("value: {name} = {price} is not between 0 and 1e9"));
+            }
+        }
+        let currency = self.currency.trim();
+        if currency.is_empty()
+            || currency.chars().count() > 8
+            || currency.chars().any(char::is_control)
+        {
+            problems.push(format!(
+                "value: currency `{}` is not a short currency name (like `USD`)",
+                self.currency
+            ));
+        }
+        problems
+    }
+}
+
 /// `[registry]`: where workers are installed from and whose signatures are trusted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -204,6 +299,8 @@ pub(super) struct HostFile {
     pub(super) registry: RegistrySettings,
     #[serde(default)]
     pub(super) telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub(super) value: ValueSettings,
     #[serde(default)]
     pub(super) review_rules: Vec<crate::governance::review::Rule>,
     #[serde(default)]

@@ -44,6 +44,16 @@ struct WorkerFile {
     source: Option<InstallSource>,
     #[serde(default)]
     settings: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    value: Option<Spanned<WorkerValue>>,
+}
+
+/// `[value]` of a worker's file: what its side effects save, overriding `roster.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WorkerValue {
+    #[serde(default)]
+    minutes_saved: super::settings::MinutesSaved,
 }
 
 /// `[source]` of a worker installed from a registry: where it came from and who signed it.
@@ -157,6 +167,9 @@ pub struct WorkerConfig {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// The worker file's `[settings]` as written.
     pub settings_given: toml::Table,
+    /// The worker file's `[value] minutes-saved`: minutes one performed side effect of
+    /// each kind saves, over `roster.toml`'s.
+    pub minutes_saved: super::settings::MinutesSaved,
 }
 
 impl WorkerConfig {
@@ -419,6 +432,16 @@ pub(crate) fn load_worker(
         .as_ref()
         .map(|r| r.get_ref().clone())
         .or_else(|| manifest.review.clone());
+    let minutes_saved = match &file.value {
+        None => Default::default(),
+        Some(value) => {
+            let problems = super::settings::check_minutes_saved(&value.get_ref().minutes_saved);
+            if !problems.is_empty() {
+                return Err(section(Some(value.span()), problems.join("; ")));
+            }
+            value.get_ref().minutes_saved.clone()
+        }
+    };
     Ok(WorkerConfig {
         name: name.clone(),
         path: path.to_path_buf(),
@@ -449,5 +472,6 @@ pub(crate) fn load_worker(
             .as_ref()
             .map(|s| s.get_ref().clone())
             .unwrap_or_default(),
+        minutes_saved,
     })
 }

@@ -265,6 +265,8 @@ pub struct Review {
     pub plugin: String,
     /// The version offered.
     pub version: String,
+    /// The plugin's business domain.
+    pub domain: String,
     /// The reference and the OCI manifest digest.
     pub reference: String,
     /// The OCI manifest's digest.
@@ -495,6 +497,7 @@ pub fn plan(
         worker: name,
         plugin: manifest.plugin.id.clone(),
         version: manifest.plugin.version.clone(),
+        domain: manifest.plugin.domain.as_str().to_string(),
         reference: verified.reference.clone(),
         manifest_digest: verified.manifest_digest.clone(),
         component_digest: verified.component_digest.clone(),

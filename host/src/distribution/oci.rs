@@ -184,6 +184,46 @@ impl Client {
         )
     }
 
+    /// What a registry holds: each repository (at most `limit`) with its tags (at most
+    /// `limit` each), from `/v2/_catalog` and `/v2/<name>/tags/list`.
+    pub fn catalog(
+        &self,
+        registry: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<String>)>, OciError> {
+        let at = Reference {
+            registry: registry.to_string(),
+            repository: "catalog".to_string(),
+            reference: "latest".to_string(),
+        };
+        let list = |url: &str, field: &str| -> Result<Vec<String>, OciError> {
+            let body = self.fetch(&at, url, &[])?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| OciError::Refused {
+                    status: 200,
+                    what: url.to_string(),
+                    body: format!("not a listing: {e}"),
+                })?;
+            Ok(value[field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .take(limit)
+                .collect())
+        };
+        let base = at.base();
+        let mut out = Vec::new();
+        for name in list(&format!("{base}/v2/_catalog?n={limit}"), "repositories")? {
+            if roster_registry::storage::check_name(&name).is_err() {
+                continue;
+            }
+            let tags = list(&format!("{base}/v2/{name}/tags/list?n={limit}"), "tags")?;
+            out.push((name, tags));
+        }
+        Ok(out)
+    }
+
     /// Pushes an artifact's blobs (skipping those present) and its manifest under the
     /// reference's tag; returns the manifest's digest.
     pub fn push(&self, r: &Reference, artifact: &Artifact) -> Result<String, OciError> {

@@ -94,6 +94,11 @@ impl Directory {
         self.principals.is_empty()
     }
 
+    /// Every configured principal, by id.
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.principals.values()
+    }
+
     /// A principal, if configured.
     pub fn get(&self, id: &str) -> Option<&Principal> {
         self.principals.get(id)

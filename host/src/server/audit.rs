@@ -30,6 +30,8 @@ pub(super) struct AuditParams {
     until: Option<String>,
     after: Option<u64>,
     format: Option<String>,
+    /// `oldest` (the default) or `newest` first (search only).
+    order: Option<String>,
 }
 
 impl AuditParams {
@@ -88,18 +90,39 @@ pub(super) async fn search(
 ) -> ApiResult<Json<Entries>> {
     caller.may(Operation::AuditRead)?;
     let mut query = params.query()?;
-    if let Some(c) = page.after_seq("audit")? {
-        query.after = Some(query.after.map_or(c, |a| a.max(c)));
-    }
+    let newest = match params.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "order `{other}`: use oldest or newest"
+            )));
+        }
+    };
+    // Newest first, the cursor is the position to read before.
+    let kind = if newest { "audit-newest" } else { "audit" };
+    let before = if newest {
+        page.after_seq(kind)?
+    } else {
+        if let Some(c) = page.after_seq(kind)? {
+            query.after = Some(query.after.map_or(c, |a| a.max(c)));
+        }
+        None
+    };
     let (entries, next) = caller
         .run(move |service, _| {
             let mut found = Vec::new();
-            service.store().audit_scan(&query, |e, raw, hash| {
+            let collect = |e: &crate::store::ExecutionEntry, raw: &[u8], hash: &str| {
                 let item = crate::store::export_item(e.seq, raw, hash);
                 found.push((e.seq.to_be_bytes().to_vec(), item));
                 found.len() <= page.limit
-            })?;
-            Ok(page.finish("audit", found))
+            };
+            if newest {
+                service.store().audit_scan_back(&query, before, collect)?;
+            } else {
+                service.store().audit_scan(&query, collect)?;
+            }
+            Ok(page.finish(kind, found))
         })
         .await?;
     Ok(Json(Entries { entries, next }))

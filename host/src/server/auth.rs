@@ -27,12 +27,32 @@ impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Caller, ApiError> {
-        let account = authenticate(api, &parts.headers)?;
+        let account = match parts.extensions.get::<ActingAs>() {
+            Some(ActingAs(account)) => account.clone(),
+            None => authenticate(api, &parts.headers)?,
+        };
         Ok(Caller {
             api: api.clone(),
             account,
         })
     }
+}
+
+/// The account a request made inside this process acts as, without a token: the console
+/// sets it for the person signed in to it. Request extensions never come from the
+/// network, so no client can set it.
+#[derive(Debug, Clone)]
+pub struct ActingAs(pub Account);
+
+/// The account the bootstrap token acts as on this service: `root`, or the operator
+/// holding the data directory.
+pub fn bootstrap_account(service: &Service) -> Account {
+    let mut account = crate::governance::access::bootstrap_account();
+    if let Some(operator) = &service.config().operator {
+        account.id.clone_from(operator);
+        account.name = "the operator holding the data directory".into();
+    }
+    account
 }
 
 /// The account a request acts as: the holder of a stored token, or `root` for the
@@ -53,12 +73,7 @@ fn authenticate(api: &Api, headers: &HeaderMap) -> ApiResult<Account> {
     if let Some(token) = &api.service.config().api_token {
         // Compare digests so the comparison takes the same time wherever the tokens differ.
         if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
-            let mut account = crate::governance::access::bootstrap_account();
-            if let Some(operator) = &api.service.config().operator {
-                account.id.clone_from(operator);
-                account.name = "the operator holding the data directory".into();
-            }
-            return Ok(account);
+            return Ok(bootstrap_account(&api.service));
         }
     }
     match api.service.store().authenticate(given) {

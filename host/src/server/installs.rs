@@ -1,4 +1,5 @@
-//! Installations while the service runs: `GET /v1/installations`, `POST
+//! Installations while the service runs: `GET /v1/registry/catalogue` (what the
+//! registries this host installs from offer), `GET /v1/installations`, `POST
 //! /v1/installations` (the review of an artifact on a registry this host installs from,
 //! and with `apply` and a grant, the installation or upgrade) and `DELETE
 //! /v1/installations/{name}?reason=` (the removal). Each needs `grants.change` and is an
@@ -13,7 +14,7 @@ use super::extract::{Body, Path, Query, json_requests};
 use super::page::{Listed, NoFilter, PageParams};
 use crate::distribution::install::{GrantChoice, InstallOptions, Review};
 use crate::governance::access::Operation;
-use crate::service::{InstallSource, Installation, Removal};
+use crate::service::{CatalogueSource, InstallSource, Installation, Removal};
 use crate::store::GovernanceEvent;
 
 /// The installations, by name.
@@ -47,6 +48,27 @@ pub(super) async fn list(
         installations,
         next,
     }))
+}
+
+/// What the registries this host installs from offer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Catalogue {
+    sources: Vec<CatalogueSource>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/registry/catalogue",
+    tag = "installations",
+    operation_id = "installs_catalogue",
+    responses((status = 200, description = "each registry of `[registry] sources` with its repositories and tags", body = Catalogue)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("grants.change")))
+)]
+pub(super) async fn catalogue(caller: Caller) -> ApiResult<Json<Catalogue>> {
+    caller.may(Operation::GrantsChange)?;
+    let sources = caller.run(|service, _| Ok(service.catalogue())).await?;
+    Ok(Json(Catalogue { sources }))
 }
 
 /// The largest installation request (an uploaded artifact travels in it).

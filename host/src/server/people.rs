@@ -266,6 +266,76 @@ pub(super) async fn issue_token(
     ))
 }
 
+/// A one-time sign-in link to ask for.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewLoginLink {
+    /// How many hours it works (1 to 72; 24 when absent).
+    #[serde(default)]
+    hours: Option<u32>,
+}
+
+impl super::extract::RequestBody for NewLoginLink {
+    fn parse(body: &[u8]) -> ApiResult<Self> {
+        if body.is_empty() {
+            return Ok(NewLoginLink::default());
+        }
+        super::extract::json(body, "invalid request")
+    }
+}
+
+/// A one-time sign-in link for the console.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LoginLink {
+    /// The console's path that signs the account in once: `/login?code=...`.
+    link: String,
+    /// When it stops working (ms since the Unix epoch).
+    expires_at: i64,
+    note: &'static str,
+}
+
+/// The longest a login link works.
+pub const MAX_LOGIN_LINK_HOURS: u32 = 72;
+
+#[utoipa::path(
+    post,
+    path = "/v1/people/{id}/login-links",
+    tag = "people",
+    operation_id = "people_login_link",
+    params(("id" = String, Path, description = "the account")),
+    request_body = NewLoginLink,
+    responses((status = 201, description = "the link, shown once", body = LoginLink)),
+    security(("bearer" = [])),
+    extensions(("x-roster-action" = json!("people.manage")))
+)]
+pub(super) async fn login_link(
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Body<NewLoginLink>,
+) -> ApiResult<(StatusCode, Json<LoginLink>)> {
+    caller.may(Operation::PeopleManage)?;
+    let hours = body.read()?.hours.unwrap_or(24);
+    if !(1..=MAX_LOGIN_LINK_HOURS).contains(&hours) {
+        return Err(ApiError::bad_request(format!(
+            "`hours` is 1 to {MAX_LOGIN_LINK_HOURS}, not {hours}"
+        )));
+    }
+    let (code, expires_at) = caller
+        .run(move |service, by| {
+            let ttl = i64::from(hours) * crate::clock::HOUR_MS;
+            Ok(service.store().issue_login_code(&id, ttl, &by.id)?)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginLink {
+            link: format!("/login?code={code}"),
+            expires_at,
+            note: "the link works once; only its digest is stored",
+        }),
+    ))
+}
+
 /// A token just revoked.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Revoked {

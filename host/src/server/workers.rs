@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::{Body, json_requests};
 use super::page::{Listed, NoFilter, PageParams};
 use crate::failure::{Breaker, Escalation, RetryPolicy};
@@ -243,13 +243,23 @@ pub(super) async fn queue(caller: Caller) -> ApiResult<Json<Queue>> {
     Ok(Json(Queue { status, stored }))
 }
 
-/// `?worker=&after=` of the execution log.
+/// `?worker=&domain=&kind=&status=&since=&until=&after=` of the execution log.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExecutionsQuery {
     /// Only this worker's executions.
     worker: Option<String>,
+    /// Only executions of workers of this domain.
+    domain: Option<String>,
+    /// Only executions of workers of this kind: `ai` (granted inference) or `rules`.
+    kind: Option<String>,
+    /// Only executions that ended with this status.
+    status: Option<String>,
+    /// Only executions started at or after (ms since the Unix epoch).
+    since: Option<i64>,
+    /// Only executions started before.
+    until: Option<i64>,
     /// Only entries after this position of the log.
     after: Option<u64>,
 }
@@ -283,16 +293,29 @@ pub(super) async fn executions(
         (Some(a), Some(c)) => Some(a.max(c)),
         (a, c) => a.or(c),
     };
+    if let Some(kind) = q.kind.as_deref().filter(|k| !matches!(*k, "ai" | "rules")) {
+        return Err(ApiError::bad_request(format!(
+            "`kind` is `ai` or `rules`, not `{kind}`"
+        )));
+    }
     let (executions, next) = caller
         .run(move |service, _| {
+            let allowed = service.workers_matching(
+                q.domain.as_deref(),
+                q.kind.as_deref(),
+                q.worker.as_deref(),
+            );
             let query = AuditQuery {
                 worker: q.worker,
+                status: q.status,
+                since: q.since,
+                until: q.until,
                 after,
                 ..AuditQuery::default()
             };
             let mut found = Vec::new();
             service.store().audit_scan(&query, |e, _, _| {
-                if !e.is_governance() {
+                if !e.is_governance() && allowed.as_ref().is_none_or(|a| a.contains(&e.worker)) {
                     found.push((e.seq.to_be_bytes().to_vec(), e.clone()));
                 }
                 found.len() <= page.limit

@@ -119,6 +119,39 @@ impl Service {
         install::plan(&config, verified, options)
     }
 
+    /// What the registries of `[registry] sources` offer: per registry, its repositories
+    /// with their tags, or why it could not be read.
+    pub fn catalogue(&self) -> Vec<CatalogueSource> {
+        let config = self.current_config();
+        config
+            .registry_sources
+            .iter()
+            .map(|registry| {
+                let listed = oci::Client::new(config.registry_token.clone())
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| {
+                        c.catalog(registry, CATALOGUE_LIMIT)
+                            .map_err(|e| e.to_string())
+                    });
+                match listed {
+                    Ok(repositories) => CatalogueSource {
+                        registry: registry.clone(),
+                        repositories: repositories
+                            .into_iter()
+                            .map(|(name, tags)| CatalogueEntry { name, tags })
+                            .collect(),
+                        error: None,
+                    },
+                    Err(e) => CatalogueSource {
+                        registry: registry.clone(),
+                        repositories: Vec::new(),
+                        error: Some(e),
+                    },
+                }
+            })
+            .collect()
+    }
+
     /// Pulls an artifact from a registry of `[registry] sources`.
     fn pull(&self, config: &HostConfig, reference: &str) -> Result<oci::Pulled, Error> {
         let refused = |why: String| Error::InstallRefused(why);
@@ -238,4 +271,27 @@ impl Service {
             left_queued: left,
         })
     }
+}
+
+/// The most repositories, and tags per repository, a catalogue lists per registry.
+pub const CATALOGUE_LIMIT: usize = 500;
+
+/// What one registry offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CatalogueSource {
+    /// The registry (`host[:port]`).
+    pub registry: String,
+    /// Its repositories.
+    pub repositories: Vec<CatalogueEntry>,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// One repository of a registry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CatalogueEntry {
+    /// The repository (`roster/lead-enricher`).
+    pub name: String,
+    /// Its tags (versions).
+    pub tags: Vec<String>,
 }

@@ -315,6 +315,9 @@ pub struct ApprovalFilter {
     /// Only this domain.
     #[serde(default)]
     pub domain: Option<String>,
+    /// Only those held at or after this time (ms since the Unix epoch).
+    #[serde(default)]
+    pub since: Option<i64>,
 }
 
 impl Store {
@@ -354,6 +357,7 @@ impl Store {
             if filter.status.is_none_or(|s| s == a.status)
                 && filter.worker.as_ref().is_none_or(|w| *w == a.worker)
                 && filter.domain.as_ref().is_none_or(|d| *d == a.domain)
+                && filter.since.is_none_or(|t| a.created_at >= t)
             {
                 out.push(a);
             }

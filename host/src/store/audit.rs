@@ -150,6 +150,7 @@ pub(crate) fn append_entry_in(
     let hash = hash_of(&bytes);
     tx.open_table(EXECUTIONS)?.insert(seq, bytes.as_slice())?;
     set_state_in(tx, HEAD, &format!("{seq} {hash}"))?;
+    super::stats::count_in(tx, &entry)?;
     if seq % CHECKPOINT_EVERY == 0 {
         checkpoint_in(tx, store, seq, &hash)?;
     }
@@ -473,6 +474,31 @@ impl Store {
             return Ok(());
         };
         for entry in table.range(start..)? {
+            let (k, v) = entry?;
+            let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;
+            if query.matches(&e) && !f(&e, v.value(), &hash_of(v.value())) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with each matching entry before position `before` (or from the end),
+    /// newest first, until it returns `false`.
+    pub fn audit_scan_back(
+        &self,
+        query: &AuditQuery,
+        before: Option<u64>,
+        mut f: impl FnMut(&ExecutionEntry, &[u8], &str) -> bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(EXECUTIONS)?;
+        let start = query.after.map_or(0, |a| a.saturating_add(1));
+        let range = match before {
+            Some(b) => table.range(start..b)?,
+            None => table.range(start..)?,
+        };
+        for entry in range.rev() {
             let (k, v) = entry?;
             let e: ExecutionEntry = decode(&k.value().to_string(), v.value())?;
             if query.matches(&e) && !f(&e, v.value(), &hash_of(v.value())) {

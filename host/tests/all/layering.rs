@@ -33,6 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["distribution"],
     &["service"],
     &["server"],
+    &["console"],
     &["cli"],
 ];
 

@@ -16,6 +16,7 @@ mod cli;
 mod cli_live;
 mod common;
 mod connector;
+mod console;
 mod crash;
 mod domains;
 mod failures;
