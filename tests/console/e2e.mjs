@@ -90,8 +90,9 @@ try {
   {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
     const page = await context.newPage();
-    await page.goto(base + "/");
+    const answer = await page.goto(base + "/");
     check(page.url().includes("/login"), "an anonymous visit is sent to the sign-in page");
+    results.headers = answer.headers();
     await record(page, "01-sign-in");
     await context.close();
   }
@@ -104,10 +105,12 @@ try {
     check(ids.length >= 3, `the reviewer sees at least three held actions (saw ${ids.length})`);
 
     await page.keyboard.press("j");
+    const selected = await page.$eval(".held[aria-current='true']", (c) => c.id.slice(5));
+    check(selected === ids[0], `j selects the first held action (${selected}, not ${ids[0]})`);
     await page.keyboard.press("a");
     await page.waitForURL(/done=approve/);
-    results.approved = ids[0];
-    check(!(await cardIds(page)).includes(ids[0]), "an approved action leaves the inbox");
+    results.approved = selected;
+    check(!(await cardIds(page)).includes(selected), "an approved action leaves the inbox");
 
     // Edit one: a text field of a record, else a message's body.
     const editable = await page.$$eval("#held-list article.held", (cards) => {
@@ -132,10 +135,16 @@ try {
       await card.locator("details.edit button[type=submit]").click();
       await page.waitForURL(/done=edit/);
       results.edited = { id: editable.id, field: editable.field, value };
+      // What a person typed is shown as text, never as markup.
+      await page.goto(`${base}/approvals/${encodeURIComponent(editable.id)}`);
+      results.editedShownAsText = (await page.locator("main").innerText()).includes(value);
+      results.editedMarkup = await page.locator("main b").count();
+      await page.goto(base + "/approvals");
     }
 
     const left = await cardIds(page);
     const reject = left.find((id) => id !== results.approved && id !== (results.edited || {}).id);
+    check(reject !== undefined, "a third held action is left to reject");
     if (reject) {
       const card = page.locator(`[id="held-${reject}"]`);
       await card.locator("form.reject input[name=reason]").fill("Not this one: checked by the console test");
@@ -251,7 +260,7 @@ try {
     await page.click("form[action='/kill'] button[type=submit]");
     await page.waitForSelector("[data-kill-report]");
     results.kill = await page.$$eval("[data-kill-report] .card .value", (v) => v.map((x) => Number(x.textContent)));
-    results.killPaused = await page.$$eval("main section.panel ul li a", (a) => a.map((x) => x.textContent));
+    results.killPaused = await page.$$eval("ul[data-paused] li a", (a) => a.map((x) => x.textContent));
     await record(page, "17-kill-report");
 
     // Dark, at a laptop's width.

@@ -50,6 +50,14 @@ pub enum PeopleCommand {
         #[arg(long)]
         enable: bool,
     },
+    /// A one-time link that signs the account in to the console (printed once).
+    Link {
+        /// The account.
+        id: String,
+        /// How many hours the link works (1 to 72).
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
 }
 
 /// `roster tokens` subcommands.
@@ -137,6 +145,10 @@ pub(super) fn people(paths: &Paths, command: PeopleCommand) -> anyhow::Result<Ex
                 Some(&body),
             )?)
         }
+        PeopleCommand::Link { id, hours } => client.print_post(
+            &format!("/v1/people/{}/login-links", segment(&id)),
+            &serde_json::json!({ "hours": hours }),
+        ),
     }
 }
 

@@ -184,9 +184,10 @@ fn typed(name: &str, kind: &str, text: &str) -> Result<Value, String> {
 }
 
 /// What the action would do, as a reviewer reads it.
-fn proposal(a: &Value, before: &BTreeMap<String, Value>) -> Markup {
-    let e = &a["proposed"];
+fn proposal(e: &Value, before: &BTreeMap<String, Value>) -> Markup {
     let kind = fmt::text(&e["kind"]);
+    // The record's current values, for a change still waiting.
+    let now = kind == "record-update" && !before.is_empty();
     html! {
         @match kind {
             "record-update" | "record-create" => {
@@ -195,12 +196,12 @@ fn proposal(a: &Value, before: &BTreeMap<String, Value>) -> Markup {
                     code { (fmt::text(&e["object"])) "/" (fmt::text(&e["id"])) }
                 }
                 table.diff {
-                    thead { tr { th scope="col" { "Field" } @if kind == "record-update" { th scope="col" { "Now" } } th scope="col" { "Proposed" } } }
+                    thead { tr { th scope="col" { "Field" } @if now { th scope="col" { "Now" } } th scope="col" { "Proposed" } } }
                     tbody {
                         @for (field, value) in e["fields"].as_object().into_iter().flatten() {
                             tr {
                                 th scope="row" { (field) }
-                                @if kind == "record-update" {
+                                @if now {
                                     td.before { (before.get(field).map(shown).unwrap_or_else(|| "—".into())) }
                                 }
                                 td.after { (shown(value)) }
@@ -304,7 +305,7 @@ fn card_markup(v: &Visitor, a: &Value, before: &BTreeMap<String, Value>) -> Mark
                     @for r in a["reasons"].as_array().into_iter().flatten() { (fmt::value(r)) br; }
                 }
             }
-            (proposal(a, before))
+            (proposal(&a["proposed"], before))
             details {
                 summary { "Data the worker used" }
                 pre { (serde_json::to_string_pretty(&a["data"]).unwrap_or_default()) }
@@ -372,7 +373,7 @@ pub(super) async fn inbox(v: Visitor, Query(q): Query<InboxQuery>) -> Response {
             span data-held-count { (held.len()) } " held actions waiting for a person"
             @if more.is_some() || held.len() == PAGE { ", the longest waiting first (more on the next page)" }
             @if let Some(w) = &q.worker { " from " strong { (w) } " · " a href="/approvals" { "all workers" } }
-            ". New ones appear at the top as they arrive."
+            ". New ones appear at the end as they arrive."
             " "
             span.live data-live=(live) hidden { "live" }
         }
@@ -425,8 +426,12 @@ pub(super) async fn show(v: Visitor, Path(id): Path<String>) -> Response {
 }
 
 async fn show_page(v: &Visitor, a: &Value, notice: Option<Notice>) -> Response {
-    let before = before(v, a).await;
     let status = fmt::text(&a["status"]);
+    let before = if status == "pending" {
+        before(v, a).await
+    } else {
+        BTreeMap::new()
+    };
     let content = html! {
         p { a href="/approvals" { "← All held actions" } }
         h1 { "Held action " code { (fmt::text(&a["id"])) } }
@@ -435,7 +440,7 @@ async fn show_page(v: &Visitor, a: &Value, notice: Option<Notice>) -> Response {
             div #held-list { (card_markup(v, a, &before)) }
         } @else {
             section.panel {
-                (proposal(a, &before))
+                (proposal(&a["proposed"], &before))
                 @if let Some(d) = a["decision"].as_object() {
                     h2 { "Decision" }
                     dl.facts {
@@ -443,6 +448,10 @@ async fn show_page(v: &Visitor, a: &Value, notice: Option<Notice>) -> Response {
                         dt { "By" } dd { (fmt::value(&d["by"])) }
                         dt { "At" } dd { (fmt::time_of(&d["at"])) }
                         @if let Some(reason) = d["reason"].as_str() { dt { "Reason" } dd { (reason) } }
+                    }
+                    @if d["edited"].is_object() {
+                        h3 { "As edited and applied" }
+                        (proposal(&d["edited"], &before))
                     }
                 }
             }
@@ -649,8 +658,8 @@ pub(super) async fn events(v: Visitor, Query(q): Query<EventsQuery>) -> Response
                 for gone in known.difference(&ids) {
                     queue.push(Event::default().event("gone").data(gone.clone()));
                 }
-                // Newest first on the queue, so the oldest is sent first and the newest
-                // ends up on top.
+                // Newest first on the queue, so they are sent oldest first, in the order
+                // the page lists them.
                 for a in now.iter().rev() {
                     let id = fmt::text(&a["id"]);
                     if !known.contains(id) {

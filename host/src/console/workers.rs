@@ -475,7 +475,7 @@ pub(super) async fn kill(Posted { visitor: v, form }: Posted) -> Response {
         section.panel {
             h2 { "Paused" }
             @if report["paused"].as_array().is_none_or(Vec::is_empty) { p.muted { "No worker was running." } }
-            ul { @for w in report["paused"].as_array().into_iter().flatten() {
+            ul data-paused { @for w in report["paused"].as_array().into_iter().flatten() {
                 li { a href=(format!("/workers/{}", segment(fmt::text(w)))) { (fmt::text(w)) } }
             } }
             h2 { "Interrupted (queue positions; their triggers are held)" }

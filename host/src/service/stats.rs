@@ -477,8 +477,7 @@ impl Service {
             steps.entry(step).or_default().add(row);
             workers.entry(&row.worker).or_default().add(row);
         }
-        let series = (0..)
-            .map(|i| range.from + i * range.step)
+        let series = std::iter::successors(Some(range.from), |at| at.checked_add(range.step))
             .take_while(|at| *at < range.to)
             .map(|at| Step {
                 from: at,

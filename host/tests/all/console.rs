@@ -305,6 +305,20 @@ fn the_console_runs_reviews_installs_and_stops_workers_in_a_real_browser() {
     }
     assert!(results["axe"].as_object().unwrap().len() >= 16);
 
+    // Safety headers on every answer, and typed text shown as text.
+    let headers = &results["headers"];
+    let csp = headers["content-security-policy"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{headers:#}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{headers:#}");
+    assert_eq!(headers["x-frame-options"], "DENY", "{headers:#}");
+    assert_eq!(results["editedShownAsText"], true, "{results:#}");
+    assert_eq!(results["editedMarkup"], 0, "{results:#}");
+
     // The reviewer's three decisions, each applied once.
     let decided = |id: &Value| {
         api.get(&format!("/v1/approvals/{}", id.as_str().unwrap()))["approval"].clone()

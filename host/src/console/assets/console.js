@@ -131,7 +131,9 @@
         .then(function (answer) { return answer.ok ? answer.text() : ""; })
         .then(function (html) {
           if (!html || document.getElementById("held-" + id)) return;
-          list.insertAdjacentHTML("afterbegin", html);
+          // The list runs longest waiting first: a new arrival goes last, so nothing
+          // moves under the reviewer's cursor.
+          list.insertAdjacentHTML("beforeend", html);
           const card = document.getElementById("held-" + id);
           if (card) card.classList.add("fresh");
           recount();
