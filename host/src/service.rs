@@ -126,6 +126,10 @@ struct Shared {
     worker_configs: Mutex<Vec<WorkerConfig>>,
     /// Held while an installation or removal changes what is installed.
     installing: Mutex<()>,
+    /// Held (shared) while triggers are turned into queue items, from reading which
+    /// workers take them to committing the items; a removal takes it exclusively once,
+    /// after marking the worker, so no item for it is committed after it starts draining.
+    admission: std::sync::RwLock<()>,
     stop: AtomicBool,
     running: AtomicUsize,
     ticks: AtomicU64,
@@ -143,6 +147,13 @@ struct Shared {
 pub type Workers = BTreeMap<String, Arc<Installed>>;
 
 impl Shared {
+    /// Shared hold on admission (see [`Shared::admission`]).
+    pub(crate) fn admit(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.admission
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The installed workers now.
     fn workers(&self) -> Arc<Workers> {
         match self.workers.read() {
@@ -314,6 +325,7 @@ impl Service {
             store: runtime.store().clone(),
             worker_configs: Mutex::new(config.workers.clone()),
             installing: Mutex::new(()),
+            admission: std::sync::RwLock::new(()),
             config,
             runtime,
             clock,
@@ -497,6 +509,8 @@ impl Service {
             ));
         }
         let now = self.shared.clock.now_ms();
+        // Until the items are committed, no removal starts draining.
+        let _admitting = self.shared.admit();
         let mut items = Vec::new();
         for (wname, w) in self.shared.workers().iter() {
             if w.removing() {

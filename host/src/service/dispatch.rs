@@ -93,9 +93,12 @@ impl Dispatcher {
     pub(super) fn run(&mut self) {
         while !self.shared.stop.load(Ordering::SeqCst) {
             let now = self.shared.clock.now_ms();
+            let shared = self.shared.clone();
+            let admitting = shared.admit();
             if let Err(e) = self.derive(now) {
                 tracing::error!("deriving triggers: {e}");
             }
+            drop(admitting);
             if let Err(e) = self.load() {
                 tracing::error!("loading the queue: {e}");
             }

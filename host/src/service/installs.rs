@@ -231,6 +231,14 @@ impl Service {
             )));
         }
         worker.removing.store(true, Ordering::SeqCst);
+        // Triggers being admitted now may not have seen the mark: let them commit, so
+        // every item for the worker is in the queue before it drains.
+        drop(
+            self.shared
+                .admission
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let deadline = Instant::now() + DRAIN;
         let mut left = self.shared.store.queued_for(name)?;
         while left > 0 && Instant::now() < deadline && !self.shared.stop.load(Ordering::SeqCst) {
