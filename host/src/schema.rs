@@ -113,6 +113,8 @@ pub const SYSTEM_FIELDS: &[(&str, FieldType)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
     objects: BTreeMap<String, ObjectDef>,
+    /// The payload fields named events declare (`[events.<name>]` in `roster.toml`).
+    events: BTreeMap<String, BTreeMap<String, FieldType>>,
 }
 
 /// Builds a field map: `"name": Type;` or `"name": Type, idx;` for an indexed field.
@@ -260,7 +262,10 @@ impl Schema {
                 "recommendation": Text;
             },
         );
-        let mut schema = Schema { objects };
+        let mut schema = Schema {
+            objects,
+            events: BTreeMap::new(),
+        };
         schema.add_system_fields();
         schema
     }
@@ -329,6 +334,73 @@ impl Schema {
         Ok(())
     }
 
+    /// Declares the payload fields of named events; their payloads are checked when
+    /// accepted and conditions on them are typed.
+    pub fn extend_events(
+        &mut self,
+        events: &BTreeMap<String, BTreeMap<String, FieldType>>,
+    ) -> Result<(), SchemaError> {
+        for (name, fields) in events {
+            let valid = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 64
+                    && n.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    })
+            };
+            if !valid(name) {
+                return Err(SchemaError::BadDefinition {
+                    object: format!("event {name}"),
+                    reason: "event names use 1 to 64 lower-case letters, digits, `-` or `_`".into(),
+                });
+            }
+            if let Some(bad) = fields.keys().find(|f| !valid(f)) {
+                return Err(SchemaError::BadDefinition {
+                    object: format!("event {name}"),
+                    reason: format!(
+                        "field `{bad}`: names use lower-case letters, digits, `-` or `_`"
+                    ),
+                });
+            }
+            self.events.insert(name.clone(), fields.clone());
+        }
+        Ok(())
+    }
+
+    /// The payload fields an event declares, if it declares any.
+    pub fn event(&self, name: &str) -> Option<&BTreeMap<String, FieldType>> {
+        self.events.get(name)
+    }
+
+    /// Checks the declared fields of an event's payload (others pass as they are).
+    pub fn check_payload(
+        &self,
+        name: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<(), SchemaError> {
+        let Some(fields) = self.events.get(name) else {
+            return Ok(());
+        };
+        let object = format!("payload of {name}");
+        let Some(payload) = payload.filter(|p| !p.is_null()) else {
+            return Ok(());
+        };
+        let Some(map) = payload.as_object() else {
+            return Err(SchemaError::WrongType {
+                object,
+                field: "(payload)".into(),
+                expected: "JSON object",
+                got: describe_json(payload),
+            });
+        };
+        for (field, ty) in fields {
+            if let Some(v) = map.get(field) {
+                self.coerce_as(*ty, &object, field, FieldValue::from_json(v))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The object's definition.
     pub fn object(&self, object: &str) -> Result<&ObjectDef, SchemaError> {
         self.objects
@@ -366,13 +438,25 @@ impl Schema {
         value: FieldValue,
     ) -> Result<FieldValue, SchemaError> {
         let def = self.field(object, field)?;
+        self.coerce_as(def.ty, object, field, value)
+    }
+
+    /// Checks a value against a type, converting it where the intent is clear; errors
+    /// name `object.field`.
+    pub fn coerce_as(
+        &self,
+        ty: FieldType,
+        object: &str,
+        field: &str,
+        value: FieldValue,
+    ) -> Result<FieldValue, SchemaError> {
         let wrong = |got: &FieldValue| SchemaError::WrongType {
             object: object.to_string(),
             field: field.to_string(),
-            expected: def.ty.as_str(),
+            expected: ty.as_str(),
             got: describe(got),
         };
-        let coerced = match (def.ty, value) {
+        let coerced = match (ty, value) {
             (_, FieldValue::Null) => FieldValue::Null,
             (FieldType::Text, FieldValue::Text(t)) => FieldValue::Text(t),
             (FieldType::Integer, FieldValue::Integer(n)) => FieldValue::Integer(n),
@@ -469,6 +553,17 @@ impl Schema {
                 Ok((name, value))
             })
             .collect()
+    }
+}
+
+fn describe_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(_) => "a list".into(),
+        serde_json::Value::String(_) => "text".into(),
+        serde_json::Value::Number(_) => "a number".into(),
+        serde_json::Value::Bool(_) => "true or false".into(),
+        serde_json::Value::Null => "nothing".into(),
+        serde_json::Value::Object(_) => "an object".into(),
     }
 }
 

@@ -39,7 +39,6 @@ use crate::store::{
     RecordQuery, Store, StoreError, WorkerControl, enqueue_in, schedule_in, set_counter_in,
     set_schedule_in, set_state_in, state_in,
 };
-use crate::trigger::condition::Context;
 use crate::trigger::{TriggerKind, inside_threshold};
 use crate::value::FieldValue;
 use crate::value::{ChangeInput, EventInput, TriggerInput};
@@ -508,6 +507,12 @@ impl Service {
                 "give both `object` and `record-id`, or neither".into(),
             ));
         }
+        // A declared event's payload fields have their declared types.
+        self.shared
+            .store
+            .schema()
+            .check_payload(name, event.payload.as_ref())
+            .map_err(|e| Error::InvalidEvent(e.to_string()))?;
         let now = self.shared.clock.now_ms();
         // Until the items are committed, no removal starts draining.
         let _admitting = self.shared.admit();

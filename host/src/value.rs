@@ -55,6 +55,34 @@ impl utoipa::PartialSchema for FieldValue {
 impl utoipa::ToSchema for FieldValue {}
 
 impl FieldValue {
+    /// A JSON value as a field value: text, whole and decimal numbers, true or false, a
+    /// list of texts, `{"timestamp": ms}`; anything else (objects, mixed lists) as its
+    /// JSON text.
+    pub fn from_json(v: &serde_json::Value) -> FieldValue {
+        use serde_json::Value;
+        match v {
+            Value::Null => FieldValue::Null,
+            Value::Bool(b) => FieldValue::Boolean(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => FieldValue::Integer(i),
+                None => n.as_f64().map_or(FieldValue::Null, FieldValue::Number),
+            },
+            Value::String(t) => FieldValue::Text(t.clone()),
+            Value::Array(items) if items.iter().all(Value::is_string) => FieldValue::TextList(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Value::Object(o) if o.len() == 1 && o.get("timestamp").is_some_and(Value::is_i64) => {
+                FieldValue::Timestamp {
+                    timestamp: o["timestamp"].as_i64().unwrap_or_default(),
+                }
+            }
+            other => FieldValue::Text(other.to_string()),
+        }
+    }
+
     /// Whether the value counts as empty (null, empty text, empty list).
     pub fn is_empty(&self) -> bool {
         match self {

@@ -298,6 +298,9 @@ impl HostConfig {
         schema
             .extend(&file.objects)
             .map_err(|e| bad(e.to_string()))?;
+        schema
+            .extend_events(&file.events)
+            .map_err(|e| bad(format!("events: {e}")))?;
         let env = |name: &Option<String>| -> Result<Option<String>, Error> {
             match name {
                 None => Ok(None),

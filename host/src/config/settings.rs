@@ -308,6 +308,8 @@ pub(super) struct HostFile {
     #[serde(default)]
     pub(super) objects: BTreeMap<String, BTreeMap<String, FieldDef>>,
     #[serde(default)]
+    pub(super) events: BTreeMap<String, BTreeMap<String, crate::schema::FieldType>>,
+    #[serde(default)]
     pub(super) workers: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) secrets_file: Option<PathBuf>,

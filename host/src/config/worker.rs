@@ -351,8 +351,15 @@ pub(crate) fn load_worker(
                     "conditions need every trigger to be about the same object",
                 ));
             }
+            // Payload conditions are typed by the event the triggers name, if one.
+            let mut events = triggers.iter().map(|t| match &t.kind {
+                crate::trigger::TriggerKind::Event { name } => Some(name.as_str()),
+                _ => None,
+            });
+            let first = events.next().flatten();
+            let event = first.filter(|f| events.all(|e| e == Some(*f)));
             spec.get_ref()
-                .compile(object, schema)
+                .compile_for(object, event, schema)
                 .map_err(|reason| problem(path, &text, Some(spec.span()), reason))?
         }
     };

@@ -8,6 +8,7 @@ use crate::governance::review::Checkpoints;
 use crate::sandbox::executor::Run;
 use crate::sandbox::state::ReviewContext;
 use crate::store::{ApprovalStatus, Decision, EscalationRecord, Finish, Verdict, WorkerControl};
+use crate::trigger::condition::{Context, Subject};
 use crate::value::Record;
 
 pub(super) fn executor(shared: &Shared, work: &Mutex<Receiver<QueueItem>>, done: &Sender<Done>) {
@@ -169,19 +170,32 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
             return (entry, Some(class));
         }
     };
+    let ctx = Context {
+        directory: shared.runtime.directory(),
+        now: started_at,
+        schema: shared.store.schema(),
+    };
+    let conditions = &w.config.conditions;
+    let payload = item.event.payload.as_ref();
+    // Whether the conditions hold for the subject; when not, the entry says so.
+    let held = |subject: Subject<'_>, entry: &mut ExecutionEntry| {
+        let mut results: Vec<ConditionResult> = Vec::new();
+        let pass = conditions.evaluate(subject, &ctx, &mut results);
+        entry.conditions = results;
+        if !pass {
+            entry.detail = Some("conditions not met".into());
+            entry.finished_at = shared.clock.now_ms();
+        }
+        pass
+    };
     if let (Some(object), Some(id)) = (&item.event.object, &item.event.record_id) {
         match &record {
             Some(record) if item.fallback_for.is_none() => {
-                let ctx = Context {
-                    directory: shared.runtime.directory(),
-                    now: started_at,
+                let subject = Subject {
+                    record: Some(record),
+                    payload,
                 };
-                let mut results: Vec<ConditionResult> = Vec::new();
-                let pass = w.config.conditions.evaluate(record, &ctx, &mut results);
-                entry.conditions = results;
-                if !pass {
-                    entry.detail = Some("conditions not met".into());
-                    entry.finished_at = shared.clock.now_ms();
+                if !held(subject, &mut entry) {
                     return (entry, None);
                 }
             }
@@ -192,12 +206,19 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
             }
             None => {}
         }
-    } else if item.fallback_for.is_none()
-        && w.config.conditions != crate::trigger::condition::Condition::All(Vec::new())
-    {
-        // Conditions are about a record; an event without one cannot meet them.
-        entry.detail = Some("conditions need a record and the event has none".into());
-        return (entry, None);
+    } else if item.fallback_for.is_none() && !conditions.is_empty() {
+        if conditions.needs_record() {
+            // Record conditions; an event without one cannot meet them.
+            entry.detail = Some("conditions need a record and the event has none".into());
+            return (entry, None);
+        }
+        let subject = Subject {
+            record: None,
+            payload,
+        };
+        if !held(subject, &mut entry) {
+            return (entry, None);
+        }
     }
 
     // Every attempt at this item derives the same idempotency keys.

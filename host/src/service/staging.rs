@@ -25,7 +25,7 @@ use crate::sandbox::report::ExecutionReport;
 use crate::sandbox::runtime::Runtime;
 use crate::store::ConditionResult;
 use crate::store::Store;
-use crate::trigger::condition::Context;
+use crate::trigger::condition::{Context, Subject};
 use crate::value::Record;
 use crate::value::{EventInput, TriggerInput};
 
@@ -163,15 +163,21 @@ pub fn dry_run(
                     "{o}/{} is not in the dataset",
                     event.record_id.as_deref().unwrap_or_default()
                 )),
-                (_, Some(r)) => {
+                (_, record) if record.is_some() || !worker.conditions.needs_record() => {
                     let ctx = Context {
                         directory: runtime.directory(),
                         now: store.clock().now_ms(),
+                        schema: store.schema(),
                     };
-                    (!worker.conditions.evaluate(r, &ctx, &mut conditions))
+                    let subject = Subject {
+                        record: record.as_ref(),
+                        payload: event.payload.as_ref(),
+                    };
+                    (!worker.conditions.evaluate(subject, &ctx, &mut conditions))
                         .then(|| "conditions not met".to_string())
                 }
-                _ => None,
+                _ if worker.conditions.is_empty() => None,
+                _ => Some("conditions need a record and the event has none".to_string()),
             };
             let report = match skipped {
                 Some(_) => {

@@ -570,6 +570,78 @@ fn named_events_and_signals_reach_their_workers() {
 }
 
 #[test]
+fn conditions_on_the_payload_filter_webhook_events_typed_by_the_declaration() {
+    let fx = Fixture::new(
+        "[events.form-submitted]\nbudget = \"number\"\ncompany = \"text\"\n",
+        &[(
+            "big-forms",
+            "svc",
+            "[[triggers]]\non = \"event\"\nname = \"form-submitted\"\n[conditions]\nall = [{ field = \"payload.budget\", op = \"greater-than\", value = 10000 }, { not = { field = \"payload.company\", op = \"is-empty\" } }]",
+        )],
+    );
+    let s = fx.start();
+    let submit = |payload: serde_json::Value| {
+        s.submit_event(
+            "form-submitted",
+            EventSubmission {
+                payload: Some(payload),
+                ..Default::default()
+            },
+        )
+    };
+    submit(serde_json::json!({"budget": 12500, "company": "Acme"})).unwrap();
+    submit(serde_json::json!({"budget": 900, "company": "Acme"})).unwrap();
+    submit(serde_json::json!({"budget": 50000})).unwrap();
+    // A declared field with the wrong type is refused and queues nothing.
+    let err = submit(serde_json::json!({"budget": "a lot", "company": "Acme"})).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`payload of form-submitted.budget` is a number field"),
+        "{err}"
+    );
+    idle(&s);
+    // In the order submitted.
+    let mut log = executions(&s);
+    log.sort_by_key(|e| e.queue_seq);
+    assert_eq!(log.len(), 3, "{log:#?}");
+    let statuses: Vec<(&str, Option<&str>)> = log
+        .iter()
+        .map(|e| (e.status.as_str(), e.detail.as_deref()))
+        .collect();
+    assert_eq!(statuses[0].0, "success", "{log:#?}");
+    assert_eq!(statuses[1], ("skipped", Some("conditions not met")));
+    assert_eq!(statuses[2], ("skipped", Some("conditions not met")));
+    let shown: Vec<(String, bool)> = log[1]
+        .conditions
+        .iter()
+        .map(|c| (c.condition.clone(), c.passed))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("payload.budget greater-than 10000.0".to_string(), false),
+            ("not (payload.company is-empty)".to_string(), true),
+        ]
+    );
+
+    // A declared event refuses conditions on fields it does not declare, at load.
+    let bad = Fixture::new(
+        "[events.form-submitted]\nbudget = \"number\"\n",
+        &[(
+            "typo",
+            "svc",
+            "[[triggers]]\non = \"event\"\nname = \"form-submitted\"\n[conditions]\nfield = \"payload.bugdet\"\nop = \"greater-than\"\nvalue = 1",
+        )],
+    );
+    let err = HostConfig::load(&bad.config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("declares no payload field `bugdet`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn updates_to_one_record_run_in_order() {
     let fx = Fixture::new(
         "executors = 4",
