@@ -270,9 +270,17 @@ impl ObjectScope {
 
     /// Whether `field` may be written.
     pub fn may_write(&self, field: &str) -> bool {
+        // Handing a record to someone else is granted by name only, never by `*`.
+        if field == OWNER {
+            return self.write.iter().any(|f| f == OWNER);
+        }
         self.write.iter().any(|f| f == "*" || f == field)
     }
 }
+
+/// The field of an update that hands the record to another principal (assignment and
+/// routing). A scope's `write` must name it: `*` does not include it.
+pub const OWNER: &str = "owner";
 
 impl RecordsScope {
     /// The scope of one object type, if it is granted at all.

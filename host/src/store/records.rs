@@ -305,9 +305,18 @@ pub(crate) fn update_record_in(
     let Some(current) = current else {
         return Ok(None);
     };
+    // `owner` hands the record to another principal (see `scope::OWNER`).
+    let mut fields = fields.clone();
+    let owner = match fields.remove(crate::scope::OWNER) {
+        None => None,
+        Some(FieldValue::Text(owner)) if !owner.is_empty() => Some(owner),
+        Some(_) => {
+            return Err(StoreError::Invalid("`owner` must name a principal".into()));
+        }
+    };
     let update = Record {
-        fields: fields.clone(),
-        owner: None,
+        fields,
+        owner,
         ..current.clone()
     };
     let now = store.clock.now_ms();

@@ -299,3 +299,68 @@ fn records_outside_the_principals_visibility_are_hidden_and_protected() {
         .unwrap();
     assert!(!theirs.fields.contains_key("score"));
 }
+
+#[test]
+fn a_record_is_handed_to_another_owner_only_when_the_grant_names_owner() {
+    seed_lead("S-9", "ann", &[("name", "Owned"), ("status", "open")]);
+    // The probe imports every capability; these grants give records only.
+    let optional = "optional-capabilities = [\"notify\", \"http\", \"memory\", \"signals\"]";
+    let others = "[notify]\nchannels = [\"in-app\"]\nrecipients = [\"*\"]\n[memory]\nquota-bytes = 10\n[signals]\ntopics = [\"x\"]\n[http]\nallow = []\n";
+    let hand_over = |fields: serde_json::Value| {
+        payload_event(json!({"calls": [
+            {"op": "update", "object": "lead", "id": "S-9", "fields": fields},
+        ]}))
+    };
+    // `*` covers every field of the schema, not the owner.
+    let star = "[records.objects.lead]\nread = [\"*\"]\nwrite = [\"*\"]\n";
+    let id = "test.scopes-owner-star";
+    let worker = load(
+        CAPABILITY_PROBE,
+        &manifest_with(id, optional, &format!("{star}{others}")),
+        &grant(id, star),
+    )
+    .unwrap();
+    let report = run(&worker, &hand_over(json!({"owner": "bob"})));
+    assert_eq!(
+        lines(&report)[0],
+        "denied fields not writable on `lead`: owner"
+    );
+    let store = runtime().store();
+    let owner = || store.get_record("lead", "S-9").unwrap().unwrap().owner;
+    assert_eq!(owner().as_deref(), Some("ann"));
+
+    // Named in the grant, the owner changes with the other fields, in one change.
+    let named = "[records.objects.lead]\nread = [\"*\"]\nwrite = [\"status\", \"owner\"]\n";
+    let id = "test.scopes-owner-named";
+    let worker = load(
+        CAPABILITY_PROBE,
+        &manifest_with(id, optional, &format!("{named}{others}")),
+        &grant(id, named),
+    )
+    .unwrap();
+    let report = run(
+        &worker,
+        &hand_over(json!({"owner": "bob", "status": "assigned"})),
+    );
+    assert_eq!(report.denials().count(), 0, "{:?}", lines(&report));
+    assert_eq!(report.status, Status::Success, "{:?}", lines(&report));
+    let stored = store.get_record("lead", "S-9").unwrap().unwrap();
+    assert_eq!(stored.owner.as_deref(), Some("bob"));
+    assert_eq!(stored.fields["status"], FieldValue::Text("assigned".into()));
+
+    // The owner must name someone.
+    let report = run(&worker, &hand_over(json!({"owner": ""})));
+    assert!(
+        lines(&report)[0].contains("`owner` must name a principal"),
+        "{:?}",
+        lines(&report)
+    );
+    assert_eq!(
+        owner().as_deref(),
+        Some("bob"),
+        "a refused hand-over changes nothing"
+    );
+    assert_host_still_healthy(
+        "a_record_is_handed_to_another_owner_only_when_the_grant_names_owner",
+    );
+}

@@ -21,7 +21,7 @@ use crate::sandbox::bindings::roster::types::types::{CrmRecord, Error, Field, Re
 use crate::sandbox::gate::{ActionKind, Call, EffectIds};
 use crate::sandbox::payload::Payload;
 use crate::sandbox::state::HostState;
-use crate::scope::ObjectScope;
+use crate::scope::{OWNER, ObjectScope};
 use crate::store::{Effect, RecordQuery, create_record_in, delete_record_in, update_record_in};
 use crate::value::{FieldValue, Record};
 
@@ -362,11 +362,30 @@ impl Host for HostState {
         let call = wit_try!(self.check_writable(call, &object, &scope, &fields));
         let call = wit_try!(self.check_visible_for_write(call, &object, &id));
         let store = self.worker.services.store.clone();
-        let changes = fields_map(&fields);
-        let changes = match store.schema().coerce_all(&object, changes) {
+        let mut changes = fields_map(&fields);
+        // The owner is not a schema field: it must name a principal.
+        let owner = changes.remove(OWNER);
+        let mut changes = match store.schema().coerce_all(&object, changes) {
             Ok(changes) => changes,
             Err(e) => return Ok(Err(self.gate.reject(call, store_error(e.into())))),
         };
+        if let Some(owner) = owner {
+            let directory = &self.worker.services.directory;
+            match owner {
+                FieldValue::Text(p)
+                    if !p.is_empty() && (directory.is_open() || directory.knows(&p)) =>
+                {
+                    changes.insert(OWNER.to_string(), FieldValue::Text(p));
+                }
+                other => {
+                    let reason = format!(
+                        "`owner` must name a principal of this host, not {}",
+                        serde_json::to_string(&other).unwrap_or_default()
+                    );
+                    return Ok(Err(self.gate.reject(call, Error::InvalidInput(reason))));
+                }
+            }
+        }
         let effect = Effect::RecordUpdate {
             object: object.clone(),
             id: id.clone(),
