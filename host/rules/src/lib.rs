@@ -3,7 +3,11 @@
 //! so what the host accepted is what the worker runs.
 //!
 //! - [`template`] — merge-field templates (`Call {{lead.name}} at {{lead.company}}`).
+//! - [`rule`] — the steps of a rule (create, update, notify, assign, log an activity,
+//!   emit a signal) and the chain the rules worker runs.
 
+pub mod rule;
 pub mod template;
 
+pub use rule::{Chain, Relative, Step, StepValue, Strategy};
 pub use template::{Format, Template, TemplateError};
