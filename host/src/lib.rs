@@ -41,6 +41,7 @@ pub mod governance;
 pub mod inference;
 pub mod metrics;
 pub mod net;
+pub mod rules;
 pub mod sandbox;
 pub mod schema;
 pub mod scope;

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["error", "config_file"],
     &["governance", "inference", "enrichment"],
-    &["trigger"],
+    &["trigger", "rules"],
     &["sandbox"],
     &["failure", "delivery"],
     &["config"],

@@ -1,0 +1,192 @@
+use super::*;
+use crate::governance::directory::{Principal, PrincipalKind, Sees};
+
+const ROUTING: &str = r#"
+[rule]
+name = "enterprise-lead-routing"
+description = "Enterprise leads in EMEA: round-robin to the enterprise reps, a call task, a Slack note"
+domain = "revenue"
+
+[[triggers]]
+on = "record-created"
+object = "lead"
+
+[conditions]
+all = [
+  { field = "employees", op = "greater-than", value = 500 },
+  { owner-in-team = "emea" },
+]
+
+[[steps]]
+id = "owner"
+action = "assign"
+strategy = "round-robin"
+to = ["ann", "bob"]
+
+[[steps]]
+id = "task"
+action = "create"
+object = "task"
+fields = { subject = "Call {{lead.name}} ({{lead.company}})", due_date = { in-days = 2 }, assignee = "{{steps.owner.owner}}", related_to = "lead/{{lead.id}}", priority = "high" }
+
+[[steps]]
+action = "notify"
+channel = "slack"
+to = ["{{steps.owner.owner}}"]
+message = "New enterprise lead {{lead.name}} from {{lead.company}}: call task {{steps.task.id}}"
+"#;
+
+fn directory() -> Directory {
+    let person = |id: &str| Principal {
+        id: id.into(),
+        kind: PrincipalKind::User,
+        teams: vec!["emea".into()],
+        roles: vec![],
+        sees: Sees::Team,
+        email: None,
+    };
+    Directory::new(vec![person("ann"), person("bob")]).unwrap()
+}
+
+fn checked(text: &str) -> Result<Checked, Vec<String>> {
+    let file: RuleFile = toml::from_str(text).unwrap();
+    check(&file, &Schema::standard(), &directory())
+}
+
+#[test]
+fn the_routing_rule_checks_and_says_what_it_touches() {
+    let rule = checked(ROUTING).unwrap();
+    assert_eq!(rule.chain.rule, "enterprise-lead-routing");
+    assert_eq!(rule.chain.object.as_deref(), Some("lead"));
+    assert_eq!(rule.chain.steps.len(), 3);
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        rule.reads["lead"],
+        set(&["company", "employees", "id", "name"])
+    );
+    assert_eq!(rule.writes["lead"], set(&["owner"]));
+    assert_eq!(
+        rule.writes["task"],
+        set(&["assignee", "due_date", "priority", "related_to", "subject"])
+    );
+    assert_eq!(rule.creates, set(&["task"]));
+    assert_eq!(rule.channels, BTreeSet::from([Channel::Slack]));
+    assert!(rule.topics.is_empty());
+}
+
+#[test]
+fn each_mistake_is_named_by_its_step() {
+    let with = |from: &str, to: &str| {
+        assert!(ROUTING.contains(from), "{from}");
+        checked(&ROUTING.replacen(from, to, 1)).unwrap_err()
+    };
+    // An unknown field, in a merge field and in a written field.
+    let e = with("{{lead.company}})", "{{lead.compnay}})");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("step 2 (create `task`): field `subject`: `{{lead.compnay}}`"),
+        "{e:?}"
+    );
+    assert!(e[0].contains("compnay"), "{e:?}");
+    let e = with("priority = \"high\"", "prio = \"high\"");
+    assert!(
+        e[0].starts_with("step 2 (create `task`)") && e[0].contains("prio"),
+        "{e:?}"
+    );
+    // A value that does not fit the field's type; an operator that does not fit.
+    let e = with("due_date = { in-days = 2 }", "due_date = \"soon\"");
+    assert!(e[0].contains("timestamp field"), "{e:?}");
+    let e = with(
+        "op = \"greater-than\", value = 500",
+        "op = \"greater-than\", value = \"many\"",
+    );
+    assert!(
+        e[0].starts_with("conditions:") && e[0].contains("integer field"),
+        "{e:?}"
+    );
+    // A channel that does not exist; a principal that does not.
+    let e = with("channel = \"slack\"", "channel = \"pager\"");
+    assert!(
+        e[0].starts_with("step 3 (notify): `pager` is not a channel"),
+        "{e:?}"
+    );
+    let e = with("to = [\"ann\", \"bob\"]", "to = [\"ann\", \"zed\"]");
+    assert!(
+        e[0].starts_with("step 1 (assign `owner`): `zed` is not a principal"),
+        "{e:?}"
+    );
+    // A later step's output used before it exists.
+    let e = with("{{steps.task.id}}", "{{steps.later.id}}");
+    assert!(e[0].contains("no earlier step is named `later`"), "{e:?}");
+    let e = with(
+        "{{steps.owner.owner}}\", related_to",
+        "{{steps.owner.id}}\", related_to",
+    );
+    assert!(e[0].contains("step `owner` gives `owner`"), "{e:?}");
+    // A misspelt action is refused when the file is read.
+    let err = toml::from_str::<RuleFile>(&ROUTING.replacen(
+        "action = \"notify\"",
+        "action = \"nofity\"",
+        1,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown variant `nofity`"), "{err}");
+}
+
+#[test]
+fn a_rule_triggered_by_what_it_emits_is_a_cycle() {
+    let e = checked(
+        r#"
+        [rule]
+        name = "echo"
+        domain = "revenue"
+        [[triggers]]
+        on = "signal"
+        topic = "revenue.*"
+        [[steps]]
+        action = "emit"
+        topic = "revenue.again"
+        payload = { from = "{{payload.deal}}" }
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("emits `revenue.again`, which triggers this rule (`revenue.*`): a cycle"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn steps_that_need_a_record_say_so_on_record_less_triggers() {
+    let e = checked(
+        r#"
+        [rule]
+        name = "forms"
+        domain = "revenue"
+        [[triggers]]
+        on = "event"
+        name = "form-submitted"
+        [conditions]
+        field = "payload.budget"
+        op = "greater-than"
+        value = 10000
+        [[steps]]
+        action = "update"
+        set = { status = "hot" }
+        [[steps]]
+        action = "notify"
+        channel = "in-app"
+        to = ["ann"]
+        message = "Big form: {{payload.budget | money}} for {{lead.name}}"
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("step 1 (update): needs a triggering record"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("the trigger is not about a record"), "{e:?}");
+}
