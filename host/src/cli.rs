@@ -16,6 +16,7 @@ mod people;
 mod plugin;
 mod records;
 mod remote;
+pub mod rules;
 mod run;
 pub mod scaffold;
 mod serve;
@@ -167,6 +168,13 @@ pub enum Command {
         #[command(subcommand)]
         command: people::TokensCommand,
     },
+    /// Rules made without code: write one from a preset, check it, try it in dry-run,
+    /// deploy it and roll it back.
+    Rules {
+        /// What to do.
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
     /// Search, export and verify the audit trail; sign checkpoints.
     Audit {
         /// What to do.
@@ -283,6 +291,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command } => remote::events(&paths.config, command),
         Command::Queue { command } => remote::queue(&paths, command),
         Command::Audit { command } => audit::audit(&paths, command),
+        Command::Rules { command } => rules::rules(&paths, command),
         Command::People { command } => people::people(&paths, command),
         Command::Plugin { command } => plugin::plugin(&paths, command),
         Command::Install(args) => install::install(&paths, args),

@@ -67,6 +67,9 @@ pub enum Error {
     /// message says why.
     #[error("install refused: {0}; nothing was installed")]
     InstallRefused(String),
+    /// A rule file was refused; every problem names where it is.
+    #[error("rule refused: {}; nothing was saved or deployed", .0.join("; "))]
+    RuleRefused(Vec<String>),
     /// An operator's request is invalid (a missing reason, resuming a running worker).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

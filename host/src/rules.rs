@@ -32,7 +32,6 @@ use crate::schema::{FieldType, Schema};
 use crate::scope::{Channel, OWNER};
 use crate::trigger::condition::{Condition, ConditionSpec};
 use crate::trigger::{Trigger, TriggerKind, TriggerSpec};
-use crate::value::FieldValue;
 
 /// The most steps one rule may chain.
 pub const MAX_STEPS: usize = 20;
@@ -61,8 +60,16 @@ pub struct RuleHeader {
     /// What it is for.
     #[serde(default)]
     pub description: String,
-    /// Its business domain.
+    /// Its business domain (`revenue`, `customer-experience`, ...).
     pub domain: String,
+    /// Who it acts as (a principal of `roster.toml`); the principal the domain's other
+    /// workers act as when absent.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Where its installation starts on the trust curve (`supervised` unless it says
+    /// otherwise: its external messages wait for a person).
+    #[serde(default)]
+    pub stage: Option<crate::store::Stage>,
 }
 
 /// A rule that passed every check, with what it touches (for its grant).
@@ -84,194 +91,32 @@ pub struct Checked {
     pub channels: BTreeSet<Channel>,
     /// The signal topics it emits.
     pub topics: BTreeSet<String>,
+    /// The recipients it addresses as written (`None`: one is a merge field, so any).
+    pub recipients: Option<BTreeSet<String>>,
+    /// What a `request-approval` step holds, if the rule has one.
+    pub approval: Option<Approval>,
+    /// The steps' own conditions, by step number (from 1), as the host evaluates them.
+    pub when: BTreeMap<usize, Condition>,
+    /// Where its installation starts on the trust curve.
+    pub stage: crate::store::Stage,
 }
 
-fn is_name(s: &str) -> bool {
+/// What a `request-approval` step asks for: the actions of the steps after it are held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    /// What the reviewer is told.
+    pub reason: String,
+    /// Who decides.
+    pub reviewers: Vec<String>,
+    /// The actions held: `capability.operation` and the object for record actions.
+    pub holds: BTreeSet<(String, Option<String>)>,
+}
+
+pub(crate) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-/// What the checks collect while they walk the rule.
-struct Walk<'a> {
-    schema: &'a Schema,
-    directory: &'a Directory,
-    object: Option<String>,
-    event: Option<String>,
-    problems: Vec<String>,
-    reads: BTreeMap<String, BTreeSet<String>>,
-    writes: BTreeMap<String, BTreeSet<String>>,
-    /// Earlier steps' names and outputs.
-    outputs: BTreeMap<String, &'static [&'static str]>,
-}
-
-impl Walk<'_> {
-    /// Checks a template's merge fields; notes the record fields it reads.
-    fn template(&mut self, at: &str, what: &str, text: &str) {
-        let template = match Template::parse(text) {
-            Ok(t) => t,
-            Err(e) => {
-                self.problems.push(format!("{at}: {what}: {e}"));
-                return;
-            }
-        };
-        for (path, _) in template.fields() {
-            if let Err(reason) = self.merge_field(path) {
-                self.problems.push(format!(
-                    "{at}: {what}: `{{{{{}}}}}`: {reason}",
-                    path.join(".")
-                ));
-            }
-        }
-    }
-
-    fn merge_field(&mut self, path: &[String]) -> Result<(), String> {
-        let root = path[0].as_str();
-        match root {
-            "now" if path.len() == 1 => Ok(()),
-            "payload" => {
-                let Some(first) = path.get(1) else {
-                    return Err("name a payload field (`payload.<name>`)".into());
-                };
-                match self.event.as_deref().and_then(|e| self.schema.event(e)) {
-                    Some(fields) if !fields.contains_key(first) => {
-                        Err(format!("the event declares no payload field `{first}`"))
-                    }
-                    _ => Ok(()),
-                }
-            }
-            "steps" => {
-                let (Some(step), Some(output)) = (path.get(1), path.get(2)) else {
-                    return Err(
-                        "name an earlier step and its output (`steps.<id>.<output>`)".into(),
-                    );
-                };
-                match self.outputs.get(step.as_str()) {
-                    None => Err(format!("no earlier step is named `{step}`")),
-                    Some(outputs) if !outputs.contains(&output.as_str()) || path.len() > 3 => {
-                        Err(format!(
-                            "step `{step}` gives {}",
-                            outputs
-                                .iter()
-                                .map(|o| format!("`{o}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
-                    }
-                    Some(_) => Ok(()),
-                }
-            }
-            _ => {
-                let Some(object) = self.object.clone() else {
-                    return Err("unknown merge field: the trigger is not about a record".into());
-                };
-                if root != object && root != "record" {
-                    return Err(format!(
-                        "unknown merge field (the record is `{object}`; also `payload`, `steps`, `now`)"
-                    ));
-                }
-                let Some(field) = path.get(1) else {
-                    return Err(format!("name a field of `{object}`"));
-                };
-                if path.len() > 2 {
-                    return Err(format!("`{field}` has no parts"));
-                }
-                if field != "id" && field != OWNER {
-                    self.schema
-                        .field(&object, field)
-                        .map_err(|e| e.to_string())?;
-                }
-                self.reads.entry(object).or_default().insert(field.clone());
-                Ok(())
-            }
-        }
-    }
-
-    /// Checks a value written to `object.field`.
-    fn value(&mut self, at: &str, object: &str, field: &str, value: &StepValue) {
-        let ty = match self.schema.field(object, field) {
-            Ok(def) => def.ty,
-            Err(e) => {
-                self.problems.push(format!("{at}: {e}"));
-                return;
-            }
-        };
-        let what = format!("field `{field}`");
-        let literal = match value {
-            StepValue::Relative(r) => {
-                if ty != FieldType::Timestamp {
-                    self.problems.push(format!(
-                        "{at}: {what}: `in-days` / `in-hours` fit timestamp fields; `{field}` is a {} field",
-                        ty.as_str()
-                    ));
-                } else if r.in_days.is_none() && r.in_hours.is_none() {
-                    self.problems
-                        .push(format!("{at}: {what}: give `in-days` or `in-hours`"));
-                }
-                None
-            }
-            StepValue::Text(t) => {
-                self.template(at, &what, t);
-                Template::parse(t)
-                    .ok()
-                    .filter(Template::is_plain)
-                    .map(|_| FieldValue::Text(t.clone()))
-            }
-            StepValue::List(items) => {
-                for item in items {
-                    self.template(at, &what, item);
-                }
-                Some(FieldValue::TextList(items.clone()))
-            }
-            StepValue::Integer(n) => Some(FieldValue::Integer(*n)),
-            StepValue::Number(n) => Some(FieldValue::Number(*n)),
-            StepValue::Boolean(b) => Some(FieldValue::Boolean(*b)),
-        };
-        if let Some(v) = literal
-            && let Err(e) = self.schema.coerce_as(ty, object, field, v)
-        {
-            self.problems.push(format!("{at}: {e}"));
-        }
-        self.writes
-            .entry(object.to_string())
-            .or_default()
-            .insert(field.to_string());
-    }
-
-    fn field_of(&mut self, at: &str, object: &str, field: &str, fits: &[FieldType], what: &str) {
-        match self.schema.field(object, field) {
-            Ok(def) if fits.is_empty() || fits.contains(&def.ty) => {
-                self.writes
-                    .entry(object.to_string())
-                    .or_default()
-                    .insert(field.to_string());
-            }
-            Ok(def) => self.problems.push(format!(
-                "{at}: {what} `{field}`, a {} field",
-                def.ty.as_str()
-            )),
-            Err(e) => self.problems.push(format!("{at}: {e}")),
-        }
-    }
-
-    fn principal(&mut self, at: &str, id: &str) {
-        if !self.directory.is_open() && !self.directory.knows(id) {
-            self.problems.push(format!(
-                "{at}: `{id}` is not a principal of this host (roster.toml's [[principals]])"
-            ));
-        }
-    }
-
-    /// The triggering record's object, or why a step needs one.
-    fn record_object(&mut self, at: &str) -> Option<String> {
-        if self.object.is_none() {
-            self.problems.push(format!(
-                "{at}: needs a triggering record, and the rule's triggers are not about one"
-            ));
-        }
-        self.object.clone()
-    }
 }
 
 /// Checks a rule file; every problem found, each naming where it is.
@@ -333,15 +178,18 @@ pub fn check(
         reads: BTreeMap::new(),
         writes: BTreeMap::new(),
         outputs: BTreeMap::new(),
+        updates: triggers
+            .iter()
+            .any(|t| matches!(t.kind, TriggerKind::RecordUpdated { .. })),
     };
+    let mut when = BTreeMap::new();
     let mut creates = BTreeSet::new();
     let mut channels = BTreeSet::new();
     let mut topics = BTreeSet::new();
+    let mut recipients = Some(BTreeSet::new());
+    let mut approval = None;
     for (i, step) in file.steps.iter().enumerate() {
-        let at = match step.id() {
-            Some(id) => format!("step {} ({} `{id}`)", i + 1, step.action()),
-            None => format!("step {} ({})", i + 1, step.action()),
-        };
+        let at = step.place(i + 1);
         match step {
             Step::Create { object, fields, .. } => {
                 if let Err(e) = schema.object(object) {
@@ -434,6 +282,22 @@ pub fn check(
                 }
                 for recipient in to {
                     walk.template(&at, "to", recipient);
+                    let parsed = Template::parse(recipient).ok();
+                    // A record's owner, or an assigned owner, is one of the principals.
+                    let owner = parsed.as_ref().and_then(|t| t.single()).is_some_and(|p| {
+                        p.last().is_some_and(|l| l == OWNER)
+                            && (p.len() == 2 || (p.len() == 3 && p[0] == "steps"))
+                    });
+                    match (&parsed, recipients.as_mut()) {
+                        (_, None) => {}
+                        (Some(t), Some(r)) if t.is_plain() => {
+                            r.insert(recipient.clone());
+                        }
+                        (Some(_), Some(r)) if owner && !directory.is_open() => {
+                            r.extend(directory.principals().map(|p| p.id.clone()));
+                        }
+                        _ => recipients = None,
+                    }
                 }
                 if let Some(subject) = subject {
                     walk.template(&at, "subject", subject);
@@ -447,6 +311,7 @@ pub fn check(
                 territories,
                 capacity,
                 threshold,
+                open,
                 ..
             } => {
                 if let Some(object) = walk.record_object(&at) {
@@ -511,6 +376,27 @@ pub fn check(
                             walk.problems
                                 .push(format!("{at}: give the `capacity` (at least 1)"));
                         }
+                        if let (Some(open), Some(object)) = (open, walk.object.clone()) {
+                            if *strategy != Strategy::Capacity {
+                                walk.problems.push(format!(
+                                    "{at}: only a capacity assignment counts `open` records"
+                                ));
+                            }
+                            match schema.field(&object, &open.field) {
+                                Ok(def) if def.ty == FieldType::Text => {
+                                    walk.reads
+                                        .entry(object)
+                                        .or_default()
+                                        .insert(open.field.clone());
+                                }
+                                Ok(def) => walk.problems.push(format!(
+                                    "{at}: `open` compares a text field; `{}` is a {} field",
+                                    open.field,
+                                    def.ty.as_str()
+                                )),
+                                Err(e) => walk.problems.push(format!("{at}: {e}")),
+                            }
+                        }
                         to.clone()
                     }
                 };
@@ -533,6 +419,86 @@ pub fn check(
                         walk.field_of(&at, "activity", f, &[], "");
                     }
                 }
+            }
+            Step::Sequence { sequence, .. } => {
+                walk.record_object(&at);
+                if !is_name(sequence) {
+                    walk.problems.push(format!(
+                        "{at}: sequence `{sequence}`: use 1 to 64 lower-case letters, digits, `-` or `_`"
+                    ));
+                }
+                if schema.object(roster_rules::ENROLLMENT).is_err() {
+                    walk.problems.push(format!(
+                        "{at}: the schema has no `{}` object",
+                        roster_rules::ENROLLMENT
+                    ));
+                } else {
+                    creates.insert(roster_rules::ENROLLMENT.to_string());
+                    for f in [
+                        "sequence",
+                        "record",
+                        "step",
+                        "status",
+                        "enrolled_at",
+                        "advanced_at",
+                    ] {
+                        walk.field_of(&at, roster_rules::ENROLLMENT, f, &[], "");
+                        walk.reads
+                            .entry(roster_rules::ENROLLMENT.to_string())
+                            .or_default()
+                            .insert(f.to_string());
+                    }
+                }
+            }
+            Step::RequestApproval {
+                reason, reviewers, ..
+            } => {
+                if reason.trim().is_empty() {
+                    walk.problems
+                        .push(format!("{at}: give the `reason` the reviewer reads"));
+                }
+                for r in reviewers {
+                    let known = match r.strip_prefix("team:") {
+                        Some(team) => directory.has_team(team),
+                        None => directory.is_open() || directory.knows(r),
+                    };
+                    if !known {
+                        walk.problems.push(format!(
+                            "{at}: reviewer `{r}` is not a principal or team of this host"
+                        ));
+                    }
+                }
+                if approval.is_some() {
+                    walk.problems
+                        .push(format!("{at}: a rule requests approval once"));
+                }
+                let before: BTreeSet<_> = file.steps[..i]
+                    .iter()
+                    .flat_map(|s| step_actions(s, object.as_deref()))
+                    .collect();
+                let holds: BTreeSet<_> = file.steps[i + 1..]
+                    .iter()
+                    .flat_map(|s| step_actions(s, object.as_deref()))
+                    .collect();
+                if holds.is_empty() {
+                    walk.problems.push(format!(
+                        "{at}: no step after it would wait for the approval"
+                    ));
+                }
+                for (action, on) in holds.intersection(&before) {
+                    let what = match on {
+                        Some(o) => format!("{action} of `{o}`"),
+                        None => action.clone(),
+                    };
+                    walk.problems.push(format!(
+                        "{at}: a step before it also takes {what}, which would be held too: move the approval before it"
+                    ));
+                }
+                approval = Some(Approval {
+                    reason: reason.clone(),
+                    reviewers: reviewers.clone(),
+                    holds,
+                });
             }
             Step::Emit { topic, payload, .. } => {
                 let valid = !topic.is_empty()
@@ -570,6 +536,21 @@ pub fn check(
                 }
             }
         }
+        if let Some(spec) = step.when() {
+            match serde_json::from_value::<ConditionSpec>(spec.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|spec| {
+                    spec.compile_for(walk.object.as_deref(), walk.event.as_deref(), schema)
+                }) {
+                Ok(c) => {
+                    if let Some(object) = &walk.object {
+                        collect_reads(&c, walk.reads.entry(object.clone()).or_default());
+                    }
+                    when.insert(i + 1, c);
+                }
+                Err(e) => walk.problems.push(format!("{at}: when: {e}")),
+            }
+        }
         if let Some(id) = step.id() {
             if !is_name(id) {
                 walk.problems.push(format!(
@@ -605,6 +586,10 @@ pub fn check(
         creates,
         channels,
         topics,
+        recipients,
+        approval,
+        when,
+        stage: file.rule.stage.unwrap_or(crate::store::Stage::Supervised),
     })
 }
 
@@ -626,6 +611,13 @@ fn collect_reads(c: &Condition, into: &mut BTreeSet<String>) {
         Condition::OwnerInTeam(_) | Condition::OwnerHasRole(_) | Condition::Payload(..) => {}
     }
 }
+
+mod grant;
+mod walk;
+
+pub use grant::MEMORY_QUOTA;
+use grant::step_actions;
+use walk::Walk;
 
 #[cfg(test)]
 mod tests;

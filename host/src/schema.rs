@@ -81,7 +81,7 @@ pub enum SchemaError {
         field: String,
     },
     /// The value does not have the field's type.
-    #[error("`{object}.{field}` is a {expected} field; got {got}")]
+    #[error("`{object}.{field}` is {} field; got {got}", with_article(expected))]
     WrongType {
         /// The object.
         object: String,
@@ -100,6 +100,16 @@ pub enum SchemaError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// A type's name with its article (`an integer`, `a text`).
+fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 /// The fields every record of every object has, besides its own.
@@ -138,7 +148,8 @@ impl Default for Schema {
 
 impl Schema {
     /// The standard objects: lead, contact, account, opportunity, task, activity, note,
-    /// meeting, ticket and invoice.
+    /// meeting, ticket, invoice and the rest the demo business uses, and the
+    /// enrollments of records in sequences.
     pub fn standard() -> Schema {
         let mut objects = BTreeMap::new();
         let mut add = |name: &str, fields: BTreeMap<String, FieldDef>| {
@@ -260,6 +271,13 @@ impl Schema {
                 "name": Text; "email": Text, idx; "position": Text, idx; "skills": TextList;
                 "years_experience": Integer; "stage": Text, idx; "score": Number, idx;
                 "recommendation": Text;
+            },
+        );
+        add(
+            "sequence_enrollment",
+            object! {
+                "sequence": Text, idx; "record": Text, idx; "step": Integer; "status": Text, idx;
+                "enrolled_at": Timestamp; "advanced_at": Timestamp;
             },
         );
         let mut schema = Schema {
@@ -617,7 +635,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`lead.employees` is a integer field; got text \"many\""
+            "`lead.employees` is an integer field; got text \"many\""
         );
     }
 

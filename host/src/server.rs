@@ -41,6 +41,7 @@ mod page;
 pub mod people;
 mod records;
 mod request;
+mod rules;
 mod spec;
 mod stats;
 pub(crate) mod stream;
@@ -110,6 +111,12 @@ fn routes() -> (Router<Api>, utoipa::openapi::OpenApi) {
         .routes(routes!(versions::deploy))
         .routes(routes!(versions::rollback))
         .routes(routes!(versions::shadow))
+        .routes(routes!(rules::list, rules::save))
+        .routes(routes!(rules::check))
+        .routes(routes!(rules::show))
+        .routes(routes!(rules::test))
+        .routes(routes!(rules::deploy))
+        .routes(routes!(rules::rollback))
         .routes(routes!(workers::queue))
         .routes(routes!(workers::list))
         .routes(routes!(workers::show))

@@ -55,6 +55,7 @@ mod dispatch;
 mod execute;
 mod installs;
 pub mod inventory;
+pub mod rules;
 pub mod shadow;
 pub mod staging;
 pub mod stats;

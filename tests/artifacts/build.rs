@@ -11,7 +11,13 @@ fn main() {
     );
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let repo = manifest_dir.join("../..");
-    for dir in ["tests/programs", "plugins", "sdk/src", "wit"] {
+    for dir in [
+        "tests/programs",
+        "plugins",
+        "sdk/src",
+        "wit",
+        "host/rules/src",
+    ] {
         println!("cargo:rerun-if-changed={}", repo.join(dir).display());
     }
 

@@ -4,10 +4,10 @@
 //!
 //! - [`template`] — merge-field templates (`Call {{lead.name}} at {{lead.company}}`).
 //! - [`rule`] — the steps of a rule (create, update, notify, assign, log an activity,
-//!   emit a signal) and the chain the rules worker runs.
+//!   put in or take out of a sequence, request approval, emit a signal) and the chain the rules worker runs.
 
 pub mod rule;
 pub mod template;
 
-pub use rule::{Chain, Relative, Step, StepValue, Strategy};
+pub use rule::{Chain, ENROLLMENT, Open, Relative, SequenceOp, Step, StepValue, Strategy};
 pub use template::{Format, Template, TemplateError};

@@ -47,7 +47,7 @@ pub enum StepValue {
 }
 
 /// A point in time relative to now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Relative {
     /// Days from now (may be negative).
@@ -56,6 +56,10 @@ pub struct Relative {
     /// Hours from now (may be negative).
     #[serde(default)]
     pub in_hours: Option<i32>,
+    /// Counted from this point in time (a merge field such as `{{account.renewal_date}}`)
+    /// instead of from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl Relative {
@@ -74,11 +78,37 @@ pub enum Strategy {
     RoundRobin,
     /// By the value of a field (`field`), looked up in `territories`.
     Territory,
-    /// The one with the fewest open records of the object (at most `capacity`).
+    /// The one owning the fewest records of the object that match `open` (all of them
+    /// when absent), among the first thousand; none at `capacity` or more.
     Capacity,
     /// By score: the first of `to` when `field` is at least `threshold`, else the second.
     Score,
 }
+
+/// Which records a capacity assignment counts: those whose text `field` equals `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Open {
+    /// The field.
+    pub field: String,
+    /// The value of an open record.
+    pub value: String,
+}
+
+/// What a `sequence` step does with the triggering record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SequenceOp {
+    /// Enrol it at the first step (once: an active enrollment is kept).
+    Add,
+    /// End its active enrollment.
+    Remove,
+    /// Move its active enrollment to the next step.
+    Advance,
+}
+
+/// The object a sequence enrollment is kept as, and its fields.
+pub const ENROLLMENT: &str = "sequence_enrollment";
 
 /// One step of a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +119,10 @@ pub enum Step {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// The object type.
         object: String,
         /// Its fields.
@@ -99,6 +133,10 @@ pub enum Step {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// The record, `object/id` (a template); the triggering record when absent.
         #[serde(default)]
         record: Option<String>,
@@ -120,6 +158,10 @@ pub enum Step {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// `in-app`, `email`, `sms`, `slack` or `teams`.
         channel: String,
         /// The recipients (templates).
@@ -135,6 +177,10 @@ pub enum Step {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// How the owner is chosen.
         strategy: Strategy,
         /// The principals to choose from.
@@ -149,6 +195,9 @@ pub enum Step {
         /// Capacity: the most open records one owner may hold.
         #[serde(default)]
         capacity: Option<u32>,
+        /// Capacity: which records count as open (`{ field = "status", value = "open" }`).
+        #[serde(default)]
+        open: Option<Open>,
         /// Score: the score from which the first of `to` is chosen.
         #[serde(default)]
         threshold: Option<f64>,
@@ -158,17 +207,57 @@ pub enum Step {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// What happened (a template).
         subject: String,
         /// The activity's type (`call`, `email`, `note`, ...).
         #[serde(default)]
         kind: Option<String>,
     },
+    /// Put the triggering record in a sequence, take it out, or move it to the next step
+    /// (kept as a `sequence_enrollment` record); the output is the enrollment's `id`.
+    Sequence {
+        /// The name later steps refer to the output by.
+        #[serde(default)]
+        id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
+        /// `add`, `remove` or `advance`.
+        op: SequenceOp,
+        /// The sequence's name.
+        sequence: String,
+    },
+    /// Ask a person to approve the steps after this one: their actions are held for
+    /// approval (the host holds them; the rule goes on with held receipts). The output is
+    /// `requested`.
+    RequestApproval {
+        /// The name later steps refer to the output by.
+        #[serde(default)]
+        id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
+        /// What the reviewer is told.
+        reason: String,
+        /// Who decides (principals or `team:` queues); the domain's reviewers when empty.
+        #[serde(default)]
+        reviewers: Vec<String>,
+    },
     /// Emit a signal other workers may be triggered by.
     Emit {
         /// The name later steps refer to the output by.
         #[serde(default)]
         id: Option<String>,
+        /// Run the step only when this condition holds (the host's condition language,
+        /// on the triggering record and the event's payload; the host evaluates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<serde_json::Value>,
         /// The topic.
         topic: String,
         /// The payload's fields (templates).
@@ -186,7 +275,31 @@ impl Step {
             | Step::Notify { id, .. }
             | Step::Assign { id, .. }
             | Step::LogActivity { id, .. }
+            | Step::Sequence { id, .. }
+            | Step::RequestApproval { id, .. }
             | Step::Emit { id, .. } => id.as_deref(),
+        }
+    }
+
+    /// The step's own condition, as written, if it has one.
+    pub fn when(&self) -> Option<&serde_json::Value> {
+        match self {
+            Step::Create { when, .. }
+            | Step::Update { when, .. }
+            | Step::Notify { when, .. }
+            | Step::Assign { when, .. }
+            | Step::LogActivity { when, .. }
+            | Step::Sequence { when, .. }
+            | Step::RequestApproval { when, .. }
+            | Step::Emit { when, .. } => when.as_ref(),
+        }
+    }
+
+    /// Where the step is, for messages: `step 2 (create `task`)` (`number` counts from 1).
+    pub fn place(&self, number: usize) -> String {
+        match self.id() {
+            Some(id) => format!("step {number} ({} `{id}`)", self.action()),
+            None => format!("step {number} ({})", self.action()),
         }
     }
 
@@ -198,6 +311,8 @@ impl Step {
             Step::Notify { .. } => "notify",
             Step::Assign { .. } => "assign",
             Step::LogActivity { .. } => "log-activity",
+            Step::Sequence { .. } => "sequence",
+            Step::RequestApproval { .. } => "request-approval",
             Step::Emit { .. } => "emit",
         }
     }
@@ -205,7 +320,8 @@ impl Step {
     /// What its output holds, for `{{steps.<id>.<name>}}`.
     pub fn outputs(&self) -> &'static [&'static str] {
         match self {
-            Step::Create { .. } | Step::LogActivity { .. } => &["id"],
+            Step::Create { .. } | Step::LogActivity { .. } | Step::Sequence { .. } => &["id"],
+            Step::RequestApproval { .. } => &["requested"],
             Step::Update { .. } => &["updated"],
             Step::Notify { .. } => &["sent"],
             Step::Assign { .. } => &["owner"],
@@ -277,7 +393,8 @@ mod tests {
             fields["due_date"],
             StepValue::Relative(Relative {
                 in_days: Some(2),
-                in_hours: None
+                in_hours: None,
+                from: None,
             })
         );
         assert_eq!(fields["priority"], StepValue::Integer(2));

@@ -61,6 +61,12 @@ pub enum Format {
     Lower,
     /// What to show when the value is absent or empty.
     Default(String),
+    /// Whole days from a point in time to now (`last_activity_at | days-ago`).
+    DaysAgo,
+    /// Whole days from now to a point in time (`renewal_date | days-until`).
+    DaysUntil,
+    /// Of a list (or a text), the items that are email addresses (`attendees | emails`).
+    Emails,
 }
 
 impl Format {
@@ -81,8 +87,11 @@ impl Format {
             "upper" => no_arg(Format::Upper),
             "lower" => no_arg(Format::Lower),
             "default" => Ok(Format::Default(arg.unwrap_or_default())),
+            "days-ago" => no_arg(Format::DaysAgo),
+            "days-until" => no_arg(Format::DaysUntil),
+            "emails" => no_arg(Format::Emails),
             other => Err(format!(
-                "unknown format `{other}` (date, datetime, money, number, upper, lower, default)"
+                "unknown format `{other}` (date, datetime, money, number, upper, lower, default, days-ago, days-until, emails)"
             )),
         }
     }
@@ -184,6 +193,15 @@ impl Template {
         })
     }
 
+    /// The path of the one placeholder the template is, without formats (`{{lead.tags}}`):
+    /// its value can be used as it is (a list, a number) rather than as text.
+    pub fn single(&self) -> Option<&[String]> {
+        match self.parts.as_slice() {
+            [Part::Field { path, formats }] if formats.is_empty() => Some(path),
+            _ => None,
+        }
+    }
+
     /// Whether it has no placeholder.
     pub fn is_plain(&self) -> bool {
         self.fields().next().is_none()
@@ -193,6 +211,7 @@ impl Template {
     /// {...}, "now": {"timestamp": ...}}`). A path the context does not have is an error,
     /// unless a `default` format gives what to show.
     pub fn render(&self, context: &Value) -> Result<String, TemplateError> {
+        let now = context.get("now").and_then(timestamp);
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -200,7 +219,7 @@ impl Template {
                 Part::Field { path, formats } => {
                     let name = path.join(".");
                     let value = lookup(context, path);
-                    out.push_str(&show(&name, value, formats)?);
+                    out.push_str(&show(&name, value, formats, now)?);
                 }
             }
         }
@@ -238,7 +257,12 @@ fn timestamp(v: &Value) -> Option<i64> {
     }
 }
 
-fn show(name: &str, value: Option<&Value>, formats: &[Format]) -> Result<String, TemplateError> {
+fn show(
+    name: &str,
+    value: Option<&Value>,
+    formats: &[Format],
+    now: Option<i64>,
+) -> Result<String, TemplateError> {
     let fallback = formats.iter().find_map(|f| match f {
         Format::Default(d) => Some(d.clone()),
         _ => None,
@@ -276,6 +300,30 @@ fn show(name: &str, value: Option<&Value>, formats: &[Format]) -> Result<String,
                 let n = value.as_f64().ok_or_else(|| bad("not a number"))?;
                 let decimals = if n.fract() == 0.0 { 0 } else { 2 };
                 grouped(n, decimals)
+            }
+            Format::DaysAgo | Format::DaysUntil => {
+                let ms = timestamp(value).ok_or_else(|| bad("not a point in time"))?;
+                let now = now.ok_or_else(|| bad("the time now is not known"))?;
+                let span = if *format == Format::DaysAgo {
+                    now.saturating_sub(ms)
+                } else {
+                    ms.saturating_sub(now)
+                };
+                (span / 86_400_000).to_string()
+            }
+            Format::Emails => {
+                let items: Vec<String> = match value {
+                    Value::Array(items) => items.iter().map(plain).collect(),
+                    other => vec![plain(other)],
+                };
+                items
+                    .into_iter()
+                    .filter(|i| {
+                        i.split_once('@')
+                            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
             Format::Upper => text.to_uppercase(),
             Format::Lower => text.to_lowercase(),

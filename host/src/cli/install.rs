@@ -273,6 +273,7 @@ pub(super) fn install(paths: &Paths, args: InstallArgs) -> anyhow::Result<ExitCo
         principal: args.principal.clone(),
         allow_downgrade: args.allow_downgrade,
         by: super::client::local_operator(),
+        rule: None,
     };
     let plan = install::plan(&config, verified, &options)?;
     if args.json {

@@ -247,10 +247,14 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
         let manifest_text = crate::config_file::read_text(&manifest_path)?;
         let manifest = crate::Manifest::parse(&manifest_path, &manifest_text)?;
         let name = install::default_name(&manifest.plugin.id);
-        if config
-            .workers
-            .iter()
-            .any(|w| w.name == name && w.manifest.plugin.version == manifest.plugin.version)
+        // A plugin without triggers of its own (the rules worker) is published only: it
+        // is installed once per rule, by `roster rules deploy`.
+        let per_rule = manifest.triggers.is_empty();
+        if !per_rule
+            && config
+                .workers
+                .iter()
+                .any(|w| w.name == name && w.manifest.plugin.version == manifest.plugin.version)
         {
             continue;
         }
@@ -268,6 +272,13 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
             &now_rfc3339(),
         )?;
         prepared.push(&reference, Some(token.clone()))?;
+        if per_rule {
+            println!(
+                "      published {} {} for rules ({reference})",
+                manifest.plugin.id, manifest.plugin.version
+            );
+            continue;
+        }
         let parsed = crate::distribution::oci::Reference::parse(&reference)?;
         let pulled = crate::distribution::oci::Client::new(None)?.pull(&parsed)?;
         let verified = install::verify(&reference, &pulled, &trusted, false)?;
@@ -278,6 +289,7 @@ pub(super) fn up(data_dir: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
             allow_downgrade: false,
             settings: toml::Table::new(),
             by: "roster up".into(),
+            rule: None,
         };
         let plan = install::plan(&config, verified, &options)?;
         plan.apply(&config, &runtime)?;

@@ -30,7 +30,7 @@ pub(super) fn dry_run(
     })
 }
 
-fn print_staging(r: &serde_json::Value) {
+pub(super) fn print_staging(r: &serde_json::Value) {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
     let s = &r["summary"];
     println!(

@@ -74,6 +74,8 @@ pub struct HostConfig {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// The token sent to registries that ask for one.
     pub registry_token: Option<String>,
+    /// The reference rules deploy the rules worker from (`[registry] rules-plugin`).
+    pub rules_plugin: Option<String>,
     /// The registries (`host[:port]`) the API installs from.
     pub registry_sources: Vec<String>,
     /// Where spans are exported (OTLP/HTTP), if anywhere.
@@ -173,6 +175,7 @@ impl HostConfig {
             trust: crate::governance::trust::TrustSettings::default(),
             trusted_keys: Vec::new(),
             registry_token: None,
+            rules_plugin: None,
             registry_sources: Vec::new(),
             otlp_endpoint: None,
             value: Default::default(),
@@ -480,6 +483,7 @@ impl HostConfig {
             inference,
             trusted_keys,
             registry_token: env(&file.registry.token_env)?,
+            rules_plugin: file.registry.rules_plugin.clone(),
             registry_sources: file.registry.sources.clone(),
             otlp_endpoint: file
                 .telemetry

@@ -255,6 +255,10 @@ pub struct RegistrySettings {
     /// directory takes any reference.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// The reference each rule's installation of the rules worker comes from; when
+    /// absent, the newest tag of a repository named `rules` among the sources.
+    #[serde(default)]
+    pub rules_plugin: Option<String>,
 }
 
 /// `roster.toml` as written.

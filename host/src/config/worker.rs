@@ -46,6 +46,8 @@ struct WorkerFile {
     settings: Option<Spanned<toml::Table>>,
     #[serde(default)]
     value: Option<Spanned<WorkerValue>>,
+    #[serde(default)]
+    step_conditions: Option<Spanned<std::collections::BTreeMap<String, ConditionSpec>>>,
 }
 
 /// `[value]` of a worker's file: what its side effects save, overriding `roster.toml`.
@@ -110,6 +112,10 @@ struct WorkerSection {
     deployment: Option<crate::store::DeployStatus>,
     #[serde(default)]
     pinned_digest: Option<String>,
+    /// The business domain it works in, when not the plugin's (a rule's installation of
+    /// the rules worker works in the rule's domain).
+    #[serde(default)]
+    domain: Option<crate::sandbox::manifest::Domain>,
 }
 
 fn yes() -> bool {
@@ -170,12 +176,42 @@ pub struct WorkerConfig {
     /// The worker file's `[value] minutes-saved`: minutes one performed side effect of
     /// each kind saves, over `roster.toml`'s.
     pub minutes_saved: super::settings::MinutesSaved,
+    /// `[step-conditions]`: conditions the host evaluates for each step of a rule (by
+    /// step number), passed to the worker in its settings as `when`.
+    pub step_conditions: std::collections::BTreeMap<usize, Condition>,
 }
 
 impl WorkerConfig {
     /// The trust-curve stage its `[review]` section starts it at.
     pub fn starting_stage(&self) -> Option<crate::store::Stage> {
         self.review.as_ref().map(|r| r.stage)
+    }
+
+    /// The settings one execution runs with when the worker has step conditions: its
+    /// settings plus `when`, each step's condition evaluated on `subject` (`{"2": true}`),
+    /// each result logged as `step N: ...`. `None` when it has none.
+    pub fn step_settings(
+        &self,
+        subject: crate::trigger::condition::Subject<'_>,
+        ctx: &crate::trigger::condition::Context<'_>,
+        results: &mut Vec<crate::store::ConditionResult>,
+    ) -> Option<String> {
+        if self.step_conditions.is_empty() {
+            return None;
+        }
+        let mut when = serde_json::Map::new();
+        for (step, condition) in &self.step_conditions {
+            let mut own = Vec::new();
+            let held = condition.evaluate(subject, ctx, &mut own);
+            results.extend(own.into_iter().map(|mut r| {
+                r.condition = format!("step {step}: {}", r.condition);
+                r
+            }));
+            when.insert(step.to_string(), serde_json::Value::Bool(held));
+        }
+        let mut settings = self.settings.clone();
+        settings.insert("when".into(), serde_json::Value::Object(when));
+        Some(serde_json::Value::Object(settings).to_string())
     }
 
     /// Everyone who answers for the worker: its business and technical owners and those
@@ -286,7 +322,10 @@ pub(crate) fn load_worker(
     }
     let manifest_path = base.join(&file.worker.manifest);
     let grant_path = base.join(&file.worker.grant);
-    let manifest = Manifest::load(&manifest_path)?;
+    let mut manifest = Manifest::load(&manifest_path)?;
+    if let Some(domain) = file.worker.domain {
+        manifest.plugin.domain = domain;
+    }
     let mut grant = Grant::load(&grant_path)?;
     if let Some(principal) = &file.worker.principal {
         grant.grant.principal = principal.clone();
@@ -340,6 +379,13 @@ pub(crate) fn load_worker(
     // Field conditions are checked against the object the record triggers are about.
     let objects: Vec<&str> = triggers.iter().filter_map(|t| t.kind.object()).collect();
     let object = objects.first().copied();
+    // Payload conditions are typed by the event the triggers name, if one.
+    let mut events = triggers.iter().map(|t| match &t.kind {
+        crate::trigger::TriggerKind::Event { name } => Some(name.as_str()),
+        _ => None,
+    });
+    let first = events.next().flatten();
+    let event = first.filter(|f| events.all(|e| e == Some(*f)));
     let conditions = match &file.conditions {
         None => Condition::All(Vec::new()),
         Some(spec) => {
@@ -351,13 +397,6 @@ pub(crate) fn load_worker(
                     "conditions need every trigger to be about the same object",
                 ));
             }
-            // Payload conditions are typed by the event the triggers name, if one.
-            let mut events = triggers.iter().map(|t| match &t.kind {
-                crate::trigger::TriggerKind::Event { name } => Some(name.as_str()),
-                _ => None,
-            });
-            let first = events.next().flatten();
-            let event = first.filter(|f| events.all(|e| e == Some(*f)));
             spec.get_ref()
                 .compile_for(object, event, schema)
                 .map_err(|reason| problem(path, &text, Some(spec.span()), reason))?
@@ -365,6 +404,25 @@ pub(crate) fn load_worker(
     };
     let section =
         |span: Option<std::ops::Range<usize>>, reason: String| problem(path, &text, span, reason);
+    let mut step_conditions = std::collections::BTreeMap::new();
+    if let Some(given) = &file.step_conditions {
+        for (step, spec) in given.get_ref() {
+            let n = step.parse::<usize>().ok().filter(|n| (1..=64).contains(n));
+            let Some(n) = n else {
+                return Err(section(
+                    Some(given.span()),
+                    format!("step-conditions: `{step}` is not a step number (1 to 64)"),
+                ));
+            };
+            let c = spec.compile_for(object, event, schema).map_err(|reason| {
+                section(
+                    Some(given.span()),
+                    format!("step-conditions.{step}: {reason}"),
+                )
+            })?;
+            step_conditions.insert(n, c);
+        }
+    }
     let retry = match &file.retry {
         None => RetryPolicy::default(),
         Some(spec) => spec
@@ -480,5 +538,6 @@ pub(crate) fn load_worker(
             .map(|s| s.get_ref().clone())
             .unwrap_or_default(),
         minutes_saved,
+        step_conditions,
     })
 }

@@ -40,6 +40,9 @@ use crate::sandbox::runtime::Runtime;
 use crate::scope::CapabilityName;
 use crate::store::{GovernanceEvent, InstallRecord};
 
+mod semver;
+pub use semver::compare_versions;
+
 fn refused(reason: impl Into<String>) -> Error {
     Error::InstallRefused(reason.into())
 }
@@ -213,6 +216,19 @@ pub struct InstallOptions {
     pub settings: toml::Table,
     /// Who installs it (recorded).
     pub by: String,
+    /// Worker-file sections that replace the installation's own (`triggers`,
+    /// `conditions`, `review`) and its domain: a rule's deployment of the rules worker.
+    pub rule: Option<RuleSections>,
+}
+
+/// What a rule's deployment writes into the worker file, replacing what was there.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSections {
+    /// `[[triggers]]`, `[conditions]`, `[step-conditions]` and `[review]` (each
+    /// replaced, or removed when absent).
+    pub sections: toml::Table,
+    /// The domain the installation works in.
+    pub domain: String,
 }
 
 /// How an installation changes what is installed.
@@ -302,6 +318,7 @@ pub struct Plan {
     existing: Option<WorkerConfig>,
     by: String,
     settings: toml::Table,
+    rule: Option<RuleSections>,
 }
 
 fn scope_toml(scopes: &crate::scope::Scopes, cap: CapabilityName) -> Option<String> {
@@ -318,29 +335,6 @@ fn scope_toml(scopes: &crate::scope::Scopes, cap: CapabilityName) -> Option<Stri
     Some(match value {
         toml::Value::Table(t) => toml::to_string(&t).unwrap_or_default().trim().to_string(),
         other => other.to_string(),
-    })
-}
-
-/// Compares two semantic versions (`major.minor.patch`, a pre-release below its release).
-fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(v: &str) -> (Vec<u64>, Option<&str>) {
-        let v = v.split('+').next().unwrap_or(v);
-        let (core, pre) = match v.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (v, None),
-        };
-        (
-            core.split('.').map(|p| p.parse().unwrap_or(0)).collect(),
-            pre,
-        )
-    }
-    let (ca, pa) = parts(a);
-    let (cb, pb) = parts(b);
-    ca.cmp(&cb).then_with(|| match (pa, pb) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(y),
     })
 }
 
@@ -526,6 +520,7 @@ pub fn plan(
         existing,
         by: options.by.clone(),
         settings: options.settings.clone(),
+        rule: options.rule.clone(),
     })
 }
 
@@ -681,6 +676,7 @@ impl Plan {
                     reason: e.to_string(),
                 })?
             }
+            None if self.rule.is_some() => toml::Table::new(),
             None => {
                 if verified.manifest.triggers.is_empty() {
                     return Err(refused(
@@ -711,6 +707,13 @@ impl Plan {
         worker.insert("manifest".into(), "manifest.toml".into());
         worker.insert("grant".into(), "grant.toml".into());
         worker.insert("pinned-digest".into(), digest.into());
+        if let Some(rule) = &self.rule {
+            worker.insert("domain".into(), rule.domain.clone().into());
+            for key in ["triggers", "conditions", "review", "step-conditions"] {
+                table.remove(key);
+            }
+            table.extend(rule.sections.clone());
+        }
         if let Some(p) = &self.principal {
             worker.insert("principal".into(), p.clone().into());
         } else if let Some((g, _)) = &self.grant {

@@ -60,10 +60,7 @@ fn the_routing_rule_checks_and_says_what_it_touches() {
     assert_eq!(rule.chain.object.as_deref(), Some("lead"));
     assert_eq!(rule.chain.steps.len(), 3);
     let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(
-        rule.reads["lead"],
-        set(&["company", "employees", "id", "name"])
-    );
+    assert_eq!(rule.reads["lead"], set(&["company", "employees", "name"]));
     assert_eq!(rule.writes["lead"], set(&["owner"]));
     assert_eq!(
         rule.writes["task"],
@@ -72,6 +69,76 @@ fn the_routing_rule_checks_and_says_what_it_touches() {
     assert_eq!(rule.creates, set(&["task"]));
     assert_eq!(rule.channels, BTreeSet::from([Channel::Slack]));
     assert!(rule.topics.is_empty());
+    // The grant: exactly that, Slack to the principals an owner can be.
+    let scopes = rule.scopes();
+    let records = scopes.records.unwrap();
+    assert_eq!(
+        records.objects["lead"].read,
+        ["company", "employees", "name"]
+    );
+    assert_eq!(records.objects["lead"].write, ["owner"]);
+    assert!(!records.objects["lead"].create && records.objects["task"].create);
+    let notify = scopes.notify.unwrap();
+    assert_eq!(notify.channels, [Channel::Slack]);
+    assert_eq!(notify.recipients, ["ann", "bob"]);
+    assert_eq!(scopes.signals.unwrap().topics, Vec::<String>::new());
+    assert!(scopes.http.is_none() && scopes.inference.is_none());
+}
+
+#[test]
+fn steps_may_have_conditions_and_read_the_change() {
+    let rule = checked(&format!(
+        "{}
+[[steps]]
+action = \"sequence\"
+op = \"add\"
+sequence = \"enterprise-nurture\"
+when = {{ field = \"company\", op = \"is-not-empty\" }}
+",
+        ROUTING
+    ))
+    .unwrap();
+    assert_eq!(rule.when.len(), 1);
+    assert!(rule.when.contains_key(&4));
+    assert!(rule.creates.contains("sequence_enrollment"));
+    // A step condition is checked like any condition.
+    let e = checked(&format!(
+        "{ROUTING}\n[[steps]]\naction = \"sequence\"\nop = \"add\"\nsequence = \"n\"\nwhen = {{ field = \"compnay\", op = \"is-not-empty\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(
+        e[0].starts_with("step 4 (sequence): when:") && e[0].contains("compnay"),
+        "{e:?}"
+    );
+    // `changes` needs a record-updated trigger.
+    let e =
+        checked(&ROUTING.replacen("{{lead.company}})", "{{changes.company.old}})", 1)).unwrap_err();
+    assert!(
+        e[0].contains("`changes` needs a record-updated trigger"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_approval_holds_the_steps_after_it() {
+    let text = ROUTING.replacen(
+        "[[steps]]\naction = \"notify\"",
+        "[[steps]]\naction = \"request-approval\"\nreason = \"Slack posts are reviewed\"\n\n[[steps]]\naction = \"notify\"",
+        1,
+    );
+    let rule = checked(&text).unwrap();
+    let review = rule.review();
+    assert_eq!(review.stage, crate::store::Stage::Supervised);
+    assert_eq!(review.rules.len(), 1);
+    assert_eq!(review.rules[0].action.as_deref(), Some("notify.send"));
+    // An approval in front of a step whose action also came before it would hold both.
+    let text = ROUTING.replacen(
+        "[[steps]]\nid = \"task\"",
+        "[[steps]]\naction = \"request-approval\"\nreason = \"check\"\n\n[[steps]]\naction = \"assign\"\nstrategy = \"round-robin\"\nto = [\"bob\"]\n\n[[steps]]\nid = \"task\"",
+        1,
+    );
+    let e = checked(&text).unwrap_err();
+    assert!(e[0].contains("would be held too"), "{e:?}");
 }
 
 #[test]

@@ -97,6 +97,9 @@ pub struct Run<'a> {
     /// For an execution a signal started: the chain its signals extend, and the escalation
     /// path restricting what it may do.
     pub escalated: Escalated,
+    /// Settings for this execution instead of the installation's (a rule's step
+    /// conditions, evaluated by the host, ride along this way).
+    pub settings: Option<String>,
 }
 
 impl From<Mode> for Run<'_> {
@@ -122,6 +125,7 @@ impl LoadedWorker {
             attempt_of,
             review,
             escalated,
+            settings,
         } = run.into();
         let record = match record {
             Some(record) => record,
@@ -139,7 +143,10 @@ impl LoadedWorker {
             ctx.version,
             attempt_of.unwrap_or(&event_id)
         );
-        let event = input.to_wit(ctx, &event_id, now_ms(), record)?;
+        let mut event = input.to_wit(ctx, &event_id, now_ms(), record)?;
+        if let Some(settings) = settings {
+            event.settings = settings;
+        }
         let size = event_size(&event);
         if size > limits.call_bytes {
             return Err(Error::InvalidEvent(format!(

@@ -145,6 +145,8 @@ impl From<Error> for ApiError {
             }
             Error::InvalidRequest(_) | Error::Config { .. } => ApiError::bad_request(e.to_string()),
             Error::UnknownWorker(_) | Error::NotFound(_) => ApiError::not_found(e.to_string()),
+            Error::RuleRefused(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                .with_code("rule-refused"),
             Error::InstallRefused(_) => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string()).with_code("install-refused")
             }

@@ -201,6 +201,7 @@ pub(super) async fn create(
                 allow_downgrade: request.allow_downgrade,
                 settings,
                 by: account.id.clone(),
+                rule: None,
             };
             let source = match (request.reference, &request.artifact) {
                 (Some(reference), None) => InstallSource::Registry(reference),

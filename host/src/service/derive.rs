@@ -135,9 +135,19 @@ pub(super) fn change_items(
                                 },
                                 object: None,
                                 record_id: None,
-                                payload: Some(
-                                    serde_json::json!({ "group": group, "value": value }),
-                                ),
+                                payload: Some({
+                                    // With the region it entered, so one worker with
+                                    // several thresholds knows which was crossed.
+                                    let mut p =
+                                        serde_json::json!({ "group": group, "value": value });
+                                    if let Some(a) = above {
+                                        p["above"] = serde_json::json!(a);
+                                    }
+                                    if let Some(b) = below {
+                                        p["below"] = serde_json::json!(b);
+                                    }
+                                    p
+                                }),
                                 occurred_at: Some(change.at),
                             };
                             items.push(item(name, i, event, change.at + t.delay, change.at));

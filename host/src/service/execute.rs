@@ -254,6 +254,17 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
                     .cloned()
             }),
     };
+    // A rule's steps' own conditions, on the same record and payload.
+    let step_settings = {
+        let subject = Subject {
+            record: record.as_ref(),
+            payload,
+        };
+        let mut results = Vec::new();
+        let settings = w.config.step_settings(subject, &ctx, &mut results);
+        entry.conditions.extend(results);
+        settings
+    };
     let review = review_context(
         shared,
         &w,
@@ -270,6 +281,7 @@ fn run_item(shared: &Shared, item: &QueueItem) -> (ExecutionEntry, Option<Failur
             attempt_of: Some(&attempt_of),
             review,
             escalated,
+            settings: step_settings,
         },
     ) {
         Ok(report) => {

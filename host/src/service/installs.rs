@@ -153,7 +153,7 @@ impl Service {
     }
 
     /// Pulls an artifact from a registry of `[registry] sources`.
-    fn pull(&self, config: &HostConfig, reference: &str) -> Result<oci::Pulled, Error> {
+    pub(super) fn pull(&self, config: &HostConfig, reference: &str) -> Result<oci::Pulled, Error> {
         let refused = |why: String| Error::InstallRefused(why);
         let parsed = oci::Reference::parse(reference).map_err(|e| refused(e.to_string()))?;
         if !config

@@ -27,7 +27,7 @@ use crate::store::ConditionResult;
 use crate::store::Store;
 use crate::trigger::condition::{Context, Subject};
 use crate::value::Record;
-use crate::value::{EventInput, TriggerInput};
+use crate::value::{ChangeInput, EventInput, FieldValue, TriggerInput};
 
 /// A staging dataset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -118,13 +118,31 @@ pub fn dry_run(
         .collect();
     let mut events = dataset.events.clone();
     if events.is_empty() {
+        // One event per record, shaped like the worker's first record trigger: an update
+        // changes the fields it watches (from nothing to the record's values).
+        let watched = worker.triggers.iter().find_map(|t| match &t.kind {
+            crate::trigger::TriggerKind::RecordUpdated { fields, .. } => Some(fields.clone()),
+            _ => None,
+        });
         events = dataset
             .records
             .iter()
             .filter(|r| objects.contains(&r.object.as_str()))
             .map(|r| EventInput {
                 id: Some(format!("staging/{}/{}", r.object, r.id)),
-                trigger: TriggerInput::RecordCreated,
+                trigger: match &watched {
+                    None => TriggerInput::RecordCreated,
+                    Some(fields) => TriggerInput::RecordUpdated {
+                        changes: fields
+                            .iter()
+                            .map(|f| ChangeInput {
+                                field: f.clone(),
+                                old: FieldValue::Null,
+                                new: r.fields.get(f).cloned().unwrap_or(FieldValue::Null),
+                            })
+                            .collect(),
+                    },
+                },
                 object: Some(r.object.clone()),
                 record_id: Some(r.id.clone()),
                 payload: None,
@@ -158,21 +176,21 @@ pub fn dry_run(
         for event in events {
             let record = event.read_record(&store)?;
             let mut conditions = Vec::new();
+            let ctx = Context {
+                directory: runtime.directory(),
+                now: store.clock().now_ms(),
+                schema: store.schema(),
+            };
+            let subject = Subject {
+                record: record.as_ref(),
+                payload: event.payload.as_ref(),
+            };
             let skipped = match (&event.object, &record) {
                 (Some(o), None) if event.trigger != TriggerInput::RecordDeleted => Some(format!(
                     "{o}/{} is not in the dataset",
                     event.record_id.as_deref().unwrap_or_default()
                 )),
                 (_, record) if record.is_some() || !worker.conditions.needs_record() => {
-                    let ctx = Context {
-                        directory: runtime.directory(),
-                        now: store.clock().now_ms(),
-                        schema: store.schema(),
-                    };
-                    let subject = Subject {
-                        record: record.as_ref(),
-                        payload: event.payload.as_ref(),
-                    };
                     (!worker.conditions.evaluate(subject, &ctx, &mut conditions))
                         .then(|| "conditions not met".to_string())
                 }
@@ -185,10 +203,12 @@ pub fn dry_run(
                     None
                 }
                 None => {
+                    let settings = worker.step_settings(subject, &ctx, &mut conditions);
                     let report = loaded.execute(
                         &event,
                         Run {
                             record: Some(record),
+                            settings,
                             ..Run::from(Mode::DryRun)
                         },
                     )?;

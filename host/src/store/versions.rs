@@ -56,7 +56,10 @@ pub struct Deployment {
     pub reason: String,
 }
 
-fn read<T: for<'de> Deserialize<'de>>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
+pub(super) fn read<T: for<'de> Deserialize<'de>>(
+    store: &Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
     let tx = store.db.begin_read()?;
     let table = tx.open_table(TRIGGER_STATE)?;
     let Some(v) = table.get(key)? else {

@@ -308,7 +308,7 @@ fn records_import_export_get_and_query() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.jsonl:2"), "{stderr}");
     assert!(
-        stderr.contains("`lead.employees` is a integer field"),
+        stderr.contains("`lead.employees` is an integer field"),
         "{stderr}"
     );
     let out = roster(&data, &["records", "get", "lead", "J1"], "");

@@ -11,10 +11,10 @@ use crate::serve_process::{free_port, http};
 use crate::up::Up;
 
 /// What a command printed: exit code, standard output, standard error.
-type Printed = (i32, String, String);
+pub(crate) type Printed = (i32, String, String);
 
 /// Runs `roster --data-dir DATA args...` from `cwd` (which has no roster.toml).
-fn roster(cwd: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Printed {
+pub(crate) fn roster(cwd: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Printed {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
     command
         .current_dir(cwd)

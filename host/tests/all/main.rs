@@ -30,6 +30,7 @@ mod limits;
 mod loading;
 mod messaging;
 mod plugins;
+mod rules;
 mod scopes;
 mod serve;
 mod serve_process;
@@ -58,7 +59,7 @@ mod by_program {
     pub use super::plugins::{
         access_request, alert_classification, candidate_review, churn_signal, customer_onboarding,
         deal_stage_notifier, duplicate_merger, invoice_review, meeting_no_show_follow_up,
-        new_lead_enricher, quota_milestone_alert, renewal_reminder, revenue_execution,
+        new_lead_enricher, quota_milestone_alert, renewal_reminder, revenue_execution, rules,
         stale_lead_alerter, ticket_triage, win_loss_logger,
     };
     pub use super::scopes::capability_probe;

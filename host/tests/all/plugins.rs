@@ -8,7 +8,7 @@ use roster_host::{EventInput, Manifest, Status};
 use test_programs_artifacts::{
     ACCESS_REQUEST, ALERT_CLASSIFICATION, CANDIDATE_REVIEW, CHURN_SIGNAL, CUSTOMER_ONBOARDING,
     DEAL_STAGE_NOTIFIER, DUPLICATE_MERGER, INVOICE_REVIEW, MEETING_NO_SHOW_FOLLOW_UP,
-    NEW_LEAD_ENRICHER, QUOTA_MILESTONE_ALERT, RENEWAL_REMINDER, REVENUE_EXECUTION,
+    NEW_LEAD_ENRICHER, QUOTA_MILESTONE_ALERT, RENEWAL_REMINDER, REVENUE_EXECUTION, RULES,
     STALE_LEAD_ALERTER, TICKET_TRIAGE, WIN_LOSS_LOGGER,
 };
 
@@ -126,6 +126,11 @@ pub fn revenue_execution() {
 #[test]
 pub fn ticket_triage() {
     fixture_cases(TICKET_TRIAGE, "ticket-triage");
+}
+
+#[test]
+pub fn rules() {
+    fixture_cases(RULES, "rules");
 }
 
 #[test]

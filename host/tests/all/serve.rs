@@ -838,8 +838,8 @@ above = 100000"#,
     assert_eq!(
         fired,
         [
-            "threshold(threshold opportunity) - {\"group\":\"ann\",\"value\":110000.0}",
-            "threshold(threshold opportunity) - {\"group\":\"bob\",\"value\":120000.0}",
+            "threshold(threshold opportunity) - {\"group\":\"ann\",\"value\":110000.0,\"above\":100000.0}",
+            "threshold(threshold opportunity) - {\"group\":\"bob\",\"value\":120000.0,\"above\":100000.0}",
         ]
     );
     // Moving a deal away takes ann back under; winning again crosses again.

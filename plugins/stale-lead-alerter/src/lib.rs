@@ -12,6 +12,10 @@ use roster_sdk::{Event, Outcome, Value, Worker, WorkerError, field, log, memory}
 struct StaleLeadAlerter;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// The most leads alerted in one run: two side effects each, within the manifest's
+/// `[limits] actions = 25`, so a run never stops between flagging a lead and telling its
+/// owner (the rest are alerted by the next run).
+const PER_RUN: usize = 12;
 
 fn setting(event: &Event, key: &str, default: i64) -> i64 {
     payload_setting(event.payload.as_deref(), key)
@@ -48,7 +52,12 @@ impl Worker for StaleLeadAlerter {
 
         let mut alerted = 0;
         let mut already = 0;
+        let mut left = 0;
         for lead in &stale {
+            if alerted == PER_RUN {
+                left += 1;
+                continue;
+            }
             let key = format!("alerted/{}", lead.id);
             let last_activity = lead.timestamp("last_activity_at").unwrap_or_default();
             if memory::get_text(&key)?.is_some_and(|seen| seen == last_activity.to_string()) {
@@ -70,7 +79,7 @@ impl Worker for StaleLeadAlerter {
             alerted += 1;
         }
         log::info(&format!(
-            "{} stale leads, {alerted} alerted, {already} already alerted",
+            "{} stale leads, {alerted} alerted, {already} already alerted, {left} left for the next run",
             stale.len()
         ));
         if alerted == 0 {
