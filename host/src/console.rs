@@ -38,6 +38,7 @@ mod fmt;
 mod installs;
 mod layout;
 mod people;
+mod rules;
 mod session;
 mod visitor;
 mod workers;
@@ -71,6 +72,13 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/workers/{name}", get(workers::show))
         .route("/workers/{name}/do", post(workers::act))
         .route("/kill", get(workers::kill_page).post(workers::kill))
+        .route("/rules", get(rules::list))
+        .route("/rules/new", get(rules::new))
+        .route("/rules/check", post(rules::check))
+        .route("/rules/draft", post(rules::act))
+        .route("/rules/{name}", get(rules::show))
+        .route("/rules/{name}/edit", get(rules::edit))
+        .route("/rules/{name}/rollback", post(rules::rollback))
         .route("/install", get(installs::catalogue))
         .route(
             "/install/review",

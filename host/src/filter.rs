@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::value::FieldValue;
 
 /// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Op {
     /// Equal (text ignoring case; numbers by value).
@@ -57,7 +57,7 @@ impl Op {
 }
 
 /// One comparison of a field with a value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// The field.

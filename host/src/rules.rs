@@ -33,12 +33,55 @@ use crate::scope::{Channel, OWNER};
 use crate::trigger::condition::{Condition, ConditionSpec};
 use crate::trigger::{Trigger, TriggerKind, TriggerSpec};
 
+/// The presets: rule files a user copies and edits — six of the templates written as
+/// rules, and the enterprise routing rule (`examples/rules/`).
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "stale-lead-alerter",
+        include_str!("../../examples/rules/stale-lead-alerter.toml"),
+    ),
+    (
+        "deal-stage-notifier",
+        include_str!("../../examples/rules/deal-stage-notifier.toml"),
+    ),
+    (
+        "renewal-reminder",
+        include_str!("../../examples/rules/renewal-reminder.toml"),
+    ),
+    (
+        "win-loss-logger",
+        include_str!("../../examples/rules/win-loss-logger.toml"),
+    ),
+    (
+        "meeting-no-show-follow-up",
+        include_str!("../../examples/rules/meeting-no-show-follow-up.toml"),
+    ),
+    (
+        "quota-milestone-alert",
+        include_str!("../../examples/rules/quota-milestone-alert.toml"),
+    ),
+    (
+        "enterprise-lead-routing",
+        include_str!("../../examples/rules/enterprise-lead-routing.toml"),
+    ),
+];
+
+/// The JSON Schema of rule files, for editors (`roster rules schema`,
+/// docs/rules.schema.json).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RuleFile)).unwrap_or_default()
+}
+
 /// The most steps one rule may chain.
 pub const MAX_STEPS: usize = 20;
 
 /// A rule file as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(
+    title = "A Roster rule file",
+    description = "A rule made without code: its identity, triggers, conditions and chain of steps (see docs/rules.md)."
+)]
 pub struct RuleFile {
     /// Who the rule is.
     pub rule: RuleHeader,
@@ -52,7 +95,7 @@ pub struct RuleFile {
 }
 
 /// `[rule]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuleHeader {
     /// The rule's name (its installation's name).

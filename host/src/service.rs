@@ -126,6 +126,9 @@ struct Shared {
     worker_configs: Mutex<Vec<WorkerConfig>>,
     /// Held while an installation or removal changes what is installed.
     installing: Mutex<()>,
+    /// The manifest of the rules worker rules were last tried or deployed with: what a
+    /// rule may reach when no rule is installed yet.
+    rules_manifest: Mutex<Option<crate::sandbox::manifest::Manifest>>,
     /// Held (shared) while triggers are turned into queue items, from reading which
     /// workers take them to committing the items; a removal takes it exclusively once,
     /// after marking the worker, so no item for it is committed after it starts draining.
@@ -325,6 +328,7 @@ impl Service {
             store: runtime.store().clone(),
             worker_configs: Mutex::new(config.workers.clone()),
             installing: Mutex::new(()),
+            rules_manifest: Mutex::new(None),
             admission: std::sync::RwLock::new(()),
             config,
             runtime,

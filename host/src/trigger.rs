@@ -58,7 +58,7 @@ use crate::schema::{FieldType, Schema};
 use crate::value::FieldValue;
 
 /// A trigger as written in a worker's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TriggerSpec {
     /// What starts the worker.
@@ -188,7 +188,7 @@ pub enum TriggerKind {
 }
 
 /// How records are combined into one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aggregation {
     /// The sum of the field.

@@ -6,7 +6,9 @@
 //
 // Environment: ROSTER_BASE (http://127.0.0.1:PORT), ADMIN_LINK, REVIEWER_LINK,
 // VIEWER_LINK (one-time sign-in paths), INSTALL_REFERENCE (registry/repository:tag to
-// install through the review page), KILL_DOMAIN, ARTIFACTS (a directory).
+// install through the review page), KILL_DOMAIN, SAMPLE_LEAD (object/id of a lead the
+// built rule is tried on), ADMIN_TOKEN (an API token, to create leads the rule runs on),
+// ARTIFACTS (a directory).
 
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -250,6 +252,93 @@ try {
     await page.waitForURL(/done=install/, { timeout: 120000 });
     results.installed = decodeURIComponent(new URL(page.url()).pathname.split("/")[2]);
     await record(page, "15-installed-worker");
+
+    // The rule builder: the routing rule of docs/rules.md, built by hand, checked as it is
+    // written, tried on a record, deployed; then two new leads, one it fires on.
+    {
+      await visit(page, "/rules", "20-rules");
+      await page.goto(base + "/rules/new");
+      await page.fill("input[name=name]", "console-routing");
+      await page.fill("input[name=description]", "Built in the console");
+      await page.fill("input[name='c0.field']", "employees");
+      await page.selectOption("select[name='c0.op']", "greater-than");
+      await page.fill("input[name='c0.value']", "500");
+      await page.click("button[name=do][value=add-condition]");
+      await page.waitForSelector("input[name='c1.field']");
+      await page.fill("input[name='c1.field']", "owner-in-team");
+      await page.fill("input[name='c1.value']", "emea");
+      // Step 1: assign, round-robin.
+      await page.selectOption("select[name='s0.action']", "assign");
+      await page.waitForSelector("select[name='s0.strategy']");
+      await page.fill("input[name='s0.id']", "owner");
+      await page.selectOption("select[name='s0.strategy']", "round-robin");
+      await page.fill("input[name='s0.to']", "ann, bob");
+      // Step 2: a call task.
+      await page.click("button[name=do][value=add-step]");
+      await page.waitForSelector("select[name='s1.action']");
+      await page.selectOption("select[name='s1.action']", "create");
+      await page.waitForSelector("textarea[name='s1.fields']");
+      await page.fill("input[name='s1.id']", "task");
+      await page.fill("input[name='s1.object']", "task");
+      await page.fill("textarea[name='s1.fields']", [
+        "subject = Call {{lead.name}} ({{lead.company}})",
+        "status = open",
+        "due_date = +2d",
+        "priority = high",
+        "assignee = {{steps.owner.owner}}",
+        "related_to = lead/{{lead.id}}",
+      ].join("\n"));
+      // Step 3: Slack the new owner, written with the merge-field picker.
+      await page.click("button[name=do][value=add-step]");
+      await page.waitForSelector("select[name='s2.channel']");
+      await page.selectOption("select[name='s2.channel']", "slack");
+      await page.fill("input[name='s2.to']", "{{steps.owner.owner}}");
+      const message = page.locator("textarea[name='s2.message']");
+      // A misspelt field is caught as it is typed, naming the step.
+      await message.fill("New enterprise lead {{lead.nmae}}");
+      await page.waitForFunction(() => /step 3 \(notify\).*nmae/.test(document.getElementById("rule-check").textContent), null, { timeout: 15000 });
+      results.ruleLiveProblem = (await page.locator("#rule-check ul.problems").innerText()).trim();
+      await record(page, "21-rule-builder-problem", { axe: false });
+      await message.fill("New enterprise lead ");
+      await message.press("End");
+      await page.click("button[data-merge='{{lead.name}}']");
+      await message.press("End");
+      await message.type(" from ");
+      await page.click("button[data-merge='{{lead.company}}']");
+      await page.waitForFunction(() => /The rule checks/.test(document.getElementById("rule-check").textContent), null, { timeout: 15000 });
+      results.ruleMessage = await message.inputValue();
+      await record(page, "22-rule-builder");
+      // Tried on a record, then deployed.
+      await page.fill("input[name=sample]", env("SAMPLE_LEAD"));
+      await page.click("button[name=do][value=try]");
+      await page.waitForSelector("section.tried");
+      results.ruleTried = (await page.locator("main > p.notice").innerText()).trim();
+      results.ruleTriedActions = await page.$$eval("section.tried ol li code", (c) => c.map((x) => x.textContent));
+      await record(page, "23-rule-tried");
+      await page.fill("input[name=reason]", "EMEA enterprise routing, built in the console");
+      await page.click("button[name=do][value=deploy]");
+      await page.waitForURL(/\/rules\/console-routing$/);
+      results.ruleDeployed = (await page.locator("main dl.facts").innerText()).includes("version 1");
+      await record(page, "24-rule-deployed");
+      // Two new leads: one the rule is for, one from NA.
+      const auth = { authorization: `Bearer ${env("ADMIN_TOKEN")}` };
+      for (const [id, owner] of [["L-CONSOLE-1", "bob"], ["L-CONSOLE-2", "cat"]]) {
+        const made = await page.request.post(`${base}/v1/records/lead`, {
+          headers: auth,
+          data: { id, owner, fields: { name: `Lead ${id}`, company: "Console Corp", employees: 900, status: "open" } },
+        });
+        check(made.status() === 201, `creating ${id} answered ${made.status()}`);
+      }
+      results.ruleRuns = {};
+      for (let i = 0; i < 120 && Object.keys(results.ruleRuns).length < 2; i++) {
+        const answer = await page.request.get(`${base}/v1/executions?worker=console-routing&limit=100`, { headers: auth });
+        const entries = (await answer.json()).executions || [];
+        for (const e of entries) {
+          if (e.record === "lead/L-CONSOLE-1" || e.record === "lead/L-CONSOLE-2") results.ruleRuns[e.record] = e;
+        }
+        await page.waitForTimeout(500);
+      }
+    }
 
     // The kill switch on a domain.
     await visit(page, "/kill", "16-kill-switch");

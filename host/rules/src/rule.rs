@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 /// A value a step writes: a literal, a template (text with `{{...}}`), or a point in
 /// time relative to when the step runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum StepValue {
     /// `{ in-days = 2 }` (or `in-hours`): now plus that much, as a timestamp.
@@ -48,6 +49,7 @@ pub enum StepValue {
 
 /// A point in time relative to now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Relative {
     /// Days from now (may be negative).
@@ -72,6 +74,7 @@ impl Relative {
 
 /// How an `assign` step chooses the new owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Each in turn (the position is kept in the worker's memory, per rule).
@@ -87,6 +90,7 @@ pub enum Strategy {
 
 /// Which records a capacity assignment counts: those whose text `field` equals `value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Open {
     /// The field.
@@ -97,6 +101,7 @@ pub struct Open {
 
 /// What a `sequence` step does with the triggering record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum SequenceOp {
     /// Enrol it at the first step (once: an active enrollment is kept).
@@ -112,6 +117,7 @@ pub const ENROLLMENT: &str = "sequence_enrollment";
 
 /// One step of a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Step {
     /// Create a record; the output is its `id`.
@@ -332,6 +338,7 @@ impl Step {
 
 /// The chain a rules worker runs: the steps, and the object of the triggering record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Chain {
     /// The rule's name (keys what it keeps between runs).

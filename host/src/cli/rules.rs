@@ -12,37 +12,7 @@ use super::Paths;
 use super::client::{Client, print_json, segment};
 use crate::service::staging::Dataset;
 
-/// The presets: the eight templates written as rules, one file each.
-pub const PRESETS: &[(&str, &str)] = &[
-    (
-        "stale-lead-alerter",
-        include_str!("../../../examples/rules/stale-lead-alerter.toml"),
-    ),
-    (
-        "deal-stage-notifier",
-        include_str!("../../../examples/rules/deal-stage-notifier.toml"),
-    ),
-    (
-        "renewal-reminder",
-        include_str!("../../../examples/rules/renewal-reminder.toml"),
-    ),
-    (
-        "win-loss-logger",
-        include_str!("../../../examples/rules/win-loss-logger.toml"),
-    ),
-    (
-        "meeting-no-show-follow-up",
-        include_str!("../../../examples/rules/meeting-no-show-follow-up.toml"),
-    ),
-    (
-        "quota-milestone-alert",
-        include_str!("../../../examples/rules/quota-milestone-alert.toml"),
-    ),
-    (
-        "enterprise-lead-routing",
-        include_str!("../../../examples/rules/enterprise-lead-routing.toml"),
-    ),
-];
+use crate::rules::PRESETS;
 
 /// `roster rules` subcommands.
 #[derive(Debug, Subcommand)]
@@ -112,6 +82,8 @@ pub enum RulesCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Print the JSON Schema of rule files (for editors: completion and checks as you type).
+    Schema,
     /// List the saved rules.
     List,
     /// Show a saved rule: its versions, what is deployed and its readiness.
@@ -155,9 +127,12 @@ pub(super) fn rules(paths: &Paths, command: RulesCommand) -> anyhow::Result<Exit
     {
         return new(name.as_deref(), from, out.as_deref(), *list);
     }
+    if let RulesCommand::Schema = &command {
+        return print_json(&crate::rules::schema());
+    }
     let client = Client::open(paths)?;
     match command {
-        RulesCommand::New { .. } => unreachable!("handled above"),
+        RulesCommand::New { .. } | RulesCommand::Schema => unreachable!("handled above"),
         RulesCommand::Validate { file, json } => {
             let answer = client.post(
                 "/v1/rules/check",

@@ -42,6 +42,7 @@ pub(super) enum Nav {
     Value,
     Approvals,
     Workers,
+    Rules,
     Install,
     Audit,
     People,
@@ -49,11 +50,12 @@ pub(super) enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 8] = [
+    const ALL: [Nav; 9] = [
         Nav::Dashboard,
         Nav::Value,
         Nav::Approvals,
         Nav::Workers,
+        Nav::Rules,
         Nav::Install,
         Nav::Audit,
         Nav::People,
@@ -66,6 +68,7 @@ impl Nav {
             Nav::Value => "Value",
             Nav::Approvals => "Approvals",
             Nav::Workers => "Workers",
+            Nav::Rules => "Rules",
             Nav::Install => "Install",
             Nav::Audit => "Audit",
             Nav::People => "People",
@@ -79,6 +82,7 @@ impl Nav {
             Nav::Value => "/value",
             Nav::Approvals => "/approvals",
             Nav::Workers => "/workers",
+            Nav::Rules => "/rules",
             Nav::Install => "/install",
             Nav::Audit => "/audit",
             Nav::People => "/people",
@@ -94,7 +98,7 @@ impl Nav {
                 v.may_host(Operation::ApprovalsList)
                     || !v.domains_where(Operation::ApprovalsList).is_empty()
             }
-            Nav::Workers => v.may_host(Operation::InventoryView),
+            Nav::Workers | Nav::Rules => v.may_host(Operation::InventoryView),
             Nav::Install => v.may_host(Operation::GrantsChange),
             Nav::Audit => v.may_host(Operation::AuditRead),
             Nav::People => v.may_host(Operation::PeopleRead),

@@ -257,3 +257,29 @@ fn steps_that_need_a_record_say_so_on_record_less_triggers() {
     );
     assert!(e[1].contains("the trigger is not about a record"), "{e:?}");
 }
+
+#[test]
+fn the_documented_json_schema_is_the_rule_files_own() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/rules.schema.json");
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    let schema = format!("{}\n", serde_json::to_string_pretty(&schema()).unwrap());
+    assert!(
+        written == schema,
+        "{} is not the schema of rule files; write it again with `roster rules schema > docs/rules.schema.json`",
+        path.display()
+    );
+    // It describes every step and the header's fields.
+    for action in [
+        "create",
+        "update",
+        "notify",
+        "assign",
+        "log-activity",
+        "sequence",
+        "request-approval",
+        "emit",
+    ] {
+        assert!(schema.contains(&format!("\"{action}\"")), "{action}");
+    }
+    assert!(schema.contains("\"owner-in-team\"") && schema.contains("\"principal\""));
+}

@@ -210,25 +210,8 @@ impl Service {
             })?,
         };
         // The rules worker may reach only what its manifest requests.
-        let objects: Vec<String> = checked
-            .reads
-            .keys()
-            .chain(checked.writes.keys())
-            .chain(checked.creates.iter())
-            .cloned()
-            .collect();
-        if let Some(w) = self
-            .shared
-            .workers()
-            .values()
-            .find(|w| w.config.manifest.plugin.id == RULES_PLUGIN)
-            && let Some(records) = &w.config.manifest.capabilities.records
-        {
-            let beyond: Vec<String> = objects
-                .into_iter()
-                .filter(|o| !records.objects.contains_key(o))
-                .map(|o| format!("the rules worker does not reach `{o}` records (its manifest lists the objects it may)"))
-                .collect();
+        if let Some(manifest) = self.rules_reach() {
+            let beyond = beyond_reach(&file, &checked, &manifest);
             if !beyond.is_empty() {
                 return Err(refused(beyond));
             }
@@ -240,6 +223,24 @@ impl Service {
             checked,
             principal,
         })
+    }
+
+    /// The manifest of the rules worker: an installed rule's, else the one last pulled,
+    /// else pulled now (`None` when no registry offers it: what a rule may reach is then
+    /// checked when it is tried or deployed).
+    fn rules_reach(&self) -> Option<crate::sandbox::manifest::Manifest> {
+        if let Some(w) = self
+            .shared
+            .workers()
+            .values()
+            .find(|w| w.config.manifest.plugin.id == RULES_PLUGIN)
+        {
+            return Some(w.config.manifest.clone());
+        }
+        if let Some(m) = self.shared.rules_manifest.lock().ok()?.clone() {
+            return Some(m);
+        }
+        self.rules_plugin().ok().map(|v| v.manifest)
     }
 
     /// The principal most of a domain's installed workers act as.
@@ -404,6 +405,9 @@ impl Service {
                 "{reference} is plugin `{}`, not the rules worker `{RULES_PLUGIN}`",
                 verified.manifest.plugin.id
             )));
+        }
+        if let Ok(mut kept) = self.shared.rules_manifest.lock() {
+            *kept = Some(verified.manifest.clone());
         }
         Ok(verified)
     }
@@ -651,6 +655,61 @@ impl Service {
             .set_rule_deployed(&rule.name, v.version, rollback, event)?;
         self.rule_view(&rule.name)
     }
+}
+
+/// What a rule needs beyond what the rules worker's manifest requests, each problem
+/// naming its step where one step is the cause.
+fn beyond_reach(
+    file: &RuleFile,
+    checked: &Checked,
+    manifest: &crate::sandbox::manifest::Manifest,
+) -> Vec<String> {
+    let caps = &manifest.capabilities;
+    let mut problems = Vec::new();
+    let channels: Vec<&str> = caps
+        .notify
+        .iter()
+        .flat_map(|n| n.channels.iter().map(|c| c.as_str()))
+        .collect();
+    for (i, step) in file.steps.iter().enumerate() {
+        match step {
+            roster_rules::Step::Notify { channel, .. } if !channels.contains(&channel.as_str()) => {
+                problems.push(format!(
+                    "{}: channel `{channel}` is not granted to the rules worker (its manifest allows {})",
+                    step.place(i + 1),
+                    if channels.is_empty() { "none".to_string() } else { channels.join(", ") }
+                ));
+            }
+            roster_rules::Step::Emit { topic, .. }
+                if !caps.signals.as_ref().is_some_and(|s| s.may_emit(topic)) =>
+            {
+                problems.push(format!(
+                    "{}: topic `{topic}` is not granted to the rules worker",
+                    step.place(i + 1)
+                ));
+            }
+            _ => {}
+        }
+    }
+    let objects = caps.records.as_ref().map(|r| &r.objects);
+    let touched: BTreeSet<&String> = checked
+        .reads
+        .keys()
+        .chain(checked.writes.keys())
+        .chain(checked.creates.iter())
+        .collect();
+    for o in touched {
+        match objects.and_then(|objects| objects.get(o)) {
+            None => problems.push(format!(
+                "the rules worker does not reach `{o}` records (its manifest lists the objects it may)"
+            )),
+            Some(scope) if checked.creates.contains(o) && !scope.create => problems.push(format!(
+                "the rules worker may not create `{o}` records"
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
 }
 
 /// What a rule touches, line by line.

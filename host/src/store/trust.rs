@@ -23,6 +23,7 @@ use super::{Store, StoreError, append_governance_in, decode};
     Serialize,
     Deserialize,
     utoipa::ToSchema,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {

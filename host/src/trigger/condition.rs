@@ -36,7 +36,7 @@ use crate::store::ConditionResult;
 use crate::value::{FieldValue, Record};
 
 /// A condition as written in configuration: exactly one of its keys is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConditionSpec {
     /// Every condition holds.

@@ -244,6 +244,12 @@ fn the_console_runs_reviews_installs_and_stops_workers_in_a_real_browser() {
         .unwrap()
         .clone();
 
+    // A lead the built rule is tried on: an EMEA enterprise lead.
+    api.post(
+        "/v1/records/lead",
+        &json!({ "id": "L-CONSOLE-SAMPLE", "owner": "bob", "fields": { "name": "Sample Lead", "company": "Sample Co", "employees": 800, "status": "open" } }),
+    );
+
     // The browser.
     let removed_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,6 +266,8 @@ fn the_console_runs_reviews_installs_and_stops_workers_in_a_real_browser() {
         .env("VIEWER_LINK", api.login_link("vic@demo.example"))
         .env("INSTALL_REFERENCE", &reference)
         .env("KILL_DOMAIN", &kill_domain)
+        .env("SAMPLE_LEAD", "lead/L-CONSOLE-SAMPLE")
+        .env("ADMIN_TOKEN", &api.token)
         .env("ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .output()
@@ -404,6 +412,71 @@ fn the_console_runs_reviews_installs_and_stops_workers_in_a_real_browser() {
             .starts_with("seq,hash,")
     );
     assert_eq!(results["afterSignOut"], "/login");
+
+    // The rule built in the browser: the misspelt field caught as it was typed, the rule
+    // tried on the sample lead, deployed; it fired on the EMEA lead and not the NA one.
+    let problem = results["ruleLiveProblem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("step 3 (notify)") && problem.contains("nmae"),
+        "{results:#}"
+    );
+    assert_eq!(
+        results["ruleMessage"],
+        "New enterprise lead {{lead.name}} from {{lead.company}}"
+    );
+    let tried = results["ruleTried"].as_str().unwrap_or_default();
+    assert!(
+        tried.contains("1 ran") && tried.contains("0 failed"),
+        "{tried}"
+    );
+    assert_eq!(
+        results["ruleTriedActions"],
+        json!(["records.update", "records.create", "notify.send"]),
+        "{results:#}"
+    );
+    assert_eq!(results["ruleDeployed"], true);
+    let runs = &results["ruleRuns"];
+    let fired = &runs["lead/L-CONSOLE-1"];
+    let actions: Vec<String> = fired["report"]["actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the rule did not run on L-CONSOLE-1: {runs:#}"))
+        .iter()
+        .filter(|a| a["kind"] == "effect")
+        .map(|a| {
+            format!(
+                "{}.{} {}",
+                a["capability"].as_str().unwrap(),
+                a["operation"].as_str().unwrap(),
+                a["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // Round-robin: the owner is whoever's turn it was (the demo's own leads take turns
+    // too), and the Slack post goes to that owner.
+    let summary = fired["report"]["outcome"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    let owner = ["ann", "bob"]
+        .into_iter()
+        .find(|o| summary.contains(&format!("assigned lead/L-CONSOLE-1 to {o};")))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(
+        actions,
+        [
+            "records.update lead/L-CONSOLE-1".to_string(),
+            "records.create task".to_string(),
+            format!("notify.send slack:{owner}"),
+        ],
+        "{runs:#}"
+    );
+    let logs = fired["report"]["logs"].to_string();
+    assert!(
+        logs.contains("New enterprise lead Lead L-CONSOLE-1 from Console Corp"),
+        "{logs}"
+    );
+    let skipped = &runs["lead/L-CONSOLE-2"];
+    assert_eq!(skipped["detail"], "conditions not met", "{runs:#}");
+    assert!(skipped["report"].is_null());
 
     // The installed worker runs.
     assert_eq!(results["installed"], install.as_str());

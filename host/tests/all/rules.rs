@@ -37,7 +37,20 @@ fn key() -> ed25519_dalek::SigningKey {
 /// `roster/<package>:<version>`; returns the reference.
 fn publish(registry: &Registry, package: &str, component: &str) -> String {
     let manifest = repo().join("plugins").join(package).join("worker.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
+    publish_as(
+        registry,
+        package,
+        component,
+        &std::fs::read_to_string(&manifest).unwrap(),
+    )
+}
+
+/// Signs and pushes a first-party plugin's component under the manifest `text`.
+fn publish_as(registry: &Registry, package: &str, component: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("worker.toml");
+    std::fs::write(&manifest, text).unwrap();
+    let text = text.to_string();
     let version = roster_host::Manifest::parse(&manifest, &text)
         .unwrap()
         .plugin
@@ -355,7 +368,15 @@ fn the_quota_milestone_preset_does_what_the_template_does() {
 #[test]
 fn a_rule_is_refused_on_save_naming_the_step_and_nothing_is_deployed() {
     let registry = Registry::start();
-    publish(&registry, "rules", artifacts::RULES);
+    // A rules worker whose publisher allows in-app and email only.
+    let manifest = std::fs::read_to_string(repo().join("plugins/rules/worker.toml")).unwrap();
+    let narrowed = manifest.replacen(
+        "channels = [\"in-app\", \"email\", \"sms\", \"slack\", \"teams\"]",
+        "channels = [\"in-app\", \"email\"]",
+        1,
+    );
+    assert_ne!(narrowed, manifest);
+    publish_as(&registry, "rules", artifacts::RULES, &narrowed);
     let b = Business::open(&registry);
     let routing = preset("enterprise-lead-routing");
     let refused = |text: &str| match b.service.save_rule(text, "test") {
@@ -383,6 +404,14 @@ fn a_rule_is_refused_on_save_naming_the_step_and_nothing_is_deployed() {
     assert!(
         p[0].starts_with("step 3 (notify): `fax` is not a channel"),
         "{p:?}"
+    );
+    // A channel the rules worker is not granted.
+    let p = refused(&routing);
+    assert_eq!(
+        p,
+        [
+            "step 3 (notify): channel `slack` is not granted to the rules worker (its manifest allows in-app, email)"
+        ]
     );
     // A cycle of signals.
     let p = refused(
@@ -714,4 +743,56 @@ fn the_routing_rule_applied_through_the_cli_fires_only_on_a_matching_lead() {
     assert!(record.contains("\"owner\": \"ann\""), "{record}");
     let (status, _) = up.interrupt();
     assert!(status.success());
+}
+
+/// Every preset is valid against the documented JSON Schema (checked by Python's
+/// `jsonschema`, which the API tests' schemathesis installs), and a misspelt step is not.
+#[test]
+fn the_presets_follow_the_documented_json_schema() {
+    let script = r#"
+import json, sys, tomllib
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+validator = jsonschema.Draft202012Validator(schema)
+for path in sys.argv[2:]:
+    with open(path, "rb") as f:
+        rule = tomllib.load(f)
+    errors = sorted(e.message for e in validator.iter_errors(rule))
+    print(json.dumps({"file": path, "errors": errors}))
+"#;
+    let work = tempfile::tempdir().unwrap();
+    let bad = work.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        preset("enterprise-lead-routing").replacen("action = \"notify\"", "action = \"nofity\"", 1),
+    )
+    .unwrap();
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(repo().join("examples/rules"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(repo().join("docs/rules.schema.json"))
+        .args(&files)
+        .arg(&bad)
+        .output()
+        .expect("python3 runs (apt-get install -y python3)");
+    assert!(
+        out.status.success(),
+        "python3 with jsonschema is needed (python3 -m pip install schemathesis==4.32.5): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), files.len() + 1);
+    for r in &results[..files.len()] {
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    }
+    assert_ne!(results[files.len()]["errors"], serde_json::json!([]));
 }

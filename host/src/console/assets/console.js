@@ -40,7 +40,56 @@
     }
 
     inbox();
+    ruleBuilder();
   });
+
+  // The rule builder: a choice that changes the form redraws it, a merge field goes where
+  // you are typing, and the rule is checked as it is written.
+  function ruleBuilder() {
+    const form = document.querySelector("form[data-rule-builder]");
+    if (!form) return;
+    for (const field of form.querySelectorAll("select[data-refresh]")) {
+      field.addEventListener("change", function () { form.requestSubmit(); });
+    }
+    let target = null;
+    form.addEventListener("focusin", function (event) {
+      if (event.target.matches("input:not([type]), input[type=text], textarea")) target = event.target;
+    });
+    for (const button of form.querySelectorAll("[data-merge]")) {
+      button.addEventListener("click", function () {
+        if (!target) return;
+        const text = button.dataset.merge;
+        const at = target.selectionStart ?? target.value.length;
+        const end = target.selectionEnd ?? at;
+        target.value = target.value.slice(0, at) + text + target.value.slice(end);
+        target.focus();
+        target.setSelectionRange(at + text.length, at + text.length);
+        target.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    }
+    const panel = document.getElementById("rule-check");
+    let timer = null;
+    let sent = 0;
+    form.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        const mine = ++sent;
+        fetch("/rules/check", {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams(new FormData(form)),
+          credentials: "same-origin",
+        })
+          .then(function (answer) { return answer.ok ? answer.text() : ""; })
+          .then(function (html) {
+            if (html && mine === sent && panel) {
+              panel.innerHTML = html;
+              panel.dataset.checked = String(mine);
+            }
+          });
+      }, 400);
+    });
+  }
 
   // The approvals inbox: j / k move, a approves, e edits, r rejects, ? shows the keys.
   function inbox() {
