@@ -283,3 +283,23 @@ fn the_documented_json_schema_is_the_rule_files_own() {
     }
     assert!(schema.contains("\"owner-in-team\"") && schema.contains("\"principal\""));
 }
+
+#[test]
+fn a_merge_field_may_read_a_related_record() {
+    let rule = |message: &str| {
+        checked(&format!(
+            "[rule]\nname = \"r\"\ndomain = \"revenue\"\n\n[[triggers]]\non = \"record-created\"\nobject = \"opportunity\"\n\n[[steps]]\naction = \"notify\"\nchannel = \"in-app\"\nto = [\"ann\"]\nmessage = \"{message}\"\n"
+        ))
+    };
+    let ok = rule("{{opportunity.name}} at {{opportunity.account.name}}").unwrap();
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(ok.reads["opportunity"], set(&["account_id", "name"]));
+    assert_eq!(ok.reads["account"], set(&["name"]));
+    let e = rule("{{opportunity.acount.name}}").unwrap_err();
+    assert!(
+        e[0].contains("`acount` is not a field or a related record"),
+        "{e:?}"
+    );
+    let e = rule("{{opportunity.account.nmae}}").unwrap_err();
+    assert!(e[0].contains("nmae"), "{e:?}");
+}

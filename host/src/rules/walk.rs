@@ -112,8 +112,29 @@ impl Walk<'_> {
                 let Some(field) = path.get(1) else {
                     return Err(format!("name a field of `{object}`"));
                 };
-                if path.len() > 2 {
-                    return Err(format!("`{field}` has no parts"));
+                if let Some(part) = path.get(2) {
+                    // A related record: `{{opportunity.account.name}}` reads the account
+                    // the opportunity's `account_id` names.
+                    if path.len() > 3 {
+                        return Err(format!("`{field}.{part}` has no parts"));
+                    }
+                    let link = format!("{field}_id");
+                    if self.schema.object(field).is_err()
+                        || self.schema.field(&object, &link).is_err()
+                    {
+                        return Err(format!(
+                            "`{field}` is not a field or a related record of `{object}` (a related record is named by a `<object>_id` field)"
+                        ));
+                    }
+                    if part != "id" && part != OWNER {
+                        self.schema.field(field, part).map_err(|e| e.to_string())?;
+                        self.reads
+                            .entry(field.clone())
+                            .or_default()
+                            .insert(part.clone());
+                    }
+                    self.reads.entry(object).or_default().insert(link);
+                    return Ok(());
                 }
                 if field == "id" || field == OWNER {
                     // Every record carries its id and owner.

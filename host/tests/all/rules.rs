@@ -796,3 +796,54 @@ for path in sys.argv[2:]:
     }
     assert_ne!(results[files.len()]["errors"], serde_json::json!([]));
 }
+
+/// A merge field of a related record is filled from that record (the account an
+/// opportunity's `account_id` names), and shows empty when the link names none.
+#[test]
+fn a_related_record_fills_its_merge_fields() {
+    let registry = Registry::start();
+    publish(&registry, "rules", artifacts::RULES);
+    let b = Business::open(&registry);
+    let rule = r#"
+[rule]
+name = "deal-heads-up"
+domain = "revenue"
+
+[[triggers]]
+on = "record-created"
+object = "opportunity"
+
+[[steps]]
+action = "notify"
+channel = "in-app"
+to = ["ann"]
+message = "{{opportunity.name}} for {{opportunity.account.name | default: no account}}"
+"#;
+    b.service.save_rule(rule, "test").unwrap();
+    let dataset: Dataset = serde_json::from_value(serde_json::json!({
+        "records": [
+            { "object": "account", "id": "A-X", "owner": "ann", "fields": { "name": "Globex Corporation" } },
+            { "object": "opportunity", "id": "O-X", "owner": "ann", "fields": { "name": "Renewal", "account_id": "A-X" } },
+            { "object": "opportunity", "id": "O-Y", "owner": "ann", "fields": { "name": "Orphan" } }
+        ]
+    }))
+    .unwrap();
+    let report = b
+        .service
+        .test_rule("deal-heads-up", None, &dataset, "test")
+        .unwrap();
+    let bodies: Vec<String> = report
+        .runs
+        .iter()
+        .flat_map(|r| r.report.iter())
+        .flat_map(|r| r.actions.iter())
+        .filter_map(|a| a.proposal.as_ref())
+        .map(|p| p["body"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["Renewal for Globex Corporation", "Orphan for no account"],
+        "{report:#?}"
+    );
+    b.service.shutdown();
+}

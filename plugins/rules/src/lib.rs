@@ -106,13 +106,33 @@ impl Run<'_> {
     /// (the host checked every such field exists); anything else unknown is an error.
     fn render(&mut self, text: &str) -> Result<String, WorkerError> {
         let template = Template::parse(text).map_err(|e| invalid(e.to_string()))?;
+        for (path, _) in template.fields() {
+            self.related(path)?;
+        }
         if let Some(object) = &self.chain.object {
             for (path, _) in template.fields() {
-                if path.len() == 2 && (path[0] == *object || path[0] == "record") {
-                    for root in [object.as_str(), "record"] {
-                        if let Some(Json::Object(r)) = self.context.get_mut(root) {
+                if !(path[0] == *object || path[0] == "record") {
+                    continue;
+                }
+                for root in [object.as_str(), "record"] {
+                    let Some(Json::Object(r)) = self.context.get_mut(root) else {
+                        continue;
+                    };
+                    match path.len() {
+                        2 => {
                             r.entry(path[1].clone()).or_insert(Json::Null);
                         }
+                        // A related record that is not there shows its fields empty.
+                        3 => {
+                            let related = r.entry(path[1].clone()).or_insert(Json::Null);
+                            if !related.is_object() {
+                                *related = json!({});
+                            }
+                            if let Json::Object(fields) = related {
+                                fields.entry(path[2].clone()).or_insert(Json::Null);
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -122,6 +142,42 @@ impl Run<'_> {
             .map_err(|e: TemplateError| invalid(e.to_string()))
     }
 
+    /// Reads the related record a three-part path names (`opportunity.account.name`:
+    /// the account the opportunity's `account_id` names) into the context, once. A link
+    /// that is empty or names no record leaves it null.
+    fn related(&mut self, path: &[String]) -> Result<(), WorkerError> {
+        let Some(object) = self.chain.object.clone() else {
+            return Ok(());
+        };
+        if path.len() != 3 || (path[0] != object && path[0] != "record") {
+            return Ok(());
+        }
+        let relation = &path[1];
+        let record = &self.context[object.as_str()];
+        if record.get(relation).is_some_and(|r| !r.is_null()) || record.is_null() {
+            return Ok(());
+        }
+        let link = record
+            .get(format!("{relation}_id"))
+            .and_then(Json::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string);
+        let found = match link {
+            None => Json::Null,
+            Some(id) => match records::get(relation, &id) {
+                Ok(r) => record_json(&r),
+                Err(WorkerError::NotFound(_)) => Json::Null,
+                Err(e) => return Err(e),
+            },
+        };
+        for root in [object.as_str(), "record"] {
+            if let Some(Json::Object(r)) = self.context.get_mut(root) {
+                r.insert(relation.clone(), found.clone());
+            }
+        }
+        Ok(())
+    }
+
     /// The value of a template that is one placeholder without formats, as it is (a
     /// number stays a number, a list a list, a point in time a timestamp).
     fn raw(&mut self, text: &str) -> Result<Option<Value>, WorkerError> {
@@ -129,6 +185,7 @@ impl Run<'_> {
         let Some(path) = template.single() else {
             return Ok(None);
         };
+        self.related(path)?;
         let found = roster_rules::template::lookup(&self.context, path).cloned();
         Ok(match found {
             None | Some(Json::Null) => {
