@@ -300,6 +300,13 @@ pub fn check(
                         );
                         walk.template(&at, &format!("field `{field}`"), option);
                     }
+                    // Adding to a value reads it first.
+                    for field in increment.keys().chain(append.keys()) {
+                        walk.reads
+                            .entry(target.clone())
+                            .or_default()
+                            .insert(field.clone());
+                    }
                     for field in clear {
                         walk.field_of(&at, &target, field, &[], "");
                     }
@@ -514,6 +521,11 @@ pub fn check(
                 if approval.is_some() {
                     walk.problems
                         .push(format!("{at}: a rule requests approval once"));
+                }
+                if step.when().is_some() {
+                    walk.problems.push(format!(
+                        "{at}: the steps after an approval are always held; a request-approval step takes no `when`"
+                    ));
                 }
                 let before: BTreeSet<_> = file.steps[..i]
                     .iter()

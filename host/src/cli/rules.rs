@@ -240,12 +240,7 @@ fn new(name: Option<&str>, from: &str, out: Option<&Path>, list: bool) -> anyhow
     let Some(name) = name else {
         bail!("name the rule: `roster rules new NAME [--from PRESET]`");
     };
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
+    if !crate::rules::is_name(name) {
         bail!("rule name `{name}`: use 1 to 64 lower-case letters, digits, `-` or `_`");
     }
     let Some((_, text)) = PRESETS.iter().find(|(p, _)| *p == from) else {
@@ -258,16 +253,13 @@ fn new(name: Option<&str>, from: &str, out: Option<&Path>, list: bool) -> anyhow
                 .join(", ")
         );
     };
-    let mut table: toml::Table = toml::from_str(text).context("the preset")?;
+    let table: toml::Table = toml::from_str(text).context("the preset")?;
     let original = table
         .get("rule")
         .and_then(|r| r.get("name"))
         .and_then(|n| n.as_str())
         .unwrap_or_default()
         .to_string();
-    if let Some(toml::Value::Table(rule)) = table.get_mut("rule") {
-        rule.insert("name".into(), name.into());
-    }
     // Keep the preset's comments: only the name line changes.
     let written = text.replacen(
         &format!("name = \"{original}\""),

@@ -302,4 +302,25 @@ fn a_merge_field_may_read_a_related_record() {
     );
     let e = rule("{{opportunity.account.nmae}}").unwrap_err();
     assert!(e[0].contains("nmae"), "{e:?}");
+    let e = rule("{{opportunity.account.owner}}").unwrap_err();
+    assert!(
+        e[0].contains("its id is `{{opportunity.account_id}}`"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn adding_to_a_value_reads_it_and_an_approval_takes_no_condition() {
+    let rule = checked(&format!(
+        "{ROUTING}\n[[steps]]\naction = \"update\"\nincrement = {{ score = 1 }}\nappend = {{ tags = \"enterprise\" }}\n"
+    ))
+    .unwrap();
+    let lead = &rule.reads["lead"];
+    assert!(lead.contains("score") && lead.contains("tags"), "{lead:?}");
+    assert!(rule.scopes().records.unwrap().objects["lead"].may_read("score"));
+    let e = checked(&format!(
+        "{ROUTING}\n[[steps]]\naction = \"request-approval\"\nreason = \"big\"\nwhen = {{ field = \"employees\", op = \"greater-than\", value = 5000 }}\n\n[[steps]]\naction = \"log-activity\"\nsubject = \"x\"\n"
+    ))
+    .unwrap_err();
+    assert!(e[0].contains("takes no `when`"), "{e:?}");
 }

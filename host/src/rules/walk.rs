@@ -126,13 +126,16 @@ impl Walk<'_> {
                             "`{field}` is not a field or a related record of `{object}` (a related record is named by a `<object>_id` field)"
                         ));
                     }
-                    if part != "id" && part != OWNER {
-                        self.schema.field(field, part).map_err(|e| e.to_string())?;
-                        self.reads
-                            .entry(field.clone())
-                            .or_default()
-                            .insert(part.clone());
+                    if part == "id" || part == OWNER {
+                        return Err(format!(
+                            "a related record's `{part}` is not a merge field; its id is `{{{{{object}.{link}}}}}`"
+                        ));
                     }
+                    self.schema.field(field, part).map_err(|e| e.to_string())?;
+                    self.reads
+                        .entry(field.clone())
+                        .or_default()
+                        .insert(part.clone());
                     self.reads.entry(object).or_default().insert(link);
                     return Ok(());
                 }

@@ -90,17 +90,42 @@ fn domain_of(text: &str) -> Resource {
     }
 }
 
-/// The domain a saved rule works in.
-fn saved_domain(caller: &Caller, name: &str) -> ApiResult<Resource> {
-    let rule = caller
-        .service()
-        .store()
-        .rule(name)?
-        .ok_or_else(|| ApiError::not_found(format!("no rule is named `{name}`")))?;
-    Ok(rule
-        .latest()
-        .map(|v| domain_of(&v.text))
-        .unwrap_or(Resource::Host))
+/// The domains a saved rule's versions work in (any of them may be tried, deployed or
+/// rolled back to); none when no rule has the name.
+fn saved_domains(caller: &Caller, name: &str) -> ApiResult<Vec<Resource>> {
+    let Some(rule) = caller.service().store().rule(name)? else {
+        return Ok(Vec::new());
+    };
+    let mut domains: Vec<Resource> = Vec::new();
+    for v in &rule.versions {
+        let d = domain_of(&v.text);
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(domains)
+}
+
+/// The caller may perform `operation` on every domain of the saved rule `name` (404
+/// when there is none).
+fn may_on_rule(caller: &Caller, operation: Operation, name: &str) -> ApiResult<()> {
+    let domains = saved_domains(caller, name)?;
+    if domains.is_empty() {
+        return Err(ApiError::not_found(format!("no rule is named `{name}`")));
+    }
+    for d in &domains {
+        let resource = match (operation, d) {
+            // A dry run is asked about the worker the rule would be.
+            (Operation::StagingRun, Resource::Domain(domain)) => Resource::Worker {
+                name: name.to_string(),
+                domain: domain.clone(),
+                owners: Vec::new(),
+            },
+            _ => d.clone(),
+        };
+        caller.may_on(operation, &resource)?;
+    }
+    Ok(())
 }
 
 #[utoipa::path(
@@ -153,6 +178,15 @@ pub(super) async fn check(caller: Caller, body: Body<RuleText>) -> ApiResult<Jso
 pub(super) async fn save(caller: Caller, body: Body<RuleText>) -> ApiResult<Json<RuleView>> {
     let request = body.read()?;
     caller.may_on(Operation::GrantsChange, &domain_of(&request.text))?;
+    // A new version of an existing rule changes what runs in its domains too.
+    let name = toml::from_str::<toml::Table>(&request.text)
+        .ok()
+        .and_then(|t| t.get("rule")?.get("name")?.as_str().map(str::to_string));
+    if let Some(name) = name {
+        for d in saved_domains(&caller, &name)? {
+            caller.may_on(Operation::GrantsChange, &d)?;
+        }
+    }
     let view = caller
         .run(move |service, account| Ok(service.save_rule(&request.text, &account.id)?))
         .await?;
@@ -193,17 +227,12 @@ pub(super) async fn test(
     caller: Caller,
     body: Body<RuleTrial>,
 ) -> ApiResult<Json<RuleDryRun>> {
-    // A dry run is asked about the worker the rule would be.
-    let resource = match saved_domain(&caller, &name)? {
-        Resource::Domain(domain) => Resource::Worker {
-            name: name.clone(),
-            domain,
-            owners: Vec::new(),
-        },
-        other => other,
-    };
-    caller.may_on(Operation::StagingRun, &resource)?;
+    may_on_rule(&caller, Operation::StagingRun, &name)?;
     let trial = body.read()?;
+    // Trying a rule on live records shows their values.
+    if !trial.sample.is_empty() {
+        caller.may(Operation::RecordsRead)?;
+    }
     let dataset = match &trial.dataset {
         Some(d) => Some(
             serde_json::from_value::<Dataset>(d.clone())
@@ -244,7 +273,7 @@ pub(super) async fn deploy(
     caller: Caller,
     body: Body<RuleDeploy>,
 ) -> ApiResult<Json<RuleView>> {
-    caller.may_on(Operation::GrantsChange, &saved_domain(&caller, &name)?)?;
+    may_on_rule(&caller, Operation::GrantsChange, &name)?;
     let request = body.read()?;
     let view = caller
         .run(move |service, account| {
@@ -270,7 +299,7 @@ pub(super) async fn rollback(
     caller: Caller,
     body: Body<RuleRollback>,
 ) -> ApiResult<Json<RuleView>> {
-    caller.may_on(Operation::GrantsChange, &saved_domain(&caller, &name)?)?;
+    may_on_rule(&caller, Operation::GrantsChange, &name)?;
     let request = body.read()?;
     let view = caller
         .run(move |service, account| {

@@ -144,7 +144,7 @@ impl Service {
                 check.domain = Some(file.rule.domain.clone());
             }
         }
-        match self.compile_rule(text) {
+        match self.compile_rule(text, false) {
             Ok(c) => {
                 check.valid = true;
                 check.touches = touches(&c.checked);
@@ -176,7 +176,10 @@ impl Service {
         )
     }
 
-    fn compile_rule(&self, text: &str) -> Result<Compiled, Error> {
+    /// Reads and checks a rule file. With `pull`, a rules worker not seen yet is pulled
+    /// from a registry to learn what a rule may reach (saving does; checking as a rule is
+    /// typed does not).
+    fn compile_rule(&self, text: &str, pull: bool) -> Result<Compiled, Error> {
         let config = self.current_config();
         let (table, file) = parse(text).map_err(refused)?;
         let named = serde_json::from_value::<Domain>(json!(file.rule.domain));
@@ -210,6 +213,11 @@ impl Service {
             })?,
         };
         // The rules worker may reach only what its manifest requests.
+        if pull && self.rules_reach().is_none() {
+            // Pulling keeps its manifest for the next checks; a registry that does not
+            // answer leaves the reach to be checked when the rule is tried or deployed.
+            let _ = self.rules_plugin();
+        }
         if let Some(manifest) = self.rules_reach() {
             let beyond = beyond_reach(&file, &checked, &manifest);
             if !beyond.is_empty() {
@@ -225,9 +233,10 @@ impl Service {
         })
     }
 
-    /// The manifest of the rules worker: an installed rule's, else the one last pulled,
-    /// else pulled now (`None` when no registry offers it: what a rule may reach is then
-    /// checked when it is tried or deployed).
+    /// The manifest of the rules worker: an installed rule's, else the one last pulled
+    /// by a dry run or a deployment (`None` before either: what a rule may reach is then
+    /// checked when it is tried or deployed, which pull it). Checking never reaches a
+    /// registry.
     fn rules_reach(&self) -> Option<crate::sandbox::manifest::Manifest> {
         if let Some(w) = self
             .shared
@@ -237,10 +246,7 @@ impl Service {
         {
             return Some(w.config.manifest.clone());
         }
-        if let Some(m) = self.shared.rules_manifest.lock().ok()?.clone() {
-            return Some(m);
-        }
-        self.rules_plugin().ok().map(|v| v.manifest)
+        self.shared.rules_manifest.lock().ok()?.clone()
     }
 
     /// The principal most of a domain's installed workers act as.
@@ -271,7 +277,7 @@ impl Service {
     /// Checks and saves a rule file as the rule's next version (the same text as the
     /// newest version saves nothing). Nothing is deployed.
     pub fn save_rule(&self, text: &str, by: &str) -> Result<RuleView, Error> {
-        let c = self.compile_rule(text)?;
+        let c = self.compile_rule(text, true)?;
         let name = c.file.rule.name.clone();
         let version = RuleVersion {
             version: 0,
@@ -330,7 +336,7 @@ impl Service {
     }
 
     fn rule_readiness(&self, rule: &RuleSet, v: &RuleVersion) -> Vec<RuleReadinessItem> {
-        let compiled = self.compile_rule(&v.text);
+        let compiled = self.compile_rule(&v.text, false);
         let test = self.shared.store.rule_test(&rule.name, v.version);
         vec![
             RuleReadinessItem {
@@ -470,8 +476,8 @@ impl Service {
                 .latest()
                 .ok_or_else(|| Error::NotFound(format!("rule `{name}` has no version")))?,
         };
-        let c = self.compile_rule(&v.text)?;
         let verified = self.rules_plugin()?;
+        let c = self.compile_rule(&v.text, false)?;
         let config = self.current_config();
         let (digest, kept) = keep_component(&config, &verified.component)?;
         let (given, _) = self.rule_install(&c)?;
@@ -619,8 +625,8 @@ impl Service {
                 "give a reason for the deployment".into(),
             ));
         }
-        let c = self.compile_rule(&v.text)?;
         let verified = self.rules_plugin()?;
+        let c = self.compile_rule(&v.text, false)?;
         let (settings, sections) = self.rule_install(&c)?;
         let options = InstallOptions {
             name: Some(rule.name.clone()),

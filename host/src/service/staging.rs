@@ -118,8 +118,8 @@ pub fn dry_run(
         .collect();
     let mut events = dataset.events.clone();
     if events.is_empty() {
-        // One event per record, shaped like the worker's first record trigger: an update
-        // changes the fields it watches (from nothing to the record's values).
+        // One event per record: an update of the watched fields (from nothing to the
+        // record's values) when the worker has a record-updated trigger, else a creation.
         let watched = worker.triggers.iter().find_map(|t| match &t.kind {
             crate::trigger::TriggerKind::RecordUpdated { fields, .. } => Some(fields.clone()),
             _ => None,

@@ -456,7 +456,8 @@ fn relative(t: &str) -> Option<Value> {
     let sign = offset.chars().next().filter(|c| *c == '+' || *c == '-')?;
     let unit = offset.chars().last()?;
     let digits = offset.get(1..offset.len() - 1)?;
-    let n: i64 = digits.parse().ok()?;
+    // At most a u32 of days or hours: no overflow whatever was typed.
+    let n = i64::from(digits.parse::<u32>().ok()?);
     let n = if sign == '-' { -n } else { n };
     let mut table = Table::new();
     match unit {
@@ -613,5 +614,13 @@ mod tests {
         assert_eq!(t["from"], Value::String("{{account.renewal_date}}".into()));
         assert!(matches!(typed("+4h"), Value::Table(t) if t["in-hours"] == Value::Integer(4)));
         assert_eq!(typed("+x"), Value::String("+x".into()));
+        assert_eq!(
+            typed("--9223372036854775808d"),
+            Value::String("--9223372036854775808d".into())
+        );
+        assert_eq!(
+            typed("+99999999999d"),
+            Value::String("+99999999999d".into())
+        );
     }
 }
